@@ -1,0 +1,1 @@
+"""flowbot's GitHub-facing service: webhooks, GitHub access, commands, pages."""

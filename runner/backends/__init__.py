@@ -1,0 +1,1 @@
+"""Execution backends: where a task's container (or process) runs."""

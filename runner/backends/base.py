@@ -1,0 +1,81 @@
+"""The seam between the run engine and where tasks execute.
+
+The engine only speaks this interface; the Docker backend is the default, the
+process backend serves machines without Docker, and a distributed backend
+(Swarm services, Kubernetes Jobs) can be added by implementing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from runner.flows import PullPolicy
+
+# Labels every container carries, so the engine can find, reap and report them.
+LABEL_RUN = "dev.flowbot.run"
+LABEL_TASK = "dev.flowbot.task"
+LABEL_ATTEMPT = "dev.flowbot.attempt"
+LABEL_OWNER = "dev.flowbot.owner"  # which flowbot data dir owns it
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything a backend needs to start one attempt of one task."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+    image: str
+    argv: tuple[str, ...]  # e.g. ("sh", "-ec", "<rendered script>")
+    env: dict[str, str]  # secrets included; never logged
+    workspace: Path  # host dir holding this run's copy of the repository
+    workdir: str  # where the workspace appears to the task (container path)
+    output_file: Path  # host file the task appends key=value lines to ($FLOWBOT_OUTPUT)
+    network: str = "bridge"  # "none" | "bridge"
+    cpus: float | None = None
+    memory: str | None = None  # docker style: "256m", "1g"
+    pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Existing:
+    """A task execution the backend still knows about (for restart reconciliation)."""
+
+    handle: str
+    run_id: str
+    task_id: str
+    attempt: int
+    running: bool
+    exit_code: int | None
+
+
+class Backend(Protocol):
+    """Runs task attempts. Implementations must be safe to call from several threads."""
+
+    name: str
+
+    def prepare(self, spec: TaskSpec) -> None:
+        """Make the image available following ``spec.pull``; raise BackendError with a
+        message a user can act on (image missing with pull: never, pull failed)."""
+
+    def start(self, spec: TaskSpec) -> str:
+        """Start the attempt and return its handle (container id, pid...)."""
+
+    def logs(self, handle: str) -> Iterator[bytes]:
+        """Yield output chunks (stdout and stderr interleaved) until the task exits."""
+
+    def wait(self, handle: str, timeout: float | None) -> int | None:
+        """Block until exit and return the exit code, or None if ``timeout`` passed first."""
+
+    def kill(self, handle: str) -> None:
+        """Stop the attempt now (timeout, cancel). No error if it already ended."""
+
+    def remove(self, handle: str) -> None:
+        """Release everything the attempt holds. No error if already gone."""
+
+    def existing(self, owner: str) -> list[Existing]:
+        """Attempts labelled with ``owner`` that still exist, running or exited."""

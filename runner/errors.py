@@ -1,0 +1,56 @@
+"""The one exception tree of flowbot.
+
+Every error flowbot raises on purpose derives from :class:`FlowbotError`.
+Each class builds its message in ``__init__`` so callers never format error
+text themselves; the edges (CLI, HTTP, comments) turn them into exit codes,
+status codes or comment text.
+"""
+
+from __future__ import annotations
+
+
+class FlowbotError(Exception):
+    """Base of every error flowbot raises deliberately."""
+
+
+class FlowValidationError(FlowbotError):
+    """A flow file failed validation; ``diagnostics`` holds the positioned errors."""
+
+    def __init__(self, path: str, diagnostics: list[object]) -> None:
+        self.path = path
+        self.diagnostics = diagnostics
+        super().__init__(f"{path}: {len(diagnostics)} problem(s) found")
+
+
+class FlowNotFound(FlowbotError):
+    """No registered flow has the requested id."""
+
+    def __init__(self, flow_id: str, known: list[str] | None = None) -> None:
+        self.flow_id = flow_id
+        self.known = sorted(known or [])
+        super().__init__(f'no flow with id "{flow_id}"')
+
+
+class InputError(FlowbotError):
+    """A run input is missing, unknown or of the wrong type."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(f'input "{name}": {problem}')
+
+
+class BackendError(FlowbotError):
+    """The execution backend (Docker engine, process host) failed."""
+
+
+class StoreError(FlowbotError):
+    """The state store could not be opened or migrated."""
+
+
+class ConfigError(FlowbotError):
+    """A setting is missing or malformed."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        super().__init__(f"{name}: {problem}")

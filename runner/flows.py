@@ -1,0 +1,247 @@
+"""The flow model: typed, immutable views of a validated flow file.
+
+``schemas/flow.schema.json`` defines the syntax; :mod:`runner.validate` checks a
+file against it and the semantic rules. The functions here turn data that has
+already passed validation into these dataclasses, filling in defaults. They are
+pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in a duration such as ``90s``, ``10m`` or ``1h30m``; None if malformed."""
+    match = _DURATION.match(text)
+    if not text or match is None or not any(match.groups()):
+        return None
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+class InputType(StrEnum):
+    STRING = "string"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    CHOICE = "choice"
+
+
+class ConcurrencyPolicy(StrEnum):
+    QUEUE = "queue"
+    SKIP = "skip"
+    CANCEL = "cancel"
+
+
+class CatchUp(StrEnum):
+    NONE = "none"
+    LATEST = "latest"
+    ALL = "all"
+
+
+class PullPolicy(StrEnum):
+    IF_NOT_PRESENT = "if-not-present"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    type: InputType
+    required: bool = False
+    default: Any = None
+    description: str = ""
+    pattern: str | None = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Retry:
+    limit: int = 0
+    delay: float = 0.0
+    backoff: float = 1.0
+
+    def delay_before(self, retry_number: int) -> float:
+        """Seconds to wait before retry ``retry_number`` (1 = first retry)."""
+        return self.delay * self.backoff ** (retry_number - 1)
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float | None = None
+    memory: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    image: str
+    commands: tuple[str, ...] = ()
+    script: str | None = None
+    shell: str = "sh"
+    env: dict[str, str] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+    timeout: float | None = None
+    retry: Retry = Retry()
+    resources: Resources = Resources()
+    network: str = "bridge"
+    pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
+    workdir: str = "/workspace"
+    description: str = ""
+
+    @property
+    def source(self) -> str:
+        """The shell text the task runs: its script, or its commands one per line."""
+        return self.script if self.script is not None else "\n".join(self.commands)
+
+
+@dataclass(frozen=True)
+class ScheduleTrigger:
+    id: str
+    cron: str
+    timezone: str = "UTC"
+    inputs: dict[str, Any] = field(default_factory=dict)
+    catchup: CatchUp = CatchUp.LATEST
+    catchup_limit: int = 10
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    limit: int
+    policy: ConcurrencyPolicy = ConcurrencyPolicy.QUEUE
+
+
+@dataclass(frozen=True)
+class Notify:
+    status: bool = True
+    issue_on_failure: bool = True
+
+
+@dataclass(frozen=True)
+class Flow:
+    id: str
+    tasks: tuple[Task, ...]
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, InputSpec] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    triggers: tuple[ScheduleTrigger, ...] = ()
+    concurrency: Concurrency | None = None
+    timeout: float | None = None
+    errors: tuple[Task, ...] = ()
+    notify: Notify = Notify()
+    path: str = ""
+    data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def digest(self) -> str:
+        """A stable hash of the flow's definition, to tell changed flows from unchanged."""
+        canonical = json.dumps(self.data, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def task(self, task_id: str) -> Task:
+        for task in (*self.tasks, *self.errors):
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+
+def _duration(value: str | None) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
+def _retry(value: Any) -> Retry:
+    if value is None:
+        return Retry()
+    if isinstance(value, int):
+        return Retry(limit=value)
+    return Retry(
+        limit=value["limit"],
+        delay=_duration(value.get("delay")) or 0.0,
+        backoff=float(value.get("backoff", 1.0)),
+    )
+
+
+def task_from_data(data: dict[str, Any]) -> Task:
+    commands = data.get("commands") or ()
+    resources = data.get("resources") or {}
+    return Task(
+        id=data["id"],
+        image=data["image"],
+        commands=tuple(commands),
+        script=data.get("script"),
+        shell=data.get("shell", "sh"),
+        env=dict(data.get("env") or {}),
+        needs=tuple(data.get("needs") or ()),
+        timeout=_duration(data.get("timeout")),
+        retry=_retry(data.get("retries")),
+        resources=Resources(cpus=resources.get("cpus"), memory=resources.get("memory")),
+        network=data.get("network", "bridge"),
+        pull=PullPolicy(data.get("pull", "if-not-present")),
+        workdir=data.get("workdir", "/workspace"),
+        description=data.get("description", ""),
+    )
+
+
+def _input(name: str, data: dict[str, Any]) -> InputSpec:
+    return InputSpec(
+        name=name,
+        type=InputType(data["type"]),
+        required=bool(data.get("required", False)),
+        default=data.get("default"),
+        description=data.get("description", ""),
+        pattern=data.get("pattern"),
+        choices=tuple(data.get("choices") or ()),
+    )
+
+
+def _trigger(data: dict[str, Any]) -> ScheduleTrigger:
+    return ScheduleTrigger(
+        id=data.get("id", "schedule"),
+        cron=data["cron"],
+        timezone=data.get("timezone", "UTC"),
+        inputs=dict(data.get("inputs") or {}),
+        catchup=CatchUp(data.get("catchup", "latest")),
+        catchup_limit=int(data.get("catchup_limit", 10)),
+        enabled=bool(data.get("enabled", True)),
+    )
+
+
+def flow_from_data(data: dict[str, Any], path: str = "") -> Flow:
+    """Build a :class:`Flow` from data that passed :mod:`runner.validate`."""
+    concurrency = data.get("concurrency")
+    notify = data.get("notify") or {}
+    return Flow(
+        id=data["id"],
+        tasks=tuple(task_from_data(t) for t in data["tasks"]),
+        description=data.get("description", ""),
+        labels=dict(data.get("labels") or {}),
+        inputs={name: _input(name, spec) for name, spec in (data.get("inputs") or {}).items()},
+        env=dict(data.get("env") or {}),
+        secrets=tuple(data.get("secrets") or ()),
+        triggers=tuple(_trigger(t) for t in data.get("triggers") or ()),
+        concurrency=(
+            Concurrency(concurrency["limit"], ConcurrencyPolicy(concurrency.get("policy", "queue")))
+            if concurrency
+            else None
+        ),
+        timeout=_duration(data.get("timeout")),
+        errors=tuple(task_from_data(t) for t in data.get("errors") or ()),
+        notify=Notify(
+            status=bool(notify.get("status", True)),
+            issue_on_failure=bool(notify.get("issue_on_failure", True)),
+        ),
+        path=path,
+        data=data,
+    )

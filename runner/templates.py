@@ -1,0 +1,52 @@
+"""Template references in flow strings: ``{{ inputs.x }}``, ``{{ secrets.X }}``,
+``{{ tasks.<id>.outputs.<key> }}``, ``{{ run.id }}``, ``{{ trigger.scheduled_at }}``.
+
+This module only finds references (pure). :mod:`runner.validate` checks each
+one statically; the engine renders them (``runner/render.py``), quoting values
+so that a value can never break out of its shell word.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# A reference is dotted words; task ids and output keys may contain '-'.
+_TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_EXPR = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_0-9][A-Za-z0-9_-]*)*)\s*$")
+
+# What each root may be followed by; checked by runner.validate.
+ROOTS = ("inputs", "secrets", "tasks", "run", "trigger", "flow")
+RUN_FIELDS = ("id", "url", "failed_task", "error", "commit")
+TRIGGER_FIELDS = ("type", "scheduled_at", "actor")
+FLOW_FIELDS = ("id",)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One ``{{ ... }}`` occurrence: its dotted path, or ``path=()`` if malformed."""
+
+    text: str  # the expression between the braces, stripped
+    path: tuple[str, ...]
+    start: int  # offset of "{{" in the string
+    end: int  # offset just past "}}"
+
+    @property
+    def valid_syntax(self) -> bool:
+        return bool(self.path)
+
+
+def scan(value: str) -> list[Reference]:
+    """Every template reference in ``value``, in order."""
+    refs = []
+    for match in _TEMPLATE.finditer(value):
+        inner = match.group(1)
+        expr = _EXPR.match(inner)
+        path = tuple(expr.group(1).split(".")) if expr else ()
+        refs.append(Reference(inner.strip(), path, match.start(), match.end()))
+    return refs
+
+
+def has_unclosed(value: str) -> bool:
+    """True when ``{{`` appears without a closing ``}}`` (a likely typo)."""
+    return "{{" in _TEMPLATE.sub("", value)

@@ -1,0 +1,79 @@
+"""Fixtures shared by every test: the real Docker engine, the offline images,
+and the databases (SQLite file always; PostgreSQL where ``./dev test`` started one).
+
+A missing engine or server skips the tests that need it on a developer's
+machine, but fails them under CI (``CI=true``): CI must never skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+from sqlalchemy.engine import Engine
+
+from runner import offline_images
+from runner.db import connect, metadata
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _missing(what: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI")
+    pytest.skip(f"{what} is not available on this machine")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException:
+        _missing("a Docker engine")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client: docker.DockerClient) -> str:
+    offline_images.ensure_image(docker_client, offline_images.BUSYBOX)
+    return offline_images.BUSYBOX
+
+
+@pytest.fixture(scope="session")
+def python_image(docker_client: docker.DockerClient) -> str:
+    offline_images.ensure_image(docker_client, offline_images.PYTHON)
+    return offline_images.PYTHON
+
+
+def _reset(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database: run once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        engine = connect(f"sqlite:///{tmp_path / 'flowbot.db'}")
+    else:
+        url = os.environ.get("FLOWBOT_TEST_POSTGRES_URL")
+        if not url:
+            _missing("PostgreSQL (FLOWBOT_TEST_POSTGRES_URL)")
+        engine = connect(url)
+        _reset(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = connect(f"sqlite:///{tmp_path / 'flowbot.db'}")
+    yield engine
+    engine.dispose()
