@@ -1,0 +1,119 @@
+"""flowbot's settings: one typed object, built from ``FLOWBOT_*`` environment
+variables (and an optional TOML config file named by ``FLOWBOT_CONFIG``), passed
+to whatever needs it. Nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from runner.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, with defaults that work on one machine (see README table)."""
+
+    data_dir: Path = Path(".flowbot")
+    database_url: str = ""  # empty: SQLite file flowbot.db in data_dir
+    backend: str = "docker"  # docker | process
+    max_parallel_tasks: int = 4
+    secrets_file: Path | None = None  # KEY=VALUE lines; FLOWBOT_SECRET_<NAME> wins
+    webhook_secret: str = field(default="", repr=False)
+    github_api_url: str = "https://api.github.com"
+    github_token: str = field(default="", repr=False)
+    github_app_id: str = ""
+    github_private_key: str = field(default="", repr=False)
+    repos: tuple[str, ...] = ("*/*",)  # owner/name globs acted on
+    public_url: str = "http://localhost:8080"
+    host: str = "0.0.0.0"
+    port: int = 8080
+    workers: int = 2
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'flowbot.db'}"
+
+    def secret_values(self) -> dict[str, str]:
+        """Secrets by name: the secrets file first, FLOWBOT_SECRET_<NAME> over it."""
+        values: dict[str, str] = {}
+        if self.secrets_file is not None:
+            values.update(_read_secrets_file(self.secrets_file))
+        prefix = "FLOWBOT_SECRET_"
+        for key, value in self.environ.items():
+            if key.startswith(prefix) and len(key) > len(prefix):
+                values[key[len(prefix):]] = value
+        return values
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        raw: dict[str, Any] = {}
+        config_file = env.get("FLOWBOT_CONFIG")
+        if config_file:
+            raw.update(_read_config_file(Path(config_file)))
+        for f in fields(cls):
+            key = f"FLOWBOT_{f.name.upper()}"
+            if key in env and f.name != "environ":
+                raw[f.name] = env[key]
+        return cls(**{name: _coerce(name, value) for name, value in raw.items()}, environ=env)
+
+
+_DEFAULTS = Settings()
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = getattr(_DEFAULTS, name, None)
+    key = f"FLOWBOT_{name.upper()}"
+    if name == "secrets_file":
+        return Path(value) if value else None
+    if isinstance(default, Path):
+        return Path(value)
+    if isinstance(default, bool):
+        return str(value).lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(key, f"expected a whole number, got {value!r}") from None
+    if isinstance(default, tuple):
+        items = value if isinstance(value, list) else str(value).split(",")
+        return tuple(item.strip() for item in items if item.strip())
+    return str(value)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError("FLOWBOT_CONFIG", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("FLOWBOT_CONFIG", f"{path} is not valid TOML: {exc}") from None
+    known = {f.name for f in fields(Settings)} - {"environ"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError("FLOWBOT_CONFIG", f"{path}: unknown setting(s) {', '.join(unknown)}")
+    return data
+
+
+def _read_secrets_file(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("FLOWBOT_SECRETS_FILE", f"cannot read {path}: {exc}") from None
+    values = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue  # blank lines and comments
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError("FLOWBOT_SECRETS_FILE", f"{path}:{number}: expected NAME=value")
+        values[name.strip()] = value
+    return values
