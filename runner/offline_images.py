@@ -57,7 +57,9 @@ def _build_busybox(client: docker.DockerClient, ref: str) -> None:
 
 def _build_python(client: docker.DockerClient, ref: str) -> None:
     if shutil.which("mmdebstrap") is None:
-        raise BackendError(f"cannot build {ref} offline: mmdebstrap is missing (apt-get install mmdebstrap)")
+        raise BackendError(
+            f"cannot build {ref} offline: mmdebstrap is missing (apt-get install mmdebstrap)"
+        )
     with tempfile.TemporaryDirectory(prefix="flowbot-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
         command = [
@@ -100,7 +102,9 @@ def ensure_image(client: docker.DockerClient, ref: str) -> None:
         log.info("pull of %s failed (%s); building it offline", ref, exc.explanation)
     builder = _BUILDERS.get(ref)
     if builder is None:
-        raise BackendError(f"image {ref} is not present, cannot be pulled, and has no offline recipe")
+        raise BackendError(
+            f"image {ref} is not present, cannot be pulled, and has no offline recipe"
+        )
     builder(client, ref)
     log.info("built %s offline", ref)
 

@@ -5,7 +5,9 @@ import pytest
 
 
 @pytest.mark.docker
-def test_a_real_container_runs_and_reports(docker_client: docker.DockerClient, busybox_image: str) -> None:
+def test_a_real_container_runs_and_reports(
+    docker_client: docker.DockerClient, busybox_image: str
+) -> None:
     container = docker_client.containers.run(
         busybox_image, ["sh", "-c", "echo smoke $((6*7)); exit 3"], detach=True,
         labels={"flowbot.test": "smoke"},

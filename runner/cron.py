@@ -1,0 +1,232 @@
+"""Cron expressions, fire times and the DST rule, and the injected clock.
+
+``croniter`` is the cron engine, but it is only ever asked about *naive local
+wall-clock* times, where there is no DST to get wrong. Mapping a local slot to
+a real instant is done here, by one documented rule:
+
+* a slot whose local time does not exist (clocks go forward) fires once, at
+  the first valid local minute after the gap;
+* a slot whose local time happens twice (clocks go back) fires once, at its
+  first occurrence.
+
+Everything here is pure except :class:`SystemClock`.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadDateError, CroniterError, croniter
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("day of week", "0-6 or sun-sat"),
+)
+_MAX_GAP = timedelta(hours=3)  # no real DST gap is longer
+
+
+def expand(expr: str) -> str:
+    """The 5-field form of ``expr`` (macros expanded, whitespace normalised)."""
+    text = " ".join(expr.split())
+    return MACROS.get(text.lower(), text)
+
+
+def check(expr: str) -> str | None:
+    """None when ``expr`` is a valid 5-field cron or macro, else what is wrong."""
+    text = expand(expr)
+    if text.startswith("@"):
+        return f'unknown macro "{text}"; use one of {", ".join(sorted(MACROS))}'
+    parts = text.split(" ")
+    if len(parts) == 6:
+        return (
+            "6 fields given: a seconds field is not supported "
+            "(flowbot schedules fire at most once a minute); use 5 fields"
+        )
+    if len(parts) != 5:
+        return (
+            f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}"
+        )
+    for index, (name, allowed) in enumerate(_FIELDS):
+        probe = ["*"] * 5
+        probe[index] = parts[index]
+        if not croniter.is_valid(" ".join(probe)):
+            return f'field {index + 1} ({name}) "{parts[index]}" is not valid; allowed: {allowed}'
+    if not croniter.is_valid(text):
+        return f'"{text}" is not a valid cron expression'
+    return None
+
+
+def zone(tz: str) -> ZoneInfo:
+    """The IANA zone ``tz``; raises ValueError with a plain message if unknown."""
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f'unknown timezone "{tz}"; use an IANA name like Europe/Berlin') from None
+
+
+def _exists(local: datetime, tz: ZoneInfo) -> bool:
+    aware = local.replace(tzinfo=tz)
+    return aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == local
+
+
+def to_instant(local: datetime, tz: ZoneInfo) -> datetime:
+    """Map a naive local slot to its UTC instant by the DST rule above."""
+    if _exists(local, tz):
+        return local.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    probe = local.replace(second=0, microsecond=0)
+    limit = local + _MAX_GAP
+    while probe <= limit:  # walk to the first minute that exists after the gap
+        probe += timedelta(minutes=1)
+        if _exists(probe, tz):
+            return probe.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    return local.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+def _local_slots(expr: str, start_local: datetime) -> croniter:
+    return croniter(expand(expr), start_local, ret_type=datetime)  # type: ignore[arg-type]
+
+
+def next_fire(expr: str, tz: str, after: datetime) -> datetime | None:
+    """The first fire instant strictly after ``after`` (aware), in UTC; None if never."""
+    times = fire_times(expr, tz, after, 1)
+    return times[0] if times else None
+
+
+def fire_times(expr: str, tz: str, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire instants strictly after ``after``, in UTC, by the DST rule."""
+    zone_info = zone(tz)
+    start_local = after.astimezone(zone_info).replace(tzinfo=None) - _MAX_GAP
+    slots = _local_slots(expr, start_local)
+    found: list[datetime] = []
+    try:
+        while len(found) < count:
+            instant = to_instant(slots.get_next(datetime), zone_info)
+            if instant <= after or (found and instant <= found[-1]):
+                continue  # before the start, or merged into the same instant by the rule
+            found.append(instant)
+    except (CroniterBadDateError, CroniterError):
+        pass  # the expression never fires (e.g. 30 February)
+    return found
+
+
+def slots_between(expr: str, tz: str, after: datetime, until: datetime) -> list[datetime]:
+    """Every fire instant in (after, until], in UTC."""
+    found: list[datetime] = []
+    cursor = after
+    while True:
+        batch = fire_times(expr, tz, cursor, 64)
+        for instant in batch:
+            if instant > until:
+                return found
+            found.append(instant)
+        if len(batch) < 64:
+            return found
+        cursor = batch[-1]
+
+
+def dst_warnings(expr: str, tz: str, start: datetime, days: int = 366) -> list[str]:
+    """Warnings naming the dates on which a slot falls in a skipped or repeated hour."""
+    zone_info = zone(tz)
+    warnings = []
+    for local_from, local_to in _transition_windows(zone_info, start, days):
+        for local in _slots_in(expr, local_from, local_to):
+            if not _exists(local, zone_info):
+                fired = to_instant(local, zone_info).astimezone(zone_info)
+                warnings.append(
+                    f"{local:%Y-%m-%d %H:%M} does not exist in {tz} (clocks go forward); "
+                    f"that slot fires once at {fired:%H:%M}"
+                )
+            elif _repeated(local, zone_info):
+                warnings.append(
+                    f"{local:%Y-%m-%d %H:%M} happens twice in {tz} (clocks go back); "
+                    "that slot fires once, at its first occurrence"
+                )
+    return warnings
+
+
+def _repeated(local: datetime, tz: ZoneInfo) -> bool:
+    first = local.replace(tzinfo=tz, fold=0).utcoffset()
+    second = local.replace(tzinfo=tz, fold=1).utcoffset()
+    return first != second
+
+
+def _slots_in(expr: str, local_from: datetime, local_to: datetime) -> list[datetime]:
+    slots = _local_slots(expr, local_from)
+    found = []
+    try:
+        while (slot := slots.get_next(datetime)) <= local_to:
+            found.append(slot)
+    except (CroniterBadDateError, CroniterError):
+        pass  # never fires
+    return found
+
+
+def _transition_windows(
+    tz: ZoneInfo, start: datetime, days: int
+) -> list[tuple[datetime, datetime]]:
+    """Local wall-clock windows, one per UTC day in the period whose offset changes."""
+    found = []
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    previous = day.astimezone(tz).utcoffset()
+    for _ in range(days):
+        next_day = day + timedelta(days=1)
+        offset = next_day.astimezone(tz).utcoffset()
+        if offset != previous:
+            found.append((
+                (day - _MAX_GAP).astimezone(tz).replace(tzinfo=None),
+                (next_day + _MAX_GAP).astimezone(tz).replace(tzinfo=None),
+            ))
+        day, previous = next_day, offset
+    return found
+
+
+class Clock(Protocol):
+    """Where flowbot gets the time; injected so tests control it."""
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware, in UTC."""
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FakeClock:
+    """A clock tests move by hand. Thread-safe."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FakeClock needs an aware datetime")
+        self._now = start.astimezone(UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+            return self._now
+
+    def set(self, moment: datetime) -> None:
+        with self._lock:
+            self._now = moment.astimezone(UTC)
