@@ -54,3 +54,25 @@ class ConfigError(FlowbotError):
     def __init__(self, name: str, problem: str) -> None:
         self.name = name
         super().__init__(f"{name}: {problem}")
+
+
+class RenderError(FlowbotError):
+    """A template in a task cannot be filled in safely (or names nothing)."""
+
+    def __init__(self, task_id: str, problem: str) -> None:
+        self.task_id = task_id
+        self.problem = problem
+        super().__init__(f'task "{task_id}": {problem}')
+
+
+class SecretMissing(FlowbotError):
+    """A flow declares secrets the bot has no value for."""
+
+    def __init__(self, flow_id: str, names: list[str]) -> None:
+        self.flow_id = flow_id
+        self.names = sorted(names)
+        listed = ", ".join(self.names)
+        super().__init__(
+            f'flow "{flow_id}" declares secret(s) {listed} but flowbot has no value for them; '
+            f"set FLOWBOT_SECRET_<NAME> or add them to the secrets file"
+        )
