@@ -56,6 +56,22 @@ class ConfigError(FlowbotError):
         super().__init__(f"{name}: {problem}")
 
 
+class DuplicateFlowId(FlowbotError):
+    """Two flow files declare the same flow id."""
+
+    def __init__(self, flow_id: str, paths: list[str]) -> None:
+        self.flow_id = flow_id
+        self.paths = paths
+        super().__init__(
+            f'flow id "{flow_id}" is declared by more than one file ({", ".join(paths)}); '
+            "give each flow a unique id"
+        )
+
+
+class ScheduleError(FlowbotError):
+    """A schedule cannot be computed or changed (bad cron, unknown timezone, unknown flow)."""
+
+
 class RenderError(FlowbotError):
     """A template in a task cannot be filled in safely (or names nothing)."""
 
