@@ -1,0 +1,174 @@
+"""Durable webhook deliveries: the bot's work queue.
+
+``POST /webhook`` records each delivery by its ``X-GitHub-Delivery`` id before
+answering; the primary key makes a redelivered id a no-op. Workers claim
+pending deliveries with a compare-and-set on ``status`` (so two workers, or two
+replicas on PostgreSQL, never process one delivery), and on start-up every
+delivery left ``processing`` by a crash goes back to ``pending``: nothing
+acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from runner.cron import Clock
+from runner.db import metadata
+
+log = logging.getLogger(__name__)
+
+deliveries_table = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("event", String(100), nullable=False),
+    Column("action", String(100)),
+    Column("repo", String(255)),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    event: str
+    payload: dict[str, Any]
+    status: DeliveryStatus
+    attempts: int
+    error: str | None
+    received_at: datetime
+
+
+def _row(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        event=row.event,
+        payload=json.loads(row.payload),
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        error=row.error,
+        received_at=row.received_at,
+    )
+
+
+class DeliveryStore:
+    """Records, claims and finishes webhook deliveries."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def record(self, delivery_id: str, event: str, body: bytes, payload: dict[str, Any]) -> bool:
+        """Store a new delivery; False if that id was recorded before (a redelivery)."""
+        repository = payload.get("repository") or {}
+        action = payload.get("action")
+        values = {
+            "id": delivery_id,
+            "event": event,
+            "action": action if isinstance(action, str) else None,
+            "repo": repository.get("full_name") if isinstance(repository, dict) else None,
+            "payload": body.decode("utf-8"),
+            "status": DeliveryStatus.PENDING.value,
+            "attempts": 0,
+            "received_at": self._clock.now(),
+        }
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(deliveries_table).values(**values))
+        except IntegrityError:
+            return False  # the primary key says we have it already
+        return True
+
+    def claim(self, limit: int = 1) -> list[Delivery]:
+        """Take up to ``limit`` pending deliveries, oldest first, marking them processing."""
+        t = deliveries_table
+        claimed: list[Delivery] = []
+        with self._engine.connect() as conn:
+            ids = conn.execute(
+                select(t.c.id)
+                .where(t.c.status == DeliveryStatus.PENDING.value)
+                .order_by(t.c.received_at)
+                .limit(limit * 4)
+            ).scalars().all()
+        for delivery_id in ids:
+            if len(claimed) >= limit:
+                break
+            with self._engine.begin() as conn:
+                won = conn.execute(
+                    update(t)
+                    .where(t.c.id == delivery_id, t.c.status == DeliveryStatus.PENDING.value)
+                    .values(status=DeliveryStatus.PROCESSING.value, attempts=t.c.attempts + 1)
+                ).rowcount
+                if not won:
+                    continue  # another worker took it
+                row = conn.execute(select(t).where(t.c.id == delivery_id)).one()
+            claimed.append(_row(row))
+        return claimed
+
+    def finish(self, delivery_id: str, error: str | None = None) -> None:
+        """Mark a claimed delivery done, or failed with ``error``."""
+        status = DeliveryStatus.FAILED if error else DeliveryStatus.DONE
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(deliveries_table)
+                .where(deliveries_table.c.id == delivery_id)
+                .values(status=status.value, error=error, finished_at=self._clock.now())
+            )
+
+    def requeue_unfinished(self) -> int:
+        """After a crash: deliveries left processing go back to pending. Returns how many."""
+        t = deliveries_table
+        with self._engine.begin() as conn:
+            count = conn.execute(
+                update(t)
+                .where(t.c.status == DeliveryStatus.PROCESSING.value)
+                .values(status=DeliveryStatus.PENDING.value)
+            ).rowcount
+        if count:
+            log.info("requeued unfinished deliveries", extra={"count": count})
+        return int(count)
+
+    def get(self, delivery_id: str) -> Delivery | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(deliveries_table).where(deliveries_table.c.id == delivery_id)
+            ).first()
+        return None if row is None else _row(row)
+
+    def count(self, status: DeliveryStatus | None = None) -> int:
+        query = select(deliveries_table.c.id)
+        if status is not None:
+            query = query.where(deliveries_table.c.status == status.value)
+        with self._engine.connect() as conn:
+            return len(conn.execute(query).all())

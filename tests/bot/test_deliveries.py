@@ -1,0 +1,50 @@
+import json
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+
+from bot.deliveries import DeliveryStatus, DeliveryStore
+from runner.cron import FakeClock
+
+
+def _store(engine: Engine) -> DeliveryStore:
+    return DeliveryStore(engine, FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
+
+
+def _record(store: DeliveryStore, delivery_id: str) -> bool:
+    payload = {"action": "opened", "repository": {"full_name": "o/r"}}
+    return store.record(delivery_id, "pull_request", json.dumps(payload).encode(), payload)
+
+
+def test_redelivered_id_is_recorded_once(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    assert _record(store, "d1")
+    assert not _record(store, "d1")
+    assert store.count() == 1
+
+
+def test_claim_each_delivery_once_then_finish(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    for n in range(3):
+        _record(store, f"d{n}")
+    first = store.claim(2)
+    second = store.claim(2)
+    assert {d.id for d in first} | {d.id for d in second} == {"d0", "d1", "d2"}
+    assert not {d.id for d in first} & {d.id for d in second}
+    assert store.claim(1) == []
+    store.finish("d0")
+    store.finish("d1", "KeyError: boom")
+    assert store.get("d0").status is DeliveryStatus.DONE  # type: ignore[union-attr]
+    failed = store.get("d1")
+    assert failed is not None and failed.status is DeliveryStatus.FAILED
+    assert failed.error == "KeyError: boom"
+
+
+def test_unfinished_work_is_requeued_after_a_crash(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _record(store, "d1")
+    [claimed] = store.claim(1)
+    assert store.requeue_unfinished() == 1  # as on the next start
+    [again] = store.claim(1)
+    assert again.id == claimed.id and again.attempts == 2
+    assert again.payload["repository"]["full_name"] == "o/r"
