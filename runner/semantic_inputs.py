@@ -1,0 +1,163 @@
+"""Semantic checks of a flow's inputs and schedule triggers.
+
+The schema fixes their shape; this module checks what it cannot: defaults and
+trigger-given values match the input's type, choices and pattern; patterns
+compile; cron expressions are valid and fire; timezones exist; DST surprises.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Callable
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from runner import cron
+from runner.diagnostics import Reporter, did_you_mean
+from runner.schema_messages import describe
+
+WRONG_VALUE = 'expected {expected} for input "{name}" (type {type}), got {got}'
+NOT_A_CHOICE = 'expected one of: {choices} for input "{name}", got {got}{hint}'
+PATTERN_MISMATCH = 'input "{name}": {got} does not match its pattern {pattern}'
+BAD_PATTERN = "pattern {pattern} is not a valid regular expression: {error}"
+CHOICES_NOT_CHOICE = 'choices only apply to inputs of type choice (this one is "{type}")'
+CHOICE_WITHOUT_CHOICES = "an input of type choice needs a list of choices"
+PATTERN_NOT_STRING = 'pattern only applies to inputs of type string (this one is "{type}")'
+UNKNOWN_TRIGGER_INPUT = 'no input named "{name}" is declared under inputs{hint}'
+MISSING_TRIGGER_INPUT = (
+    'input "{name}" is required and has no default; give it under this trigger\'s inputs'
+)
+DUPLICATE_TRIGGER = (
+    'trigger id "{id}" is already used by triggers[{first}]; give each trigger an id'
+)
+BAD_CRON = "invalid cron expression: {problem}"
+NEVER_FIRES = '"{cron}" never fires (no such date in the calendar)'
+UNKNOWN_TZ = 'unknown timezone "{tz}"; use an IANA name like Europe/Berlin or UTC{hint}'
+
+_EXPECTED: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "string": ("text", lambda v: isinstance(v, str)),
+    "int": ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "float": ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "choice": ("text", lambda v: isinstance(v, str)),
+}
+
+
+def value_problem(name: str, spec: dict[str, Any], value: Any) -> str | None:
+    """What is wrong with ``value`` for the input ``name`` declared as ``spec``."""
+    kind = spec["type"]
+    words, accepts = _EXPECTED[kind]
+    if not accepts(value):
+        return WRONG_VALUE.format(expected=words, name=name, type=kind, got=describe(value))
+    choices = spec.get("choices")
+    if kind == "choice" and choices and value not in choices:
+        hint = did_you_mean(value, choices)
+        return NOT_A_CHOICE.format(
+            choices=", ".join(choices), name=name, got=describe(value), hint=hint
+        )
+    pattern = spec.get("pattern")
+    if kind == "string" and pattern and _compiled(pattern) is not None:
+        if not re.fullmatch(pattern, value):
+            return PATTERN_MISMATCH.format(name=name, got=describe(value), pattern=pattern)
+    return None
+
+
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return None
+
+
+def check_inputs(data: dict[str, Any], report: Reporter) -> None:
+    for name, spec in (data.get("inputs") or {}).items():
+        path = ("inputs", name)
+        kind = spec["type"]
+        if "choices" in spec and kind != "choice":
+            report.at((*path, "choices"), CHOICES_NOT_CHOICE.format(type=kind))
+        if kind == "choice" and "choices" not in spec:
+            report.at(path, CHOICE_WITHOUT_CHOICES)
+        if "pattern" in spec:
+            _check_pattern(spec, path, report)
+        if "default" in spec:
+            problem = value_problem(name, spec, spec["default"])
+            if problem:
+                report.at((*path, "default"), problem)
+
+
+def _check_pattern(spec: dict[str, Any], path: tuple[str, str], report: Reporter) -> None:
+    if spec["type"] != "string":
+        report.at((*path, "pattern"), PATTERN_NOT_STRING.format(type=spec["type"]))
+    try:
+        re.compile(spec["pattern"])
+    except (re.error, RecursionError, OverflowError) as exc:
+        error = str(exc) or type(exc).__name__
+        report.at((*path, "pattern"), BAD_PATTERN.format(pattern=spec["pattern"], error=error))
+
+
+def check_triggers(data: dict[str, Any], report: Reporter, now: datetime) -> None:
+    inputs: dict[str, Any] = data.get("inputs") or {}
+    seen: dict[str, int] = {}
+    for index, trigger in enumerate(data.get("triggers") or []):
+        path = ("triggers", index)
+        trigger_id = trigger.get("id", "schedule")
+        if trigger_id in seen:
+            where = (*path, "id") if "id" in trigger else path
+            report.at(where, DUPLICATE_TRIGGER.format(id=trigger_id, first=seen[trigger_id]))
+        seen.setdefault(trigger_id, index)
+        _check_trigger_inputs(trigger, inputs, path, report)
+        _check_schedule(trigger, path, report, now)
+
+
+def _check_trigger_inputs(
+    trigger: dict[str, Any], inputs: dict[str, Any], path: tuple[str, int], report: Reporter
+) -> None:
+    given: dict[str, Any] = trigger.get("inputs") or {}
+    for name, value in given.items():
+        where = (*path, "inputs", name)
+        if name not in inputs:
+            hint = did_you_mean(name, inputs)
+            report.at(where, UNKNOWN_TRIGGER_INPUT.format(name=name, hint=hint), key=True)
+            continue
+        problem = value_problem(name, inputs[name], value)
+        if problem:
+            report.at(where, problem)
+    for name, spec in inputs.items():
+        if spec.get("required") and "default" not in spec and name not in given:
+            report.at(path, MISSING_TRIGGER_INPUT.format(name=name))
+
+
+def _check_schedule(
+    trigger: dict[str, Any], path: tuple[str, int], report: Reporter, now: datetime
+) -> None:
+    expr, tz = trigger["cron"], trigger.get("timezone", "UTC")
+    tz_ok = _zone_exists(tz)
+    if not tz_ok:
+        hint = did_you_mean(tz, _zone_names())
+        report.at((*path, "timezone"), UNKNOWN_TZ.format(tz=tz, hint=hint))
+    problem = cron.check(expr)
+    if problem is not None:
+        report.at((*path, "cron"), BAD_CRON.format(problem=problem))
+        return
+    if not tz_ok:
+        return  # fire times need a real timezone
+    if cron.next_fire(expr, tz, now) is None:
+        report.at((*path, "cron"), NEVER_FIRES.format(cron=expr))
+        return
+    for warning in cron.dst_warnings(expr, tz, now):
+        report.warn((*path, "cron"), warning)
+
+
+def _zone_exists(tz: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+@cache
+def _zone_names() -> list[str]:
+    return sorted(zoneinfo.available_timezones())

@@ -1,0 +1,144 @@
+"""Static checks of ``{{ ... }}`` references in a flow (see runner.templates).
+
+Each reference must resolve when the task runs: declared inputs and secrets,
+outputs of tasks that have finished by then (upstream via ``needs``; any main
+task from an ``errors`` task), and the known ``run``/``trigger``/``flow`` fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner import templates
+from runner.diagnostics import Reporter, did_you_mean
+from runner.templates import Reference
+from runner.yamlload import Path
+
+MALFORMED = 'malformed template "{{{{ {text} }}}}"; write a dotted name like {{{{ inputs.name }}}}'
+UNCLOSED = '"{{{{" is never closed with "}}}}"'
+UNKNOWN_ROOT = (
+    '"{text}" is not a known template value; use inputs, secrets, tasks, run, trigger or flow'
+)
+UNKNOWN_INPUT = '"{text}": no input named "{name}" is declared under inputs{hint}'
+UNKNOWN_SECRET = '"{text}": secret "{name}" is not listed under secrets{hint}'
+BAD_TASK_REF = '"{text}": write task outputs as {{{{ tasks.<task-id>.outputs.<key> }}}}'
+UNKNOWN_TASK = '"{text}": no task "{name}"{hint}'
+NOT_UPSTREAM = (
+    '"{text}": task "{name}" is not upstream of "{task}"; add "{name}" to its needs '
+    "(directly or through another task) so its outputs exist when it runs"
+)
+SELF_OUTPUT = '"{text}": a task cannot read its own outputs'
+UNKNOWN_FIELD = '"{text}": {root} has no field "{name}"; known: {known}'
+ERRORS_ONLY = '"{text}" is only set in errors tasks (when the run has failed)'
+FLOW_LEVEL_OUTPUT = '"{text}": task outputs can only be used inside tasks, not in flow-level env'
+IMAGE_ONLY_INPUTS = '"{text}": only {{{{ inputs.<name> }}}} may be used in image'
+
+_FIELDS = {
+    "run": templates.RUN_FIELDS,
+    "trigger": templates.TRIGGER_FIELDS,
+    "flow": templates.FLOW_FIELDS,
+}
+_ERRORS_ONLY = {("run", "failed_task"), ("run", "error")}
+_TASK_FIELDS = ("commands", "script", "env", "image", "workdir", "shell")
+
+
+@dataclass
+class Scope:
+    """What a string may reference: the names visible where it is rendered."""
+
+    inputs: list[str]
+    secrets: list[str]
+    tasks: list[str]  # all main task ids
+    upstream: set[str] = field(default_factory=set)
+    task: str | None = None  # the task the string belongs to
+    in_errors: bool = False
+    image: bool = False
+
+
+def strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
+    """Every string inside ``value`` (recursively) with its path."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from strings(item, (*path, index))
+
+
+def check_task(task: dict[str, Any], path: Path, scope: Scope, report: Reporter) -> None:
+    """Check every template in the rendered fields of one task."""
+    for name in _TASK_FIELDS:
+        scope.image = name == "image"
+        for where, text in strings(task.get(name), (*path, name)):
+            check_string(text, where, scope, report)
+    scope.image = False
+
+
+def check_string(text: str, path: Path, scope: Scope, report: Reporter) -> None:
+    if "{{" not in text:
+        return  # the common case: nothing to resolve
+    for ref in templates.scan(text):
+        message = _problem(ref, scope)
+        if message is not None:
+            report.at(path, message, offset=ref.start)
+    if templates.has_unclosed(text):
+        report.at(path, UNCLOSED.format(), offset=_unclosed_offset(text))
+
+
+def _unclosed_offset(text: str) -> int:
+    offset = text.rfind("{{")
+    for ref in templates.scan(text):
+        if ref.start <= offset < ref.end:
+            return ref.start
+    return offset
+
+
+def _problem(ref: Reference, scope: Scope) -> str | None:
+    if not ref.valid_syntax:
+        return MALFORMED.format(text=ref.text)
+    root, rest, text = ref.path[0], ref.path[1:], "{{ " + ref.text + " }}"
+    if scope.image and root != "inputs":
+        return IMAGE_ONLY_INPUTS.format(text=text)
+    if root == "inputs":
+        return _named(text, rest, scope.inputs, UNKNOWN_INPUT)
+    if root == "secrets":
+        return _named(text, rest, scope.secrets, UNKNOWN_SECRET)
+    if root == "tasks":
+        return _task_output(text, rest, scope)
+    if root in _FIELDS:
+        known = _FIELDS[root]
+        if len(rest) != 1 or rest[0] not in known:
+            name = ".".join(rest)
+            return UNKNOWN_FIELD.format(text=text, root=root, name=name, known=", ".join(known))
+        if (root, rest[0]) in _ERRORS_ONLY and not scope.in_errors:
+            return ERRORS_ONLY.format(text=text)
+        return None
+    return UNKNOWN_ROOT.format(text=text)
+
+
+def _named(text: str, rest: tuple[str, ...], names: list[str], template: str) -> str | None:
+    name = ".".join(rest)
+    if len(rest) == 1 and name in names:
+        return None
+    return template.format(text=text, name=name, hint=did_you_mean(name, names))
+
+
+def _task_output(text: str, rest: tuple[str, ...], scope: Scope) -> str | None:
+    if len(rest) != 3 or rest[1] != "outputs":
+        return BAD_TASK_REF.format(text=text)
+    name = rest[0]
+    if scope.task is None:
+        return FLOW_LEVEL_OUTPUT.format(text=text)
+    if name not in scope.tasks:
+        return UNKNOWN_TASK.format(text=text, name=name, hint=did_you_mean(name, scope.tasks))
+    if scope.in_errors:
+        return None
+    if name == scope.task:
+        return SELF_OUTPUT.format(text=text)
+    if name not in scope.upstream:
+        return NOT_UPSTREAM.format(text=text, name=name, task=scope.task)
+    return None
