@@ -47,7 +47,6 @@ USAGE = {
     Verb.RESUME: "/resume <flow-id>",
 }
 
-_NEEDS_TARGET = {Verb.RUN, Verb.CANCEL, Verb.PAUSE, Verb.RESUME}
 MISSING_TARGET = "`{verb}` needs {what}: `{usage}`"
 BAD_QUOTES = "could not read `{text}`: {problem} (close the quotes)"
 BAD_PAIR = "`{token}` is not `key=value`: `{usage}`"
@@ -87,7 +86,8 @@ def _parse_line(verb: Verb, text: str, number: int) -> Command | CommandError:
         return Command(verb, line=number)
     if not tokens:
         what = "a run id" if verb is Verb.CANCEL else "a flow id"
-        return CommandError(verb, MISSING_TARGET.format(verb=f"/{verb}", what=what, usage=usage), number)
+        message = MISSING_TARGET.format(verb=f"/{verb}", what=what, usage=usage)
+        return CommandError(verb, message, number)
     target, rest = tokens[0], tokens[1:]
     if verb is not Verb.RUN and rest:
         return CommandError(verb, EXTRA_ARGS.format(verb=f"/{verb}", usage=usage), number)

@@ -1,0 +1,88 @@
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from bot.app import MAX_BODY, create_app, sign
+from bot.services import Services
+from bot.settings import Settings
+from runner.cron import FakeClock
+from runner.errors import ConfigError
+from tests.fakes import TestClient, make_services, ping_event, push_event
+
+SECRET = "s3cret"
+
+
+@pytest.fixture
+def services(sqlite_engine: Engine, tmp_path: Path) -> Services:
+    return make_services(sqlite_engine, FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
+                         data_dir=tmp_path)
+
+
+@pytest.fixture
+def client(services: Services) -> TestClient:
+    return TestClient(create_app(services.settings, services))
+
+
+def _post(client: TestClient, payload: object, *, delivery: str = "d-1", event: str = "push",
+          secret: str = SECRET, body: bytes | None = None) -> tuple[int, str]:
+    raw = body if body is not None else json.dumps(payload).encode()
+    response = client.post("/webhook", content=raw, headers={
+        "X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": sign(secret, raw), "Content-Type": "application/json",
+    })
+    return response.status_code, response.json()["message"]
+
+
+def test_refuses_to_start_without_a_secret(services: Services) -> None:
+    with pytest.raises(ConfigError, match="FLOWBOT_WEBHOOK_SECRET"):
+        create_app(Settings(), services)
+
+
+def test_signed_delivery_is_recorded_and_accepted(client: TestClient, services: Services) -> None:
+    woken: list[bool] = []
+    services.on_delivery = lambda: woken.append(True)
+    assert _post(client, push_event("a" * 40)) == (202, "accepted")
+    delivery = services.deliveries.get("d-1")
+    assert delivery is not None and delivery.event == "push" and woken == [True]
+
+
+def test_redelivery_is_acknowledged_once(client: TestClient, services: Services) -> None:
+    assert _post(client, ping_event(), event="ping")[0] == 202
+    assert _post(client, ping_event(), event="ping") == (200, "duplicate")
+    assert services.deliveries.count() == 1
+
+
+@pytest.mark.parametrize("secret", ["wrong", None])
+def test_bad_or_missing_signature_is_401_and_nothing_else(
+    client: TestClient, services: Services, secret: str | None
+) -> None:
+    raw = json.dumps(ping_event()).encode()
+    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-2"}
+    if secret:
+        headers["X-Hub-Signature-256"] = sign(secret, raw)
+    response = client.post("/webhook", content=raw, headers=headers)
+    assert response.status_code == 401
+    assert services.deliveries.count() == 0
+
+
+def test_malformed_json_is_400(client: TestClient, services: Services) -> None:
+    assert _post(client, None, body=b"{not json")[0] == 400
+    assert _post(client, None, body=b"[1, 2]")[0] == 400
+    assert services.deliveries.count() == 0
+
+
+def test_oversized_body_is_refused(client: TestClient, services: Services) -> None:
+    raw = b" " * (MAX_BODY + 1)
+    assert _post(client, None, body=raw)[0] == 413
+    assert services.deliveries.count() == 0
+
+
+def test_healthz_answers_when_the_database_does(client: TestClient, services: Services) -> None:
+    assert client.get("/healthz").status_code == 200
+    services.engine.dispose()
+    Path(str(services.engine.url.database)).unlink()
+    Path(str(services.engine.url.database)).mkdir()  # a directory is no database
+    assert client.get("/healthz").status_code == 503
