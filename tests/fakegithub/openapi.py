@@ -1,0 +1,169 @@
+"""Check requests against the vendored subset of GitHub's OpenAPI description.
+
+The description is OpenAPI 3.0.3, so schemas are validated with
+``openapi_schema_validator.OAS30WriteValidator`` (``nullable``, ``readOnly``).
+``$ref``s into ``#/components`` resolve because each checked schema is wrapped
+in a root document that carries the spec's ``components``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema.exceptions import best_match
+from openapi_schema_validator import OAS30WriteValidator, oas30_format_checker
+
+SUBSET = Path(__file__).resolve().parent / "github-openapi-subset.json.gz"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One (method, path template) of the description, with its parameters resolved."""
+
+    method: str
+    template: str
+    regex: re.Pattern[str]
+    parameters: tuple[dict[str, Any], ...]
+    body_schema: dict[str, Any] | None
+    body_required: bool
+
+
+@dataclass(frozen=True)
+class Match:
+    operation: Operation
+    path_params: dict[str, Any]
+
+
+class RequestRejected(Exception):
+    """The request does not conform to the description; ``status`` is GitHub's answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(f"{status}: {message}")
+
+
+class Checker:
+    """Matches a request to an operation and validates its parameters and body."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self._components = spec.get("components", {})
+        self._spec = spec
+        ops = [self._operation(m, t, item) for t, item in spec["paths"].items()
+               for m in item if m != "parameters"]
+        # Literal segments beat parameters: /issues/comments/{id} before /issues/{n}.
+        self._operations = sorted(ops, key=lambda op: -len(re.sub(r"\{[^}]+\}", "", op.template)))
+
+    @classmethod
+    def load(cls, path: Path = SUBSET) -> Checker:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            return cls(json.load(handle))
+
+    def check(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Match:
+        """The matching operation, or :class:`RequestRejected` (404 unknown, 422 invalid)."""
+        match = self._match(method.lower(), path)
+        op = match.operation
+        for param in op.parameters:
+            self._check_param(param, match.path_params, query)
+        known = {p["name"] for p in op.parameters if p["in"] == "query"}
+        unknown = sorted(set(query) - known)
+        if unknown:
+            raise RequestRejected(422, f"unknown query parameter(s) {', '.join(unknown)}")
+        self._check_body(op, body)
+        return match
+
+    # -- matching ---------------------------------------------------------
+
+    def _match(self, method: str, path: str) -> Match:
+        for op in self._operations:
+            found = op.regex.fullmatch(path)
+            if found and op.method == method:
+                return Match(op, dict(found.groupdict()))
+        raise RequestRejected(404, f"no operation {method.upper()} {path} in GitHub's REST API")
+
+    def _operation(self, method: str, template: str, item: dict[str, Any]) -> Operation:
+        op = item[method]
+        params = [self._deref(p) for p in item.get("parameters", []) + op.get("parameters", [])]
+        multi = {p["name"] for p in params if p.get("x-multi-segment")}
+
+        def group(found: re.Match[str]) -> str:
+            name = found.group(1)
+            return f"(?P<{name}>{'.+' if name in multi else '[^/]+'})"
+
+        regex = re.compile(re.sub(r"\{(\w+)\}", group, template))
+        body = op.get("requestBody")
+        body = self._deref(body) if body else None
+        schema = body["content"].get("application/json", {}).get("schema") if body else None
+        return Operation(method, template, regex, tuple(params), schema,
+                         bool(body and body.get("required")))
+
+    def _deref(self, node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            kind, name = node["$ref"].split("/")[-2:]
+            node = self._components[kind][name]
+        return node
+
+    # -- validation -------------------------------------------------------
+
+    def _check_param(self, param: dict[str, Any], path_params: dict[str, Any],
+                     query: dict[str, list[str]]) -> None:
+        name, where = param["name"], param["in"]
+        schema = param.get("schema", {})
+        if where == "path":
+            raw: list[str] | None = [path_params[name]]
+        elif where == "query":
+            raw = query.get(name)
+        else:
+            return  # headers and cookies are not checked
+        if raw is None:
+            if param.get("required"):
+                raise RequestRejected(422, f"missing {where} parameter {name}")
+            return  # optional and absent
+        value = _coerce(raw, self._deref(schema) if "$ref" in schema else schema)
+        self._validate(schema, value, f"{where} parameter {name}")
+
+    def _check_body(self, op: Operation, body: Any) -> None:
+        if op.body_schema is None:
+            if body is not None:
+                raise RequestRejected(422, f"{op.method.upper()} {op.template} takes no body")
+            return  # nothing to check
+        if body is None:
+            if op.body_required:
+                raise RequestRejected(422, "a JSON request body is required")
+            return  # optional body absent
+        self._validate(op.body_schema, body, "request body")
+
+    def _validate(self, schema: dict[str, Any], value: Any, what: str) -> None:
+        root = {**schema, "components": self._components}
+        validator = OAS30WriteValidator(root, format_checker=oas30_format_checker)
+        error = best_match(validator.iter_errors(value))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path)
+            raise RequestRejected(422, f"{what}{' at ' + where if where else ''}: {error.message}")
+
+
+def _coerce(raw: list[str], schema: dict[str, Any]) -> Any:
+    """Turn query/path strings into the JSON type the schema expects."""
+    kind = schema.get("type")
+    if kind == "array":
+        items = [part for value in raw for part in value.split(",")]
+        return [_scalar(item, schema.get("items", {}).get("type")) for item in items]
+    return _scalar(raw[-1], kind)
+
+
+def _scalar(text: str, kind: Any) -> Any:
+    if kind == "integer":
+        return int(text) if re.fullmatch(r"-?\d+", text) else text
+    if kind == "number":
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(text, text)
+    return text
