@@ -110,7 +110,7 @@ def next_fire(expr: str, tz: str, after: datetime) -> datetime | None:
 def fire_times(expr: str, tz: str, after: datetime, count: int) -> list[datetime]:
     """The next ``count`` fire instants strictly after ``after``, in UTC, by the DST rule."""
     zone_info = zone(tz)
-    start_local = after.astimezone(zone_info).replace(tzinfo=None) - _MAX_GAP
+    start_local = after.astimezone(zone_info).replace(tzinfo=None) - _lookback(zone_info, after)
     slots = _local_slots(expr, start_local)
     found: list[datetime] = []
     try:
@@ -122,6 +122,16 @@ def fire_times(expr: str, tz: str, after: datetime, count: int) -> list[datetime
     except (CroniterBadDateError, CroniterError):
         pass  # the expression never fires (e.g. 30 February)
     return found
+
+
+def _lookback(tz: ZoneInfo, after: datetime) -> timedelta:
+    """How far before ``after`` to start walking local slots: a slot in a DST gap
+    shortly before ``after`` may map to an instant after it, so look back only
+    when the offset changes near ``after`` (walking 3 h of a minutely cron on
+    every call is what made frequent schedules slow)."""
+    before = (after - _MAX_GAP).astimezone(tz).utcoffset()
+    later = (after + _MAX_GAP).astimezone(tz).utcoffset()
+    return _MAX_GAP if before != later else timedelta(0)
 
 
 def slots_between(expr: str, tz: str, after: datetime, until: datetime) -> list[datetime]:
