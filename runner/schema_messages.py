@@ -34,6 +34,7 @@ DUPLICATE_ITEM = "{item} is listed more than once"
 TOO_SMALL = "must be at least {limit} (got {got})"
 TOO_LARGE = "must be at most {limit} (got {got})"
 NOT_POSITIVE = "must be greater than {limit} (got {got})"
+COLON_HINT = ' (YAML reads unquoted text containing ": " as a mapping; quote the text)'
 NO_MATCH = "{value} does not match the pattern {pattern}"
 
 _ID_RULE = 'must be 1 to 64 lowercase letters, digits, "-" or "_", starting with a letter or digit'
@@ -142,7 +143,8 @@ def _sentence(error: ValidationError) -> str:
     kind = error.validator
     got = describe(value)
     if kind == "type":
-        return WRONG_TYPE.format(expected=expected(schema), got=got)
+        hint = COLON_HINT if isinstance(value, dict) and "string" in str(schema["type"]) else ""
+        return WRONG_TYPE.format(expected=expected(schema), got=got) + hint
     if kind == "enum":
         hint = did_you_mean(str(value), [str(v) for v in limit])
         choices = ", ".join(str(v) for v in limit)

@@ -42,7 +42,10 @@ MULTI_DOC = (
 EMPTY = "file is empty; a flow is a mapping with at least `id` and `tasks`"
 NOT_MAPPING = "the file must be a mapping (id: ..., tasks: ...), not {what}"
 DUPLICATE_KEY = 'duplicate key "{key}" (first defined on line {line}); a key may appear once'
-COMPLEX_KEY = "keys must be plain text, not {what}"
+COMPLEX_KEY = (
+    'keys must be plain text, not {what}; text that starts with "{{" or "[" '
+    '(like {{{{ inputs.x }}}}) or contains ": " must be quoted'
+)
 NON_TEXT_KEY = 'unquoted key `{text}` is read as {what}; keys must be text, quote it: "{text}":'
 SYNTAX = "invalid YAML: {problem}"
 CONTROL_CHAR = "control character U+{code:04X} is not allowed in a flow file; remove it"
