@@ -112,3 +112,19 @@ class Transition:
     to_status: Status
     reason: str | None
     at: datetime
+
+
+class EventKind(StrEnum):
+    STARTED = "started"  # the run left the queue
+    TASK = "task"  # a task changed state (task_id says which)
+    FINISHED = "finished"  # the run reached a terminal status
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """What listeners (the bot's status and comment updaters) are told."""
+
+    run_id: str
+    kind: EventKind
+    task_id: str | None = None
+    status: Status | None = None  # the run's (STARTED/FINISHED) or the task's (TASK)

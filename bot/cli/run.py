@@ -1,17 +1,157 @@
-"""`flowbot run` (placeholder until its feature lands)."""
+"""`flowbot run FLOW_FILE`: run a flow locally exactly as the bot would.
+
+Validates the file, runs it through the same run service, store and backend the
+bot uses, streams every task's logs prefixed by task id, shows task states as
+they change, prints a summary table and exits 1 when the run fails. Ctrl-C
+cancels the run (its containers are removed) and exits 130.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
+import threading
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from bot.cli.runview import LiveView, summary_table
+from bot.settings import Settings
+from runner.backends.base import Backend
+from runner.cron import SystemClock
+from runner.db import connect
+from runner.errors import FlowbotError, InputError
+from runner.flows import Flow, flow_from_data
+from runner.records import RunRecord, Status, Trigger, TriggerType
+from runner.service import RunService, owner_for
+from runner.store import RunStore
+
+_BAD_INPUT = "flowbot run: -i {item!r}: expected key=value"
+_PROCESS_WARNING = ("WARNING: the process backend runs tasks as plain processes on this machine, "
+                    "without any isolation; use it only for flows you trust")
 
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("run", help="(not available yet)")
+    parser = sub.add_parser("run", help="run a flow locally, as the bot would")
+    parser.add_argument("flow_file", metavar="FLOW_FILE", type=Path)
+    parser.add_argument("-i", "--input", dest="inputs", action="append", default=[],
+                        metavar="KEY=VALUE", help="a flow input (repeatable)")
+    parser.add_argument("--repo", type=Path, default=None,
+                        help="repository root given to tasks (default: the flows/ dir's parent)")
+    parser.add_argument("--backend", choices=("docker", "process"), default=None,
+                        help="where tasks run (default: FLOWBOT_BACKEND or docker)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where runs, logs and the database live (default: FLOWBOT_DATA_DIR)")
     parser.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
-    print("flowbot run: not available in this build", file=sys.stderr)
-    return 2
+    try:
+        inputs = _parse_inputs(args.inputs)
+        flow = _load_flow(args.flow_file)
+        if flow is None:
+            return 1  # diagnostics already printed
+        settings = Settings.from_env()
+        return _run(args, settings, flow, inputs)
+    except InputError as exc:
+        print(f"flowbot run: {exc}", file=sys.stderr)
+        return 2
+    except FlowbotError as exc:
+        print(f"flowbot run: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parse_inputs(items: list[str]) -> dict[str, str]:
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FlowbotError(_BAD_INPUT.format(item=item))
+        values[key] = value
+    return values
+
+
+def _load_flow(path: Path) -> Flow | None:
+    """The flow in ``path`` after full validation; prints diagnostics and returns None."""
+    if not path.is_file():
+        raise FlowbotError(f"{path}: no such file")
+    try:
+        from runner.validate import validate_paths
+    except ImportError:  # a build without the validator: trust the schema-shaped file
+        return flow_from_data(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    report = validate_paths([path])
+    if not report.ok:
+        for diagnostic in getattr(report, "diagnostics", []):
+            print(str(diagnostic), file=sys.stderr)
+        return None
+    flows = list(report.flows.values()) if isinstance(report.flows, dict) else list(report.flows)
+    if len(flows) != 1:
+        raise FlowbotError(f"{path}: expected one flow, found {len(flows)}")
+    flow: Flow = flows[0]
+    return flow
+
+
+def _repo_root(flow_file: Path, given: Path | None) -> Path:
+    if given is not None:
+        return given.resolve()
+    folder = flow_file.resolve().parent
+    return folder.parent if folder.name == "flows" else folder
+
+
+def _backend(name: str, owner: str) -> Backend:
+    if name == "process":
+        from runner.backends.process_backend import ProcessBackend
+
+        print(_PROCESS_WARNING, file=sys.stderr)
+        process: Backend = ProcessBackend(owner=owner)
+        return process
+    from runner.backends.docker_backend import DockerBackend
+
+    docker: Backend = DockerBackend(owner=owner)
+    return docker
+
+
+def _run(args: argparse.Namespace, settings: Settings, flow: Flow, inputs: dict[str, str]) -> int:
+    data_dir = (args.data_dir or settings.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url or f"sqlite:///{data_dir / 'flowbot.db'}"
+    store = RunStore(connect(url), SystemClock())
+    owner = owner_for(data_dir)
+    view = LiveView(sys.stdout, flow)
+    service = RunService(store, _backend(args.backend or settings.backend, owner), data_dir,
+                         settings.secret_values(), SystemClock(), settings.max_parallel_tasks,
+                         listeners=[view.on_event], owner=owner)
+    source = _repo_root(args.flow_file, args.repo)
+    submission = service.submit(flow, inputs, repo=f"local:{source.name}", commit=None,
+                                source=source, trigger=Trigger(TriggerType.CLI, getpass.getuser()))
+    if submission.status is not Status.QUEUED:
+        print(f"flowbot run: run {submission.run_id} {submission.status.value}: "
+              f"{submission.reason}", file=sys.stderr)
+        return 1
+    print(f"run {submission.run_id}: flow {flow.id} ({flow.path})")
+    record = _execute(service, submission.run_id, view)
+    print(summary_table(store.task_rows(record.id)))
+    print(f"run {record.id} {record.status.value}" + (f": {record.error}" if record.error else ""))
+    if record.status is Status.CANCELLED:
+        return 130
+    return 0 if record.status is Status.SUCCESS else 1
+
+
+def _execute(service: RunService, run_id: str, view: LiveView) -> RunRecord:
+    """Execute in a worker thread so Ctrl-C in this one can cancel the run."""
+    result: list[RunRecord] = []
+    worker = threading.Thread(target=lambda: result.append(service.execute(run_id, view.on_log)),
+                              name="flowbot-run", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        try:
+            worker.join(0.5)
+        except KeyboardInterrupt:
+            print("\ncancelling the run (removing its containers)...", file=sys.stderr)
+            service.cancel(run_id)
+    view.flush()
+    if not result:
+        raise FlowbotError(f"run {run_id} stopped unexpectedly; see the log above")
+    return result[0]
