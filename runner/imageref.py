@@ -32,7 +32,7 @@ BAD_IMAGE = (
 UPPERCASE_IMAGE = '"{image}": image names must be lowercase (the tag may have capitals)'
 SPACE_IMAGE = '"{image}": image references cannot contain spaces'
 LONG_IMAGE = '"{image}": image names may be at most 255 characters'
-SMALL_MEMORY = '"{memory}" is below the 6m Docker needs at least'
+SMALL_MEMORY = '"{memory}" is below 6m, the smallest memory limit Docker accepts'
 
 
 def image_problem(image: str) -> str | None:

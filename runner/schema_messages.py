@@ -37,6 +37,7 @@ NOT_POSITIVE = "must be greater than {limit} (got {got})"
 COLON_HINT = ' (YAML reads unquoted text containing ": " as a mapping; quote the text)'
 NO_MATCH = "{value} does not match the pattern {pattern}"
 
+DURATION_PATTERN = "^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
 _ID_RULE = 'must be 1 to 64 lowercase letters, digits, "-" or "_", starting with a letter or digit'
 PATTERN_RULES = {
     "^[a-z0-9][a-z0-9_-]{0,63}$": _ID_RULE,
@@ -47,7 +48,7 @@ PATTERN_RULES = {
         'must be UPPER_CASE letters, digits or "_", not starting with a digit'
     ),
     "^[A-Za-z_][A-Za-z0-9_]*$": 'must be letters, digits or "_", not starting with a digit',
-    "^([0-9]+h)?([0-9]+m)?([0-9]+s)?$": "is not a duration; write it like 90s, 10m or 1h30m",
+    DURATION_PATTERN: "is not a duration; write it like 90s, 10m or 1h30m",
     "^[0-9]+(\\.[0-9]+)?[kmgKMG]?$": (
         "is not a memory size; write a number with an optional unit k, m or g, like 512m or 2g"
     ),
@@ -98,6 +99,8 @@ def expected(schema: dict[str, Any]) -> str:
     """What a schema accepts, in words."""
     if "const" in schema:
         return json.dumps(schema["const"])
+    if schema.get("pattern") == DURATION_PATTERN:
+        return "a duration such as 90s, 10m or 1h30m"
     if "enum" in schema:
         return "one of: " + ", ".join(str(v) for v in schema["enum"])
     types = schema.get("type", [])

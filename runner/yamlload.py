@@ -48,6 +48,7 @@ COMPLEX_KEY = (
 )
 NON_TEXT_KEY = 'unquoted key `{text}` is read as {what}; keys must be text, quote it: "{text}":'
 SYNTAX = "invalid YAML: {problem}"
+UNCLOSED_QUOTE = "invalid YAML: the quoted text starting here is never closed"
 CONTROL_CHAR = "control character U+{code:04X} is not allowed in a flow file; remove it"
 
 Path = tuple[str | int, ...]
@@ -150,6 +151,8 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, lines: list[str]) -> Problem:
     tab = _LEADING_TAB.match(source)
     if tab is not None:
         return Problem(line, tab.end(), TAB_INDENT)
+    if exc.context_mark is not None and "quoted scalar" in (exc.context or ""):
+        return Problem(*_pos(exc.context_mark), UNCLOSED_QUOTE)
     problem = exc.problem or "malformed"
     if exc.context:
         problem = f"{problem} ({exc.context})"
