@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from runner.cron import fire_times
+from runner.diagnostics import Diagnostic, Severity
 from runner.flows import Flow
 from runner.records import RunRecord, Status, TaskRow
 from runner.registry import Plan
+from runner.validate import FileReport
 
 VALIDATE_MARKER = "<!-- flowbot:validate -->"
 RUN_MARKER = "<!-- flowbot:run:{run_id} -->"
@@ -20,20 +21,6 @@ FAILURE_MARKER = "<!-- flowbot:failure:{flow_id} -->"
 FIRE_TIMES_SHOWN = 3
 LOG_TAIL_LINES = 30
 STATUS_MAX = 140  # GitHub truncates status descriptions
-
-
-class DiagnosticLike(Protocol):
-    path: str
-    line: int
-    col: int
-    severity: Any
-    message: str
-
-
-class FileReportLike(Protocol):
-    path: str
-    diagnostics: Sequence[DiagnosticLike]
-    flow: Flow | None
 
 
 def _code(text: str) -> str:
@@ -44,15 +31,11 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _severity(diag: DiagnosticLike) -> str:
-    return str(getattr(diag.severity, "value", diag.severity))
+def _errors(file: FileReport) -> list[Diagnostic]:
+    return [d for d in file.diagnostics if d.severity is Severity.ERROR]
 
 
-def _errors(file: FileReportLike) -> list[DiagnosticLike]:
-    return [d for d in file.diagnostics if _severity(d) == "error"]
-
-
-def _verdict(file: FileReportLike) -> str:
+def _verdict(file: FileReport) -> str:
     errors = len(_errors(file))
     warnings = len(file.diagnostics) - errors
     if errors:
@@ -94,7 +77,7 @@ def _plan_lines(plan: Plan | None, default_branch: str) -> list[str]:
 
 
 def validation_comment(
-    files: Sequence[FileReportLike], summary: str, plan: Plan | None,
+    files: Sequence[FileReport], summary: str, plan: Plan | None,
     default_branch: str, sha: str, now: datetime,
 ) -> str:
     """The sticky PR comment: verdicts, every diagnostic, the plan, next fire times."""
@@ -108,7 +91,7 @@ def validation_comment(
     problems = [d for f in files for d in f.diagnostics]
     if problems:
         lines.append("**Problems**")
-        lines += [f"- {_code(f'{d.path}:{d.line}:{d.col}')} {_severity(d)}: {d.message}"
+        lines += [f"- {_code(f'{d.path}:{d.line}:{d.col}')} {d.severity.value}: {d.message}"
                   for d in problems]
         lines.append("")
     lines += _plan_lines(plan, default_branch)

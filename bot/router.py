@@ -80,7 +80,7 @@ class Router(Generic[C]):
         """Run every matching handler; returns how many ran. Errors propagate."""
         funcs = self.handlers_for(event)
         for func in funcs:
-            context = {"delivery": event.delivery_id, "event": event.name}
-            log.debug("dispatching to %s", func.__name__, extra=context)
+            extra = {"delivery": event.delivery_id, "event": event.name}
+            log.debug("dispatching to %s", func.__name__, extra=extra)
             func(event, context)
         return len(funcs)

@@ -22,6 +22,8 @@ from bot.deliveries import DeliveryStore
 from bot.services import Services
 from bot.settings import Settings
 from runner.cron import Clock
+from runner.inputs import coerce_inputs
+from runner.records import Status
 from runner.registry import Registry
 from runner.schedules import Schedules
 from runner.store import RunStore
@@ -144,15 +146,51 @@ class FakeFlowSource:
         return dict(self.commits[sha])
 
 
+@dataclass
+class FakeRuns:
+    """A run service that records submissions in the real run store and runs nothing;
+    inputs are checked by the runner's real ``coerce_inputs``."""
+
+    store: RunStore
+    submitted: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+
+    def submit(self, flow: Any, inputs: Mapping[str, Any], *, repo: str, commit: str | None,
+               source: Path | None, trigger: Any) -> Any:
+        values = coerce_inputs(flow.inputs, dict(inputs))
+        run = self.store.create_run(flow, repo=repo, commit=commit, trigger=trigger,
+                                    inputs=values)
+        self.submitted.append({"run_id": run.id, "flow": flow.id, "inputs": values,
+                               "commit": commit, "source": source, "trigger": trigger})
+        return run
+
+    def cancel(self, run_id: str) -> bool:
+        self.cancelled.append(run_id)
+        return self.store.set_run_status(run_id, Status.CANCELLED, expect=[Status.QUEUED])
+
+    def finish(self, run_id: str, status: Status, failed_task: str | None = None) -> None:
+        """Move a run to its end as the engine would (tasks included)."""
+        self.store.set_run_status(run_id, Status.RUNNING, expect=[Status.QUEUED])
+        for row in self.store.task_rows(run_id):
+            task_status = status if row.task_id == failed_task or failed_task is None \
+                else Status.SUCCESS
+            self.store.set_task_status(run_id, row.task_id, task_status,
+                                       exit_code=0 if task_status is Status.SUCCESS else 1,
+                                       attempts=1)
+        self.store.set_run_status(run_id, status, failed_task=failed_task)
+
+
 def make_services(engine: Engine, clock: Clock, *, repos: tuple[str, ...] = ("*/*",),
                   runs: Any = None, data_dir: Path = Path("/tmp")) -> Services:
     settings = Settings(data_dir=data_dir, webhook_secret="s3cret", repos=repos,
                         public_url="http://flowbot.test")
+    store = RunStore(engine, clock)
     return Services(
         settings=settings, clock=clock, engine=engine,
         deliveries=DeliveryStore(engine, clock), registry=Registry(engine, clock),
-        schedules=Schedules(engine, clock), store=RunStore(engine, clock),
-        github=FakeGitHub(), repos=FakeFlowSource(), runs=runs,
+        schedules=Schedules(engine, clock), store=store,
+        github=FakeGitHub(), repos=FakeFlowSource(),
+        runs=runs if runs is not None else FakeRuns(store),
     )
 
 

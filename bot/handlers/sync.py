@@ -1,0 +1,69 @@
+"""Pushes to the default branch: sync the registry (and so the schedules) to the
+pushed commit and say what changed in the ``flowbot/sync`` status.
+
+Other branches and tags are not flowbot's business; a deleted branch has no
+commit to sync; a force push is synced to its new head like any push.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot import render
+from bot.router import Event, Router
+from bot.services import Services
+from runner.errors import DuplicateFlowId
+from runner.registry import SyncResult
+from runner.validate import validate_files
+
+log = logging.getLogger(__name__)
+
+router: Router[Services] = Router()
+
+CONTEXT = "flowbot/sync"
+PENDING = "Registering flows and schedules…"
+FAILED = "Nothing registered: {error}"
+ZERO_SHA = "0" * 40
+INVALID_NOTE = "; {count} invalid file(s) not registered: {paths}"
+
+
+def sync_commit(
+    services: Services, repo: str, clone_url: str, sha: str
+) -> tuple[SyncResult, list[str]]:
+    """Validate ``flows/*.yml`` at ``sha`` and register the valid flows; also the
+    paths of the invalid files (their flows keep their last valid version)."""
+    mirror = services.repos.mirror(repo, clone_url)
+    report = validate_files(services.repos.read_flows(mirror, sha), now=services.clock.now())
+    valid = [f.flow for f in report.files if f.flow is not None and f.ok]
+    invalid = {f.path: f.path for f in report.files if not f.ok or f.flow is None}
+    return services.registry.sync(repo, sha, valid, invalid), sorted(invalid)
+
+
+@router.register("push")
+def sync_default_branch(event: Event, services: Services) -> None:
+    payload = event.payload
+    repo = payload["repository"]
+    if not services.acted_on(event.repo):
+        return  # not one of FLOWBOT_REPOS
+    if payload.get("ref") != f"refs/heads/{repo.get('default_branch')}":
+        return  # other branches and tags are validated on their PRs, not registered
+    sha = str(payload.get("after") or "")
+    if payload.get("deleted") or not sha or sha == ZERO_SHA:
+        return  # the default branch was deleted: keep what is registered
+    client = services.github.for_repo(event.repo, event.installation_id)
+    client.create_status(sha, "pending", CONTEXT, PENDING)
+    try:
+        result, invalid = sync_commit(services, event.repo, str(repo["clone_url"]), sha)
+    except DuplicateFlowId as exc:
+        client.create_status(sha, "failure", CONTEXT, render.status_text(FAILED.format(error=exc)))
+        return
+    except Exception as exc:
+        client.create_status(sha, "error", CONTEXT, render.status_text(FAILED.format(error=exc)))
+        raise
+    summary = result.summary()
+    if invalid:
+        summary += INVALID_NOTE.format(count=len(invalid), paths=", ".join(invalid))
+    state = "failure" if invalid else "success"
+    client.create_status(sha, state, CONTEXT, render.status_text(summary))
+    log.info("synced: %s", result.summary(),
+             extra={"delivery": event.delivery_id, "repo": event.repo, "commit": sha})

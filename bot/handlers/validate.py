@@ -1,0 +1,73 @@
+"""Pull requests (opened, synchronize, reopened): validate ``flows/*.yml`` at the
+head commit, post ``flowbot/validate`` and keep one sticky comment up to date.
+
+Validation is static: nothing from a PR is executed, so fork PRs are safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot import render
+from bot.router import Event, Router
+from bot.services import Services
+from runner.errors import DuplicateFlowId
+from runner.registry import Plan, plan
+from runner.validate import validate_files
+
+log = logging.getLogger(__name__)
+
+router: Router[Services] = Router()
+
+CONTEXT = "flowbot/validate"
+PENDING = "Validating flows/*.yml…"
+READ_FAILED = "Could not read the flows at this commit: {error}"
+DUPLICATE = "; two files define flow {flow_id}"
+
+
+def head_source(pull: dict[str, Any], base_repo: dict[str, Any]) -> tuple[str, str]:
+    """The (full_name, clone_url) holding the PR head: the fork for fork PRs."""
+    head_repo = (pull.get("head") or {}).get("repo") or base_repo  # null when the fork is gone
+    return str(head_repo["full_name"]), str(head_repo["clone_url"])
+
+
+def is_fork(pull: dict[str, Any], base_repo: dict[str, Any]) -> bool:
+    head_repo = (pull.get("head") or {}).get("repo")
+    return head_repo is None or head_repo.get("full_name") != base_repo.get("full_name")
+
+
+@router.register("pull_request", "opened")
+@router.register("pull_request", "synchronize")
+@router.register("pull_request", "reopened")
+def validate_pull_request(event: Event, services: Services) -> None:
+    if not services.acted_on(event.repo):
+        return  # not one of FLOWBOT_REPOS
+    repo = dict(event.payload["repository"])
+    pull = dict(event.payload["pull_request"])
+    sha = str(pull["head"]["sha"])
+    extra = {"delivery": event.delivery_id, "repo": event.repo, "pr": pull["number"]}
+    client = services.github.for_repo(event.repo, event.installation_id)
+    client.create_status(sha, "pending", CONTEXT, PENDING)
+    try:
+        mirror = services.repos.mirror(*head_source(pull, repo))
+        files = services.repos.read_flows(mirror, sha)
+    except Exception as exc:
+        problem = render.status_text(READ_FAILED.format(error=exc))
+        client.create_status(sha, "error", CONTEXT, problem)
+        raise
+    report = validate_files(files, now=services.clock.now())
+    summary = report.summary()
+    diff: Plan | None = None
+    try:
+        diff = plan(services.registry.digests(event.repo), report.flows)
+    except DuplicateFlowId as exc:
+        summary += DUPLICATE.format(flow_id=exc.flow_id)
+    ok = report.ok and diff is not None
+    body = render.validation_comment(
+        report.files, summary, diff, str(repo.get("default_branch", "main")), sha,
+        services.clock.now(),
+    )
+    client.upsert_comment(int(pull["number"]), render.VALIDATE_MARKER, body)
+    client.create_status(sha, "success" if ok else "failure", CONTEXT, render.status_text(summary))
+    log.info("pull request validated: %s", summary, extra=extra)
