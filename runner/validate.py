@@ -51,7 +51,15 @@ class FileReport:
 
     @property
     def ok(self) -> bool:
-        return not any(d.severity is Severity.ERROR for d in self.diagnostics)
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.WARNING]
 
 
 @dataclass

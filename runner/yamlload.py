@@ -153,6 +153,8 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, lines: list[str]) -> Problem:
         return Problem(line, tab.end(), TAB_INDENT)
     if exc.context_mark is not None and "quoted scalar" in (exc.context or ""):
         return Problem(*_pos(exc.context_mark), UNCLOSED_QUOTE)
+    if "maximum nesting depth" in (exc.problem or ""):  # libyaml's own bound, hit first
+        return Problem(line, col, TOO_DEEP.format(limit=MAX_DEPTH))
     problem = exc.problem or "malformed"
     if exc.context:
         problem = f"{problem} ({exc.context})"
