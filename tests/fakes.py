@@ -24,6 +24,7 @@ from bot.settings import Settings
 from runner.cron import Clock
 from runner.inputs import coerce_inputs
 from runner.records import Status
+from runner.service import Submission
 from runner.registry import Registry
 from runner.schedules import Schedules
 from runner.store import RunStore
@@ -162,7 +163,7 @@ class FakeRuns:
                                     inputs=values)
         self.submitted.append({"run_id": run.id, "flow": flow.id, "inputs": values,
                                "commit": commit, "source": source, "trigger": trigger})
-        return run
+        return Submission(run.id, Status.QUEUED)
 
     def cancel(self, run_id: str) -> bool:
         self.cancelled.append(run_id)

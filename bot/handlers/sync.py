@@ -61,8 +61,10 @@ def sync_default_branch(event: Event, services: Services) -> None:
         client.create_status(sha, "error", CONTEXT, render.status_text(FAILED.format(error=exc)))
         raise
     summary = result.summary()
-    if invalid:
-        summary += INVALID_NOTE.format(count=len(invalid), paths=", ".join(invalid))
+    kept_paths = {f.path for f in services.registry.list(event.repo) if f.flow.id in result.kept}
+    unregistered = [path for path in invalid if path not in kept_paths]
+    if unregistered:
+        summary += INVALID_NOTE.format(count=len(unregistered), paths=", ".join(unregistered))
     state = "failure" if invalid else "success"
     client.create_status(sha, state, CONTEXT, render.status_text(summary))
     log.info("synced: %s", result.summary(),

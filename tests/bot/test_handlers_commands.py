@@ -1,0 +1,133 @@
+"""Comment commands: real-shaped issue_comment payloads through the real router."""
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from bot.handlers import build_router
+from bot.render import RUN_MARKER
+from bot.router import Event
+from bot.services import Services
+from runner.cron import FakeClock
+from runner.records import Status, TriggerType
+from runner.validate import validate_files
+from tests.fakes import FakeGitHub, FakeRepoClient, FakeRuns, issue_comment_event, make_services
+
+DEPLOY = b"""id: deploy
+inputs:
+  env: {type: choice, choices: [staging, prod], required: true}
+  note: {type: string}
+triggers:
+  - {id: night, type: schedule, cron: "0 3 * * *", inputs: {env: staging}}
+tasks:
+  - {id: ship, image: "busybox:latest", commands: ["echo {{ inputs.env }}"]}
+"""
+SHA = "d" * 40
+
+
+@pytest.fixture
+def services(sqlite_engine: Engine) -> Services:
+    svc = make_services(sqlite_engine, FakeClock(datetime(2026, 3, 1, 12, tzinfo=UTC)))
+    svc.registry.sync("acme/flows", SHA, validate_files({"flows/deploy.yml": DEPLOY}).flows)
+    github = svc.github
+    assert isinstance(github, FakeGitHub)
+    github.permissions.update({"writer": "write", "admin": "admin", "reader": "read"})
+    return svc
+
+
+def _comment(services: Services, body: str, **kwargs: object) -> FakeRepoClient:
+    payload = issue_comment_event(body, **kwargs)  # type: ignore[arg-type]
+    build_router().dispatch(Event("issue_comment", payload, "d"), services)
+    github = services.github
+    assert isinstance(github, FakeGitHub)
+    return github.for_repo("acme/flows", None)
+
+
+def _runs(services: Services) -> FakeRuns:
+    assert isinstance(services.runs, FakeRuns)
+    return services.runs
+
+
+def test_writer_runs_the_registered_flow_with_quoted_inputs(services: Services) -> None:
+    client = _comment(services, 'Ship it\n/run deploy env=prod "note=big day"', login="writer")
+    assert client.reactions == [(555, "eyes")]
+    [sub] = _runs(services).submitted
+    assert sub["inputs"] == {"env": "prod", "note": "big day"} and sub["commit"] == SHA
+    assert sub["trigger"].type is TriggerType.MANUAL and sub["trigger"].actor == "writer"
+    [body] = client.bodies()
+    assert RUN_MARKER.format(run_id=sub["run_id"]) in body and "`ship`" in body
+    [status] = client.statuses
+    assert (status["sha"], status["state"], status["context"]) == (SHA, "pending",
+                                                                  "flowbot/run/deploy")
+    assert status["target_url"] == f"http://flowbot.test/runs/{sub['run_id']}"
+
+
+def test_run_reply_is_edited_in_place_until_the_final_status(services: Services) -> None:
+    client = _comment(services, "/run deploy env=staging", login="admin")
+    run_id = _runs(services).submitted[0]["run_id"]
+    _runs(services).finish(run_id, Status.FAILED, failed_task="ship")
+    from bot.handlers.reporting import report
+    report(services, run_id)
+    report(services, run_id)  # a repeated event posts no second final status
+    [comment] = client.comments.values()
+    assert comment["edits"] == 2 and "failed" in comment["body"]
+    assert [s["state"] for s in client.statuses] == ["pending", "failure"]
+    assert client.statuses[-1]["description"] == f"Run {run_id} failed in task ship"
+
+
+def test_reader_is_refused_politely(services: Services) -> None:
+    client = _comment(services, "/run deploy env=prod", login="reader")
+    assert _runs(services).submitted == []
+    assert client.reactions == [(555, "eyes")]
+    assert client.bodies() == ["Sorry @reader, `/run` needs write access to this repository; "
+                               "ask a maintainer to run it for you."]
+
+
+def test_unknown_flow_gets_a_did_you_mean(services: Services) -> None:
+    client = _comment(services, "/run deplyo", login="writer")
+    [body] = client.bodies()
+    assert 'no flow `deplyo`' in body and '(did you mean "deploy"?)' in body
+    assert "Registered flows: `deploy`." in body
+
+
+def test_bad_input_names_the_input_and_what_it_expects(services: Services) -> None:
+    client = _comment(services, "/run deploy env=moon", login="writer")
+    [body] = client.bodies()
+    assert "input `env`" in body and "one of staging, prod" in body
+    assert _runs(services).submitted == []
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"login": "flowbot[bot]", "kind": "Bot"},
+    {"login": "writer", "action": "edited"},
+    {"login": "writer", "action": "deleted"},
+])
+def test_bots_and_edits_are_ignored(services: Services, kwargs: dict[str, object]) -> None:
+    client = _comment(services, "/run deploy env=prod", **kwargs)
+    assert client.calls == [] and _runs(services).submitted == []
+
+
+def test_flowbots_own_comment_is_ignored(services: Services) -> None:
+    client = _comment(services, "<!-- flowbot:run:x -->\n/run deploy env=prod", login="writer")
+    assert client.calls == []
+
+
+def test_help_needs_no_permission(services: Services) -> None:
+    client = _comment(services, "/help", login="reader")
+    assert "permission_of" not in client.names()
+    assert "/run <flow-id>" in client.bodies()[0]
+
+
+def test_cancel_pause_and_resume(services: Services) -> None:
+    _comment(services, "/run deploy env=prod", login="writer")
+    run_id = _runs(services).submitted[0]["run_id"]
+    client = _comment(services, f"/cancel {run_id}\n/cancel nosuch\n/pause deploy\n/resume deploy",
+                      login="writer")
+    bodies = client.bodies()[1:]
+    assert bodies[0] == f"@writer cancelling run `{run_id}`."
+    assert bodies[1] == "@writer there is no run `nosuch` of this repository."
+    assert bodies[2].startswith("@writer paused the schedules of `deploy`")
+    assert bodies[3].startswith("@writer resumed the schedules of `deploy`")
+    assert services.wake_scheduler.is_set()
+    assert services.store.get_run(run_id).status is Status.CANCELLED  # type: ignore[union-attr]
