@@ -24,9 +24,9 @@ from bot.settings import Settings
 from runner.cron import Clock
 from runner.inputs import coerce_inputs
 from runner.records import Status
-from runner.service import Submission
 from runner.registry import Registry
 from runner.schedules import Schedules
+from runner.service import Submission
 from runner.store import RunStore
 
 with warnings.catch_warnings():
