@@ -21,7 +21,7 @@ from runner.validate import Diagnostic, RepoReport, validate_paths
 
 DEFAULT_DIR = Path("flows")
 PLAN_COUNT = 5
-NO_DEFAULT_DIR = "flowbot validate: no flows/ directory here; give the files or directories to check"
+NO_DEFAULT_DIR = "flowbot validate: no flows/ directory here; give the files or directories"
 MISSING_PATH = "flowbot validate: {path}: no such file or directory"
 BAD_NOW = "flowbot validate: --now {value!r} is not an ISO 8601 date-time"
 
