@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 
 from bot.deliveries import DeliveryStore
+from bot.github import GitHubClients, RepoClient
 from bot.settings import Settings
 from runner.cron import Clock
 from runner.flows import Flow
@@ -25,52 +26,12 @@ from runner.schedules import Schedules
 from runner.store import RunStore
 
 
-class RepoClient(Protocol):
-    """The GitHub calls flowbot makes for one repository."""
-
-    def create_status(
-        self, sha: str, state: str, context: str, description: str, target_url: str | None = None
-    ) -> None:
-        """Set commit status ``context`` on ``sha`` (state: pending/success/failure/error)."""
-
-    def upsert_comment(self, issue_number: int, marker: str, body: str) -> int:
-        """Edit flowbot's comment containing ``marker`` on the issue/PR, or create it; its id."""
-
-    def create_comment(self, issue_number: int, body: str) -> int:
-        """Post a new comment; returns its id."""
-
-    def edit_comment(self, comment_id: int, body: str) -> None:
-        """Replace the body of comment ``comment_id``."""
-
-    def add_reaction(self, comment_id: int, content: str) -> None:
-        """React to an issue comment (``eyes``, ``+1``, ...)."""
-
-    def permission_of(self, username: str) -> str:
-        """The user's repository permission: admin, maintain, write, triage, read or none."""
-
-    def open_issue(self, title: str, body: str) -> int:
-        """Open an issue; returns its number."""
-
-    def comment_issue(self, number: int, body: str) -> None:
-        """Comment on issue ``number``."""
-
-    def close_issue(self, number: int, body: str | None = None) -> None:
-        """Close issue ``number``, with a closing comment if ``body`` is given."""
-
-    def find_open_issue(self, marker: str) -> int | None:
-        """The number of an open issue flowbot opened whose body holds ``marker``."""
-
-
-class ClientFactory(Protocol):
-    def for_repo(self, full_name: str, installation_id: int | None) -> RepoClient:
-        """A client acting on ``full_name`` (as the App installation, when an App)."""
-
-
 class FlowSource(Protocol):
     """Repository content: cached mirrors, flows read at a commit, exports for runs."""
 
-    def mirror(self, full_name: str, clone_url: str) -> Path:
-        """Fetch (or clone) the mirror of ``full_name``; its path."""
+    def mirror(self, full_name: str, clone_url: str, want: str | None = None,
+               token: str | None = None) -> Path:
+        """The mirror of ``full_name``, cloned if absent, fetched if ``want`` is missing."""
 
     def read_flows(self, mirror: Path, sha: str) -> dict[str, bytes]:
         """``flows/*.yml`` at ``sha`` by repository path, without a work tree."""
@@ -100,12 +61,24 @@ class Services:
     registry: Registry
     schedules: Schedules
     store: RunStore
-    github: ClientFactory
+    github: GitHubClients
     repos: FlowSource
     runs: RunSubmitter | None = None
     wake_scheduler: threading.Event = field(default_factory=threading.Event)
     on_delivery: Callable[[], None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    installations: dict[str, int] = field(default_factory=dict)  # repo -> App installation
+
+    def client(self, repo: str, installation_id: int | None) -> RepoClient:
+        """The GitHub client for ``repo``; remembers the installation for later reports."""
+        if installation_id is not None:
+            self.installations[repo] = installation_id
+        return self.github.for_repo(repo, installation_id or self.installations.get(repo))
+
+    def mirror(self, repo: str, clone_url: str, installation_id: int | None,
+               want: str | None = None) -> Path:
+        """The repository's mirror holding ``want``, cloned with the right credential."""
+        token = self.github.git_token(installation_id or self.installations.get(repo))
+        return self.repos.mirror(repo, clone_url, want=want, token=token or None)
 
     def notify_work(self) -> None:
         """A delivery was recorded: wake the workers."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from bot.deliveries import DeliveryStore
+from bot.github import Comment, PullInfo
 from bot.services import Services
 from bot.settings import Settings
 from runner.cron import Clock
@@ -48,6 +49,31 @@ class FakeRepoClient:
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> {issue, body}
     reactions: list[tuple[int, str]] = field(default_factory=list)
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pulls: dict[int, PullInfo] = field(default_factory=dict)
+    check_runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def full_name(self) -> str:
+        return self.repo
+
+    def find_comment(self, issue_number: int, marker: str) -> Comment | None:
+        self._record("find_comment", issue_number, marker)
+        for cid, comment in self.comments.items():
+            if comment["issue"] == issue_number and marker in comment["body"]:
+                return Comment(cid, comment["body"], "flowbot", "")
+        return None
+
+    def get_pull(self, number: int) -> PullInfo:
+        self._record("get_pull", number)
+        return self.pulls[number]
+
+    def create_check_run(self, name: str, head_sha: str, *, title: str, summary: str,
+                         conclusion: str | None = None, annotations: Sequence[Any] = (),
+                         details_url: str | None = None) -> int | None:
+        self._record("create_check_run", name, head_sha)
+        self.check_runs.append({"name": name, "sha": head_sha, "conclusion": conclusion,
+                                "annotations": list(annotations)})
+        return None
 
     def _record(self, name: str, *args: Any) -> None:
         self.calls.append((name, args))
@@ -89,7 +115,7 @@ class FakeRepoClient:
         self._record("permission_of", username)
         return self.permissions.get(username, "read")
 
-    def open_issue(self, title: str, body: str) -> int:
+    def open_issue(self, title: str, body: str, labels: Sequence[str] = ()) -> int:
         self._record("open_issue", title, body)
         number = len(self.issues) + 1
         self.issues[number] = {"title": title, "body": body, "open": True, "comments": []}
@@ -131,6 +157,9 @@ class FakeGitHub:
                 self.clients[full_name] = FakeRepoClient(full_name, self.permissions)
             return self.clients[full_name]
 
+    def git_token(self, installation_id: int | None) -> str:
+        return ""
+
 
 @dataclass
 class FakeFlowSource:
@@ -139,7 +168,8 @@ class FakeFlowSource:
     commits: dict[str, dict[str, bytes]] = field(default_factory=dict)
     mirrored: list[tuple[str, str]] = field(default_factory=list)
 
-    def mirror(self, full_name: str, clone_url: str) -> Path:
+    def mirror(self, full_name: str, clone_url: str, want: str | None = None,
+               token: str | None = None) -> Path:
         self.mirrored.append((full_name, clone_url))
         return Path("/nonexistent") / full_name
 

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bot import render
 from bot.commands import Command, CommandError, Verb, parse_commands
+from bot.github import RepoClient
 from bot.handlers.reporting import report
 from bot.router import Event, Router
 from bot.run_reports import RunReport, RunReports
-from bot.services import RepoClient, Services
+from bot.services import Services
 from runner.diagnostics import did_you_mean
 from runner.errors import FlowNotFound, InputError
+from runner.flows import Flow
 from runner.records import Trigger, TriggerType
+from runner.validate import validate_files
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ def on_comment(event: Event, services: Services) -> None:
     commands = parse_commands(str(comment.get("body") or ""))
     if not commands:
         return  # an ordinary comment
-    client = services.github.for_repo(event.repo, event.installation_id)
+    client = services.client(event.repo, event.installation_id)
     client.add_reaction(int(comment["id"]), "eyes")
     ctx = _Ctx(event, services, client, str(comment["user"]["login"]),
                int(event.payload["issue"]["number"]))
@@ -100,20 +104,53 @@ def _expects(spec: Any) -> str:
     return EXPECTS.format(kind=f"a {spec.type.value}", extra=extra)
 
 
+def _pr_head_flow(ctx: _Ctx, flow_id: str) -> tuple[Flow, str, Path] | None:
+    """The PR head's valid version of ``flow_id``, for a same-repository PR only."""
+    if "pull_request" not in ctx.event.payload["issue"]:
+        return None  # an issue: the registered flow
+    pull = ctx.client.get_pull(ctx.number)
+    if pull.is_fork:
+        return None  # a fork never runs its own version
+    services = ctx.services
+    mirror = services.mirror(ctx.event.repo, _clone_url(ctx), ctx.event.installation_id,
+                             want=pull.head_sha)
+    report = validate_files(services.repos.read_flows(mirror, pull.head_sha),
+                            now=services.clock.now())
+    for file in report.files:
+        if file.flow is not None and file.ok and file.flow.id == flow_id:
+            return file.flow, pull.head_sha, mirror
+    return None  # not (validly) in the PR: fall back to the registered one
+
+
+def _clone_url(ctx: _Ctx) -> str:
+    return str(ctx.event.payload["repository"]["clone_url"])
+
+
+def _flow_to_run(ctx: _Ctx, flow_id: str) -> tuple[Flow, str, Path] | None:
+    found = _pr_head_flow(ctx, flow_id)
+    if found is not None:
+        return found
+    registered = ctx.services.registry.get(ctx.event.repo, flow_id)
+    if registered is None:
+        return None
+    mirror = ctx.services.mirror(ctx.event.repo, _clone_url(ctx), ctx.event.installation_id,
+                                 want=registered.commit)
+    return registered.flow, registered.commit, mirror
+
+
 def _run(ctx: _Ctx, cmd: Command) -> None:
     services, repo = ctx.services, ctx.event.repo
-    registered = services.registry.get(repo, cmd.target)
-    if registered is None:
-        _unknown_flow(ctx, cmd.target)
-        return
     if services.runs is None:
         ctx.client.create_comment(ctx.number, RUNS_OFF.format(login=ctx.login))
         return
-    flow = registered.flow
-    mirror = services.repos.mirror(repo, str(ctx.event.payload["repository"]["clone_url"]))
+    found = _flow_to_run(ctx, cmd.target)
+    if found is None:
+        _unknown_flow(ctx, cmd.target)
+        return
+    flow, sha, mirror = found
     try:
         submission = services.runs.submit(
-            flow, cmd.inputs, repo=repo, commit=registered.commit, source=mirror,
+            flow, cmd.inputs, repo=repo, commit=sha, source=mirror,
             trigger=Trigger(TriggerType.MANUAL, ctx.login))
     except InputError as exc:
         ctx.client.create_comment(ctx.number, BAD_INPUT.format(
@@ -122,7 +159,7 @@ def _run(ctx: _Ctx, cmd: Command) -> None:
         return
     run_id = str(submission.run_id)
     RunReports(services.engine).add(RunReport(
-        run_id, repo, ctx.event.installation_id, ctx.number, None, registered.commit, flow.id))
+        run_id, repo, ctx.event.installation_id, ctx.number, None, sha, flow.id))
     log.info("run submitted from a comment",
              extra={"run": run_id, "repo": repo, "flow": flow.id, "actor": ctx.login})
     report(services, run_id)

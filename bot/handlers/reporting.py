@@ -15,10 +15,11 @@ import threading
 from collections.abc import Callable
 
 from bot import render
+from bot.github import RepoClient
 from bot.pages import task_log
 from bot.router import Router
 from bot.run_reports import RunReport, RunReports
-from bot.services import RepoClient, Services
+from bot.services import Services
 from runner.flows import flow_from_data
 from runner.records import EventKind, RunEvent, RunRecord, Status, TriggerType
 
@@ -83,7 +84,7 @@ def _post_status(client: RepoClient, services: Services, run: RunRecord, sha: st
 
 
 def _report_comment(services: Services, run: RunRecord, rep: RunReport) -> None:
-    client = services.github.for_repo(rep.repo, rep.installation_id)
+    client = services.client(rep.repo, rep.installation_id)
     body = render.run_comment(run, services.store.task_rows(run.id), services.run_url(run.id),
                               _tail(services, run) if run.status.terminal else None)
     if rep.issue_number is not None:
@@ -98,7 +99,7 @@ def _report_comment(services: Services, run: RunRecord, rep: RunReport) -> None:
 
 def _report_scheduled(services: Services, run: RunRecord) -> None:
     flow = flow_from_data(run.flow_data, run.flow_path)
-    client = services.github.for_repo(run.repo, None)
+    client = services.client(run.repo, None)
     if flow.notify.status and run.commit:
         _post_status(client, services, run, run.commit)
     if not run.status.terminal or not flow.notify.issue_on_failure:

@@ -28,11 +28,11 @@ INVALID_NOTE = "; {count} invalid file(s) not registered: {paths}"
 
 
 def sync_commit(
-    services: Services, repo: str, clone_url: str, sha: str
+    services: Services, repo: str, clone_url: str, sha: str, installation_id: int | None = None
 ) -> tuple[SyncResult, list[str]]:
     """Validate ``flows/*.yml`` at ``sha`` and register the valid flows; also the
     paths of the invalid files (their flows keep their last valid version)."""
-    mirror = services.repos.mirror(repo, clone_url)
+    mirror = services.mirror(repo, clone_url, installation_id, want=sha)
     report = validate_files(services.repos.read_flows(mirror, sha), now=services.clock.now())
     valid = [f.flow for f in report.files if f.flow is not None and f.ok]
     invalid = {f.path: f.path for f in report.files if not f.ok or f.flow is None}
@@ -50,10 +50,11 @@ def sync_default_branch(event: Event, services: Services) -> None:
     sha = str(payload.get("after") or "")
     if payload.get("deleted") or not sha or sha == ZERO_SHA:
         return  # the default branch was deleted: keep what is registered
-    client = services.github.for_repo(event.repo, event.installation_id)
+    client = services.client(event.repo, event.installation_id)
     client.create_status(sha, "pending", CONTEXT, PENDING)
     try:
-        result, invalid = sync_commit(services, event.repo, str(repo["clone_url"]), sha)
+        result, invalid = sync_commit(
+            services, event.repo, str(repo["clone_url"]), sha, event.installation_id)
     except DuplicateFlowId as exc:
         client.create_status(sha, "failure", CONTEXT, render.status_text(FAILED.format(error=exc)))
         return

@@ -10,8 +10,10 @@ import logging
 from typing import Any
 
 from bot import render
+from bot.github import Annotation
 from bot.router import Event, Router
 from bot.services import Services
+from runner.diagnostics import Diagnostic, Severity
 from runner.errors import DuplicateFlowId
 from runner.registry import Plan, plan
 from runner.validate import validate_files
@@ -21,9 +23,16 @@ log = logging.getLogger(__name__)
 router: Router[Services] = Router()
 
 CONTEXT = "flowbot/validate"
+CHECK_NAME = "flowbot"
 PENDING = "Validating flows/*.yml…"
 READ_FAILED = "Could not read the flows at this commit: {error}"
 DUPLICATE = "; two files define flow {flow_id}"
+
+
+def _annotation(diag: Diagnostic) -> Annotation:
+    level = "failure" if diag.severity is Severity.ERROR else "warning"
+    return Annotation(diag.path, diag.line, diag.message, level, start_column=diag.col,
+                      end_column=diag.col, title=f"flowbot: {diag.severity.value}")
 
 
 def head_source(pull: dict[str, Any], base_repo: dict[str, Any]) -> tuple[str, str]:
@@ -47,10 +56,10 @@ def validate_pull_request(event: Event, services: Services) -> None:
     pull = dict(event.payload["pull_request"])
     sha = str(pull["head"]["sha"])
     extra = {"delivery": event.delivery_id, "repo": event.repo, "pr": pull["number"]}
-    client = services.github.for_repo(event.repo, event.installation_id)
+    client = services.client(event.repo, event.installation_id)
     client.create_status(sha, "pending", CONTEXT, PENDING)
     try:
-        mirror = services.repos.mirror(*head_source(pull, repo))
+        mirror = services.mirror(*head_source(pull, repo), event.installation_id, want=sha)
         files = services.repos.read_flows(mirror, sha)
     except Exception as exc:
         problem = render.status_text(READ_FAILED.format(error=exc))
@@ -70,4 +79,7 @@ def validate_pull_request(event: Event, services: Services) -> None:
     )
     client.upsert_comment(int(pull["number"]), render.VALIDATE_MARKER, body)
     client.create_status(sha, "success" if ok else "failure", CONTEXT, render.status_text(summary))
+    client.create_check_run(  # only an App may: with a token this does nothing
+        CHECK_NAME, sha, title=summary, summary=body, conclusion="success" if ok else "failure",
+        annotations=[_annotation(d) for d in report.diagnostics])
     log.info("pull request validated: %s", summary, extra=extra)
