@@ -1,0 +1,155 @@
+"""bot/repos.py on real git repositories made in tmp_path."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import git
+import pytest
+
+from bot.repos import BadRepoName, Mirrors, RemoteUnreachable, UnknownCommit
+
+FLOW_V1 = b"id: nightly\ntasks: []\n"
+FLOW_V2 = b"id: nightly\nschedule: '0 3 * * *'\ntasks: []\n"
+
+
+class Upstream:
+    """A working repository standing in for GitHub's."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.repo = git.Repo.init(path, initial_branch="main")
+        with self.repo.config_writer() as config:
+            config.set_value("user", "name", "Test").set_value("user", "email", "t@example.com")
+
+    def commit(self, files: dict[str, bytes | None], message: str = "change") -> str:
+        for name, data in files.items():
+            target = self.path / name
+            if data is None:
+                self.repo.index.remove([name], working_tree=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            self.repo.index.add([name])
+        return str(self.repo.index.commit(message).hexsha)
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Upstream:
+    return Upstream(tmp_path / "upstream")
+
+
+@pytest.fixture
+def mirrors(tmp_path: Path) -> Mirrors:
+    return Mirrors(tmp_path / "data")
+
+
+def test_mirror_from_a_local_path_reads_flows_at_old_and_new_shas(
+        upstream: Upstream, mirrors: Mirrors) -> None:
+    old = upstream.commit({"flows/nightly.yml": FLOW_V1, "flows/README.md": b"docs",
+                           "flows/sub/deep.yml": b"id: deep\n", "src/app.py": b"pass\n"})
+    new = upstream.commit({"flows/nightly.yml": FLOW_V2, "flows/other.yaml": b"id: other\n"})
+    path = mirrors.mirror("Octo/Flows", str(upstream.path))
+    assert path == mirrors.root / "octo" / "flows.git"
+    assert git.Repo(path).bare
+    assert mirrors.read_flows(path, old) == {"flows/nightly.yml": FLOW_V1}
+    assert mirrors.read_flows(path, new) == {"flows/nightly.yml": FLOW_V2,
+                                             "flows/other.yaml": b"id: other\n"}
+
+
+def test_a_new_upstream_commit_is_fetched_only_when_wanted(
+        upstream: Upstream, mirrors: Mirrors) -> None:
+    first = upstream.commit({"flows/a.yml": FLOW_V1})
+    path = mirrors.mirror("octo/flows", f"file://{upstream.path}")
+    assert mirrors.mirror("octo/flows", f"file://{upstream.path}", want=first) == path
+    assert not (path / "FETCH_HEAD").exists()  # present: no fetch
+    second = upstream.commit({"flows/a.yml": None, "flows/b.yml": FLOW_V2})
+    mirrors.mirror("octo/flows", f"file://{upstream.path}", want=second)
+    assert (path / "FETCH_HEAD").exists()  # missing: fetched
+    assert mirrors.read_flows(path, second) == {"flows/b.yml": FLOW_V2}
+
+
+def test_read_flows_fetches_a_missing_commit_itself(upstream: Upstream,
+                                                    mirrors: Mirrors) -> None:
+    upstream.commit({"README.md": b"hi"})
+    path = mirrors.mirror("octo/flows", str(upstream.path))
+    later = upstream.commit({"flows/a.yml": FLOW_V1})
+    assert mirrors.read_flows(path, later) == {"flows/a.yml": FLOW_V1}
+    assert mirrors.default_branch_head(path, "main") == later
+
+
+def test_no_flows_directory_and_binary_files(upstream: Upstream, mirrors: Mirrors) -> None:
+    bare = upstream.commit({"README.md": b"hi"})
+    binary = upstream.commit({"flows/blob.yml": bytes(range(256))})
+    path = mirrors.mirror("octo/flows", str(upstream.path))
+    assert mirrors.read_flows(path, bare) == {}
+    assert mirrors.read_flows(path, binary) == {"flows/blob.yml": bytes(range(256))}
+
+
+def test_export_copies_the_tree_at_a_sha(upstream: Upstream, mirrors: Mirrors,
+                                         tmp_path: Path) -> None:
+    old = upstream.commit({"flows/a.yml": FLOW_V1, "scripts/run.sh": b"echo hi\n"})
+    upstream.commit({"scripts/run.sh": b"echo bye\n"})
+    path = mirrors.mirror("octo/flows", str(upstream.path))
+    dest = mirrors.export(path, old, tmp_path / "work")
+    assert (dest / "scripts" / "run.sh").read_bytes() == b"echo hi\n"
+    assert (dest / "flows" / "a.yml").read_bytes() == FLOW_V1
+    assert not (dest / ".git").exists()
+
+
+def test_unknown_sha_and_unreachable_remote_are_clear_errors(
+        upstream: Upstream, mirrors: Mirrors, tmp_path: Path) -> None:
+    upstream.commit({"README.md": b"hi"})
+    path = mirrors.mirror("octo/flows", str(upstream.path))
+    with pytest.raises(UnknownCommit, match="0{40} is not in octo/flows"):
+        mirrors.read_flows(path, "0" * 40)
+    with pytest.raises(UnknownCommit):
+        mirrors.read_flows(path, "--upload-pack=evil")
+    with pytest.raises(RemoteUnreachable, match="cannot fetch octo/gone"):
+        mirrors.mirror("octo/gone", str(tmp_path / "nowhere"))
+    assert not mirrors.path_of("octo/gone").exists()  # no half-made mirror left behind
+    with pytest.raises(BadRepoName):
+        mirrors.mirror("../../etc", str(upstream.path))
+
+
+def test_https_token_never_lands_in_config_or_errors(mirrors: Mirrors) -> None:
+    token = "ghs_secret0000000000000000000000000000"
+    with pytest.raises(RemoteUnreachable) as raised:
+        # Port 9 on loopback refuses at once: no network leaves this machine.
+        mirrors.mirror("octo/flows", "https://user:pw@127.0.0.1:9/octo/flows.git", token=token)
+    assert token not in str(raised.value) and "pw" not in str(raised.value)
+    assert "127.0.0.1:9" in str(raised.value)
+    assert mirrors._env(mirrors.path_of("octo/flows"),
+                        "https://127.0.0.1:9/x")["GIT_CONFIG_KEY_0"] == "http.extraHeader"
+
+
+def test_token_is_sent_only_as_a_header_and_not_stored(upstream: Upstream,
+                                                       mirrors: Mirrors) -> None:
+    upstream.commit({"flows/a.yml": FLOW_V1})
+    path = mirrors.mirror("octo/flows", str(upstream.path), token="ghs_abc")
+    config = (path / "config").read_text()
+    assert "ghs_abc" not in config and "extraHeader" not in config
+    assert "GIT_CONFIG_KEY_0" not in mirrors._env(path, str(upstream.path))  # not https
+
+
+def test_concurrent_reads_and_fetches_share_one_mirror(upstream: Upstream,
+                                                       mirrors: Mirrors) -> None:
+    shas = [upstream.commit({"flows/a.yml": FLOW_V1 + bytes([65 + i])}) for i in range(3)]
+    errors: list[BaseException] = []
+
+    def work(sha: str) -> None:
+        try:
+            path = mirrors.mirror("octo/flows", str(upstream.path), want=sha)
+            content = mirrors.read_flows(path, sha)["flows/a.yml"]
+            assert content.endswith(bytes([65 + shas.index(sha)]))
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(sha,)) for sha in shas * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [p.name for p in (mirrors.root / "octo").iterdir()] == ["flows.git"]
