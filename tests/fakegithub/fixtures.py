@@ -29,6 +29,11 @@ def fake_github() -> Iterator[FakeGitHub]:
         yield fake
     finally:
         fake.stop()
+    check_violations(fake)
+
+
+def check_violations(fake: FakeGitHub) -> None:
+    """Fail the test if the fake received any request GitHub would reject."""
     if fake.violations:
         lines = "\n".join(f"  {v.method} {v.path} -> {v.status}: {v.message}"
                           for v in fake.violations)
