@@ -18,11 +18,14 @@ from sqlalchemy.engine import Engine
 
 from bot.deliveries import DeliveryStore
 from bot.github import GitHubClients, RepoClient
+from bot.router import Router
 from bot.settings import Settings
 from runner.cron import Clock
 from runner.flows import Flow
+from runner.records import Trigger
 from runner.registry import Registry
 from runner.schedules import Schedules
+from runner.service import Submission
 from runner.store import RunStore
 
 
@@ -42,9 +45,9 @@ class RunSubmitter(Protocol):
 
     def submit(
         self, flow: Flow, inputs: Mapping[str, Any], *, repo: str, commit: str | None,
-        source: Path | None, trigger: Any,
-    ) -> Any:
-        """Queue a run; raises InputError for bad inputs. Returns what has ``run_id``."""
+        source: Path, trigger: Trigger,
+    ) -> Submission:
+        """Queue a run; raises InputError for bad inputs (nothing recorded)."""
 
     def cancel(self, run_id: str) -> bool:
         """Cancel run ``run_id``; False if it is unknown or already over."""
@@ -66,6 +69,7 @@ class Services:
     runs: RunSubmitter | None = None
     wake_scheduler: threading.Event = field(default_factory=threading.Event)
     on_delivery: Callable[[], None] | None = None
+    router: Router[Services] = field(default_factory=Router)
     installations: dict[str, int] = field(default_factory=dict)  # repo -> App installation
 
     def client(self, repo: str, installation_id: int | None) -> RepoClient:

@@ -17,7 +17,7 @@ from bot.router import Event
 
 log = logging.getLogger(__name__)
 
-Dispatch = Callable[[Event], None]
+Dispatch = Callable[[Event], object]
 POLL_SECONDS = 1.0
 
 

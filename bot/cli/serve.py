@@ -1,4 +1,5 @@
-"""`flowbot serve` (placeholder until its feature lands)."""
+"""`flowbot serve`: the webhook service, run pages and API, delivery workers,
+run workers and the scheduler, in one process (settings from FLOWBOT_*)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,43 @@ import argparse
 import sys
 from typing import Any
 
+from bot.settings import Settings
+from runner.errors import FlowbotError
+
+NO_SECRET = (
+    "flowbot serve: FLOWBOT_WEBHOOK_SECRET is not set.\n"
+    "Set it to the secret you enter on the GitHub webhook (Settings → Webhooks), e.g.\n"
+    "  export FLOWBOT_WEBHOOK_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+)
+
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("serve", help="(not available yet)")
+    parser = sub.add_parser("serve", help="serve GitHub webhooks, run pages and the scheduler")
+    parser.add_argument("--host", help="address to listen on (default FLOWBOT_HOST or 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port (default FLOWBOT_PORT or 8080)")
     parser.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
-    print("flowbot serve: not available in this build", file=sys.stderr)
-    return 2
+    import uvicorn
+
+    from bot.app import create_app
+    from bot.runtime import build_runtime
+
+    try:
+        settings = Settings.from_env()
+        if not settings.webhook_secret:
+            print(NO_SECRET, file=sys.stderr)
+            return 2
+        runtime = build_runtime(settings)
+        app = create_app(settings, runtime.services)
+    except FlowbotError as exc:
+        print(f"flowbot serve: {exc}", file=sys.stderr)
+        return 2
+    runtime.start()
+    try:
+        uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,
+                    log_level="info", access_log=False)
+    finally:
+        runtime.stop()
+    return 0

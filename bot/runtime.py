@@ -1,0 +1,129 @@
+"""The running service: settings wired to real parts, and their threads.
+
+:func:`build_runtime` opens (and migrates) the database and builds the run
+store, registry, schedules, run service (Docker or process backend), the
+scheduler, GitHub clients and git mirrors, and the delivery workers.
+:meth:`Runtime.start` first repairs what a crash left (deliveries in flight go
+back to the queue, runs left running are reconciled and reported), then starts
+the workers and the scheduler; :meth:`Runtime.stop` ends them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.deliveries import DeliveryStore
+from bot.fire_sink import RunSink
+from bot.github import GitHubClients
+from bot.handlers import build_router
+from bot.handlers.reporting import run_listener
+from bot.repos import Mirrors
+from bot.router import Event
+from bot.services import Services
+from bot.settings import Settings
+from bot.worker import Workers
+from runner.backends.base import Backend
+from runner.cron import Clock, SystemClock
+from runner.db import connect
+from runner.registry import Registry
+from runner.scheduler import Scheduler
+from runner.schedules import Schedules
+from runner.service import RunService, owner_for
+from runner.store import RunStore
+
+log = logging.getLogger(__name__)
+
+
+def make_backend(name: str, owner: str) -> Backend:
+    """The execution backend named by ``FLOWBOT_BACKEND``."""
+    if name == "process":
+        from runner.backends.process_backend import ProcessBackend
+
+        process: Backend = ProcessBackend(owner=owner)
+        return process
+    from runner.backends.docker_backend import DockerBackend
+
+    docker: Backend = DockerBackend(owner=owner)
+    return docker
+
+
+def default_github(settings: Settings) -> GitHubClients:
+    from bot.github_client import PyGithubClients
+
+    return PyGithubClients.from_settings(settings)
+
+
+@dataclass
+class Runtime:
+    services: Services
+    runs: RunService
+    scheduler: Scheduler
+    workers: Workers
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def dispatch(self, event: Event) -> None:
+        """Process one delivery now (the demo and tests, without the workers)."""
+        self.services.router.dispatch(event, self.services)
+
+    def start(self) -> None:
+        resumed = self.runs.reconcile()  # runs a crash left running end truthfully
+        if resumed:
+            log.info("reconciled runs left by the previous process", extra={"runs": resumed})
+        self.runs.start(self.services.settings.max_parallel_tasks)
+        self.workers.start()
+        self._stop.clear()
+        thread = threading.Thread(target=self.scheduler.run_forever, args=(self._stop,),
+                                  name="flowbot-scheduler", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.scheduler.wake()
+        self.workers.stop()
+        for thread in self._threads:
+            thread.join(10)
+        self._threads.clear()
+        self.runs.stop()
+
+
+def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
+                  clock: Clock | None = None, backend: Backend | None = None) -> Runtime:
+    """Everything ``flowbot serve`` runs, from ``settings``."""
+    clock = clock or SystemClock()
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    engine = connect(settings.database_url or f"sqlite:///{data_dir / 'flowbot.db'}")
+    wake = threading.Event()
+    store = RunStore(engine, clock)
+    registry = Registry(engine, clock, wake=wake)
+    mirrors = Mirrors(data_dir, settings.github_token)
+    services = Services(
+        settings=settings, clock=clock, engine=engine,
+        deliveries=DeliveryStore(engine, clock), registry=registry,
+        schedules=Schedules(engine, clock), store=store,
+        github=github or default_github(settings), repos=mirrors, wake_scheduler=wake,
+    )
+    listener = run_listener(services)
+    owner = owner_for(data_dir)
+    runs = RunService(store, backend or make_backend(settings.backend, owner), data_dir,
+                      settings.secret_values(), clock, settings.max_parallel_tasks,
+                      listeners=[listener], owner=owner,
+                      run_url=services.run_url)
+    services.runs = runs
+    services.router = build_router()
+    sink = RunSink(registry, store, runs, lambda repo, sha: mirrors.path_of(repo))
+    scheduler = Scheduler(engine, sink, clock, instance_id=_instance_id(data_dir), wake=wake)
+    workers = Workers(services.deliveries, lambda e: services.router.dispatch(e, services),
+                      settings.workers)
+    services.on_delivery = workers.notify
+    return Runtime(services, runs, scheduler, workers)
+
+
+def _instance_id(data_dir: Path) -> str:
+    return f"{socket.gethostname()}:{owner_for(data_dir)}"
