@@ -16,7 +16,7 @@ from typing import Any
 
 from bot import render
 from bot.commands import Command, CommandError, Verb, parse_commands
-from bot.github import RepoClient
+from bot.github import GitHubError, RepoClient
 from bot.handlers.reporting import report
 from bot.router import Event, Router
 from bot.run_reports import RunReport, RunReports
@@ -75,7 +75,10 @@ def on_comment(event: Event, services: Services) -> None:
     if not commands:
         return  # an ordinary comment
     client = services.client(event.repo, event.installation_id)
-    client.add_reaction(int(comment["id"]), "eyes")
+    try:
+        client.add_reaction(int(comment["id"]), "eyes")
+    except GitHubError:  # the acknowledgement is a courtesy; the command still runs
+        log.warning("could not react to a comment", extra={"repo": event.repo})
     ctx = _Ctx(event, services, client, str(comment["user"]["login"]),
                int(event.payload["issue"]["number"]))
     allowed: bool | None = None

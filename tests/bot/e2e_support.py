@@ -1,0 +1,130 @@
+"""The whole service against a real git repository, the fake GitHub server and
+the real Docker engine: build it, send it signed webhooks, wait for it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import git
+
+from bot.app import create_app, sign
+from bot.deliveries import DeliveryStatus
+from bot.github_client import HttpPolicy, PyGithubClients
+from bot.runtime import Runtime, build_runtime
+from bot.settings import Settings
+from runner.records import RunRecord
+from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
+from tests.fakegithub.server import FakeGitHub
+from tests.fakes import TestClient, issue_comment_event, repository
+
+SECRET = "e2e-webhook-secret"
+WAIT_SECONDS = 120
+
+
+class Origin:
+    """A real git repository standing in for the GitHub repository's content."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.repo = git.Repo.init(path, initial_branch="main")
+        with self.repo.config_writer() as config:
+            config.set_value("user", "name", "Dev")
+            config.set_value("user", "email", "dev@example.com")
+
+    def commit(self, files: dict[str, str | None], message: str, branch: str = "main") -> str:
+        if self.repo.head.is_valid() and self.repo.active_branch.name != branch:
+            names = [h.name for h in self.repo.heads]
+            self.repo.git.checkout(branch if branch in names else ["-b", branch])
+        for name, text in files.items():
+            target = self.path / name
+            if text is None:
+                self.repo.index.remove([name], working_tree=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            self.repo.index.add([name])
+        return str(self.repo.index.commit(message).hexsha)
+
+    def checkout(self, branch: str) -> None:
+        self.repo.git.checkout(branch)
+
+    def merge(self, branch: str) -> str:
+        self.repo.git.checkout("main")
+        self.repo.git.merge(branch, "--no-ff", "-m", f"Merge {branch}")
+        return str(self.repo.head.commit.hexsha)
+
+
+@dataclass
+class Bot:
+    runtime: Runtime
+    client: TestClient
+    fake: FakeGitHub
+    origin: Origin
+
+    def deliver(self, event: str, payload: dict[str, Any], delivery: str | None = None,
+                secret: str = SECRET) -> int:
+        body = json.dumps(payload).encode()
+        response = self.client.post("/webhook", content=body, headers={
+            "X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "X-Hub-Signature-256": sign(secret, body), "Content-Type": "application/json"})
+        return response.status_code
+
+    def settle(self) -> None:
+        """Wait until every recorded delivery is processed."""
+        store = self.runtime.services.deliveries
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if store.count(DeliveryStatus.PENDING) + store.count(DeliveryStatus.PROCESSING) == 0:
+                failed = [d for d in _all(self) if d.status is DeliveryStatus.FAILED]
+                assert not failed, [d.error for d in failed]
+                return
+            time.sleep(0.05)
+        raise AssertionError("deliveries were not processed")
+
+    def wait_run(self, run_id: str) -> RunRecord:
+        store = self.runtime.services.store
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            run = store.get_run(run_id)
+            if run is not None and run.status.terminal:
+                time.sleep(0.3)  # let the final report go out
+                return run
+            time.sleep(0.1)
+        raise AssertionError(f"run {run_id} did not end")
+
+    def comment(self, issue: int, body: str, login: str) -> dict[str, Any]:
+        """An issue_comment webhook for a comment that exists on the fake GitHub."""
+        owner, name = FAKE_REPO.split("/")
+        repo = self.fake.state.repo(owner, name)
+        assert repo is not None
+        made = self.fake.state.add_comment(repo, issue, body, login)
+        return issue_comment_event(body, login=login, number=issue, repo=FAKE_REPO,
+                                   comment_id=made.id, clone_url=str(self.origin.path))
+
+    def repository(self) -> dict[str, Any]:
+        return repository(FAKE_REPO, str(self.origin.path))
+
+
+def _all(bot: Bot) -> list[Any]:
+    from sqlalchemy import select
+
+    from bot.deliveries import _row, deliveries_table
+
+    with bot.runtime.services.engine.connect() as conn:
+        return [_row(r) for r in conn.execute(select(deliveries_table))]
+
+
+def make_bot(tmp_path: Path, fake: FakeGitHub, origin: Origin, data_dir: Path | None = None) -> Bot:
+    settings = Settings(
+        data_dir=data_dir or tmp_path / "data", webhook_secret=SECRET,
+        github_api_url=fake.url, github_token=FAKE_TOKEN, public_url="http://flowbot.test",
+        max_parallel_tasks=2, workers=2,
+    )
+    github = PyGithubClients(fake.url, token=FAKE_TOKEN, policy=HttpPolicy.fast())
+    runtime = build_runtime(settings, github=github)
+    return Bot(runtime, TestClient(create_app(settings, runtime.services)), fake, origin)
