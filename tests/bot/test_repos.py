@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -113,12 +114,15 @@ def test_unknown_sha_and_unreachable_remote_are_clear_errors(
         mirrors.mirror("../../etc", str(upstream.path))
 
 
-def test_https_token_never_lands_in_config_or_errors(mirrors: Mirrors) -> None:
+def test_https_token_never_lands_in_config_or_errors(
+        mirrors: Mirrors, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     token = "ghs_secret0000000000000000000000000000"
     with pytest.raises(RemoteUnreachable) as raised:
         # Port 9 on loopback refuses at once: no network leaves this machine.
         mirrors.mirror("octo/flows", "https://user:pw@127.0.0.1:9/octo/flows.git", token=token)
     assert token not in str(raised.value) and "pw" not in str(raised.value)
+    assert token not in caplog.text
     assert "127.0.0.1:9" in str(raised.value)
     assert mirrors._env(mirrors.path_of("octo/flows"),
                         "https://127.0.0.1:9/x")["GIT_CONFIG_KEY_0"] == "http.extraHeader"
