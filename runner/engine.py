@@ -179,6 +179,8 @@ class Execution:
             if self._stop.is_set():
                 return outcome, number  # no retries once the run is stopping
             self._sleeper(task.retry.delay_before(number), self._stop)
+            if self._stop.is_set():
+                return outcome, number  # stopped during the delay
             outcome = None
 
     def _resumed(self, task: Task, row: AttemptRow) -> Outcome:

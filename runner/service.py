@@ -89,7 +89,8 @@ class RunService:
             run = self.store.create_run(flow, repo=repo, commit=commit, trigger=trigger,
                                         inputs=values)
             try:
-                prepare_workspace(source, commit, repo_dir(self.data_dir, run.id))
+                prepare_workspace(source, commit, repo_dir(self.data_dir, run.id),
+                                  exclude=[self.data_dir])
             except (FlowbotError, OSError) as exc:
                 self._end_unstarted(run.id, Status.FAILED, str(exc))
                 return Submission(run.id, Status.FAILED, str(exc))

@@ -11,6 +11,7 @@ import io
 import logging
 import shutil
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import git
@@ -48,13 +49,20 @@ def output_file(data_dir: Path, run_id: str, task_id: str, attempt: int) -> Path
     return path
 
 
-def prepare_workspace(source: Path, commit: str | None, dest: Path) -> None:
+def prepare_workspace(
+    source: Path, commit: str | None, dest: Path, exclude: Iterable[Path] = ()
+) -> None:
     """Fill ``dest`` with ``source`` at ``commit``: a ``git archive`` of that commit,
-    or, with no commit or no git repository, a copy of the directory without ``.git``."""
+    or, with no commit or no git repository, a copy of the directory without ``.git``
+    (nor ``dest``, nor the ``exclude`` paths, e.g. a data dir inside the tree)."""
     dest.mkdir(parents=True, exist_ok=False)
     if commit is None or not (source / ".git").exists():
-        shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".git"))
+        skip = {p.resolve() for p in (dest, *exclude)}
+
+        def ignore(folder: str, names: list[str]) -> set[str]:
+            return {n for n in names if n == ".git" or (Path(folder) / n).resolve() in skip}
+
+        shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True, ignore=ignore)
         return  # a working tree, run as it is
     try:
         archive = git.Repo(source).git.archive(commit, format="tar", stdout_as_string=False)

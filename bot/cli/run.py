@@ -24,6 +24,7 @@ from runner.cron import SystemClock
 from runner.db import connect
 from runner.errors import FlowbotError, InputError
 from runner.flows import Flow, flow_from_data
+from runner.inputs import coerce_inputs
 from runner.records import RunRecord, Status, Trigger, TriggerType
 from runner.service import RunService, owner_for
 from runner.store import RunStore
@@ -53,6 +54,7 @@ def _handle(args: argparse.Namespace) -> int:
         flow = _load_flow(args.flow_file)
         if flow is None:
             return 1  # diagnostics already printed
+        coerce_inputs(flow.inputs, inputs)  # refuse bad inputs before touching Docker
         settings = Settings.from_env()
         return _run(args, settings, flow, inputs)
     except InputError as exc:
@@ -142,12 +144,18 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow, inputs: dict[
 def _execute(service: RunService, run_id: str, view: LiveView) -> RunRecord:
     """Execute in a worker thread so Ctrl-C in this one can cancel the run."""
     result: list[RunRecord] = []
-    worker = threading.Thread(target=lambda: result.append(service.execute(run_id, view.on_log)),
-                              name="flowbot-run", daemon=True)
-    worker.start()
-    while worker.is_alive():
+    done = threading.Event()  # not Thread.join: a KeyboardInterrupt can corrupt its state
+
+    def work() -> None:
         try:
-            worker.join(0.5)
+            result.append(service.execute(run_id, view.on_log))
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="flowbot-run", daemon=True).start()
+    while not done.is_set():
+        try:
+            done.wait(0.5)
         except KeyboardInterrupt:
             print("\ncancelling the run (removing its containers)...", file=sys.stderr)
             service.cancel(run_id)

@@ -71,3 +71,12 @@ def test_run_files_are_private_and_removed_together(tmp_path: Path) -> None:
     remove_run_dir(data, "r1")
     assert not repo_dir(data, "r1").exists() and not out.exists()
     assert (source / "f").exists()
+
+
+def test_a_data_dir_inside_the_working_tree_is_not_copied(tmp_path: Path) -> None:
+    data = tmp_path / ".flowbot"
+    (data / "logs").mkdir(parents=True)
+    (tmp_path / "f").write_text("x")
+    dest = repo_dir(data, "r1")
+    prepare_workspace(tmp_path, None, dest, exclude=[data])
+    assert sorted(p.name for p in dest.iterdir()) == ["f"]

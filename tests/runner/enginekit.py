@@ -1,0 +1,82 @@
+"""Helpers shared by the engine, service and reconcile tests: a real run service
+on the real Docker engine with a private owner label, and a repository dir."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from runner.backends.base import LABEL_OWNER
+from runner.backends.docker_backend import DockerBackend
+from runner.cron import SystemClock
+from runner.flows import flow_from_data
+from runner.records import RunEvent, RunRecord, Trigger, TriggerType
+from runner.service import RunService
+from runner.store import RunStore
+
+MANUAL = Trigger(TriggerType.MANUAL, "octocat")
+
+
+@dataclass
+class RecordingSleeper:
+    """Records retry delays and returns at once (unless the run is stopping)."""
+
+    delays: list[float] = field(default_factory=list)
+
+    def __call__(self, seconds: float, interrupt: threading.Event) -> None:
+        self.delays.append(seconds)
+
+
+@dataclass
+class Kit:
+    service: RunService
+    store: RunStore
+    source: Path
+    owner: str
+    events: list[RunEvent]
+    sleeper: RecordingSleeper
+
+    def run(self, data: dict[str, Any], inputs: Mapping[str, Any] | None = None,
+            repo: str = "o/r") -> RunRecord:
+        submission = self.submit(data, inputs, repo)
+        return self.service.execute(submission.run_id)
+
+    def submit(self, data: dict[str, Any], inputs: Mapping[str, Any] | None = None,
+               repo: str = "o/r") -> Any:
+        flow = flow_from_data(data, path=f"flows/{data['id']}.yml")
+        return self.service.submit(flow, inputs or {}, repo=repo, commit=None,
+                                   source=self.source, trigger=MANUAL)
+
+    def log(self, run_id: str, task_id: str, attempt: int = 1) -> str:
+        rows = [a for a in self.store.attempts(run_id, task_id) if a.attempt == attempt]
+        assert rows and rows[0].log_path
+        return Path(rows[0].log_path).read_text()
+
+
+def make_kit(tmp_path: Path, engine: Any, client: docker.DockerClient,
+             secrets: Mapping[str, str] | None = None, max_parallel: int = 4) -> Kit:
+    source = tmp_path / "repo"
+    source.mkdir(exist_ok=True)
+    (source / "data.csv").write_text("a,b\n1,2\n")
+    owner = f"test-{uuid.uuid4().hex[:10]}"
+    store = RunStore(engine, SystemClock())
+    events: list[RunEvent] = []
+    sleeper = RecordingSleeper()
+    service = RunService(store, DockerBackend(client=client, owner=owner), tmp_path / "data",
+                         dict(secrets or {}), SystemClock(), max_parallel,
+                         listeners=[events.append], owner=owner, sleeper=sleeper)
+    return Kit(service, store, source, owner, events, sleeper)
+
+
+def leftover(client: docker.DockerClient, owner: str) -> list[Any]:
+    return client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={owner}"})
+
+
+def task(task_id: str, *commands: str, **extra: Any) -> dict[str, Any]:
+    return {"id": task_id, "image": "busybox:latest", "commands": list(commands), **extra}

@@ -1,0 +1,115 @@
+"""Restart reconciliation: a runner killed with SIGKILL mid-run, then a new
+service reconciles. Surviving containers are re-attached, vanished ones count
+as failed attempts ("runner restarted") under the retry policy, stray labelled
+containers are removed, and every run ends in a truthful state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from enginekit import Kit, leftover, make_kit, task
+from sqlalchemy.engine import Engine
+
+from runner.backends.base import LABEL_ATTEMPT, LABEL_OWNER, LABEL_RUN, LABEL_TASK
+from runner.records import Status
+
+pytestmark = pytest.mark.docker
+
+_CHILD = """
+import sys
+from pathlib import Path
+import docker
+from runner.backends.docker_backend import DockerBackend
+from runner.cron import SystemClock
+from runner.db import connect
+from runner.service import RunService
+from runner.store import RunStore
+url, data_dir, owner, run_id = sys.argv[1:]
+store = RunStore(connect(url), SystemClock())
+backend = DockerBackend(client=docker.from_env(), owner=owner)
+RunService(store, backend, Path(data_dir), {}, SystemClock(), owner=owner).execute(run_id)
+"""
+
+FLOW: dict[str, Any] = {"id": "restart", "tasks": [
+    task("a", "echo started", "sleep 3", 'echo "v=1" >> "$FLOWBOT_OUTPUT"', "echo finished"),
+    task("b", 'test "{{ tasks.a.outputs.v }}" = 1', needs=["a"]),
+]}
+
+
+def _kill_runner_mid_task(kit: Kit, engine: Engine, flow: dict[str, Any]) -> str:
+    run_id = kit.submit(flow).run_id
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(engine.url), str(kit.service.data_dir),
+         kit.owner, run_id], cwd=Path(__file__).parents[2], env=os.environ.copy())
+    try:
+        for _ in range(600):
+            if any(a.handle for a in kit.store.attempts(run_id, "a")):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the runner never started task a")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    return run_id
+
+
+@pytest.fixture
+def kit(tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient,
+        busybox_image: str) -> Kit:
+    return make_kit(tmp_path, sqlite_engine, docker_client)
+
+
+def test_a_surviving_container_is_reattached_and_the_run_completes(
+    kit: Kit, sqlite_engine: Engine, docker_client: docker.DockerClient
+) -> None:
+    run_id = _kill_runner_mid_task(kit, sqlite_engine, FLOW)
+    assert kit.store.get_run(run_id).status is Status.RUNNING  # type: ignore[union-attr]
+    assert len(leftover(docker_client, kit.owner)) == 1
+    assert kit.service.reconcile(block=True) == [run_id]
+    run = kit.store.get_run(run_id)
+    assert run is not None and run.status is Status.SUCCESS, run.error
+    attempts = kit.store.attempts(run_id, "a")
+    assert [(a.attempt, a.status) for a in attempts] == [(1, Status.SUCCESS)]
+    assert "started\nfinished" in kit.log(run_id, "a")
+    assert leftover(docker_client, kit.owner) == []
+
+
+@pytest.mark.parametrize(("retries", "expected"), [(0, Status.FAILED), (1, Status.SUCCESS)])
+def test_a_vanished_container_is_a_failed_attempt_under_the_retry_policy(
+    kit: Kit, sqlite_engine: Engine, docker_client: docker.DockerClient,
+    retries: int, expected: Status,
+) -> None:
+    flow = {**FLOW, "tasks": [{**FLOW["tasks"][0], "retries": retries}, FLOW["tasks"][1]]}
+    run_id = _kill_runner_mid_task(kit, sqlite_engine, flow)
+    for container in leftover(docker_client, kit.owner):
+        container.remove(force=True)
+    kit.service.reconcile(block=True)
+    run = kit.store.get_run(run_id)
+    assert run is not None and run.status is expected
+    first = kit.store.attempts(run_id, "a")[0]
+    assert (first.status, first.reason) == (Status.FAILED, "runner restarted")
+    rows = {r.task_id: r for r in kit.store.task_rows(run_id)}
+    if expected is Status.FAILED:
+        assert rows["b"].status is Status.SKIPPED
+        assert run.error == 'task "a" failed: runner restarted'
+    else:
+        assert rows["a"].attempts == 2 and rows["b"].status is Status.SUCCESS
+    assert leftover(docker_client, kit.owner) == []
+
+
+def test_stray_labelled_containers_are_removed(
+    kit: Kit, docker_client: docker.DockerClient, busybox_image: str
+) -> None:
+    docker_client.containers.run(busybox_image, ["sleep", "60"], detach=True, labels={
+        LABEL_OWNER: kit.owner, LABEL_RUN: "gone", LABEL_TASK: "t", LABEL_ATTEMPT: "1"})
+    assert kit.service.reconcile(block=True) == []
+    assert leftover(docker_client, kit.owner) == []

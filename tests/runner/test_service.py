@@ -1,0 +1,90 @@
+"""The run service: concurrency policies for every trigger, worker threads
+taking queued runs, cancelling queued runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from enginekit import Kit, leftover, make_kit, task
+from sqlalchemy.engine import Engine
+
+from runner.records import EventKind, Status
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def kit(tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient,
+        busybox_image: str) -> Kit:
+    return make_kit(tmp_path, sqlite_engine, docker_client)
+
+
+def _flow(policy: str, command: str = "sleep 1") -> dict[str, Any]:
+    return {"id": f"limited-{policy}", "concurrency": {"limit": 1, "policy": policy},
+            "tasks": [task("t", command)]}
+
+
+def _wait_final(kit: Kit, run_id: str) -> Any:
+    for _ in range(600):
+        run = kit.store.get_run(run_id)
+        if run is not None and run.status.terminal:
+            return run
+        import time
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_skip_policy_records_the_new_run_as_skipped(kit: Kit) -> None:
+    first = kit.submit(_flow("skip"))
+    second = kit.submit(_flow("skip"))
+    other_repo = kit.submit(_flow("skip"), repo="o/elsewhere")
+    assert first.status is Status.QUEUED and other_repo.status is Status.QUEUED
+    assert second.status is Status.SKIPPED
+    assert second.reason == (
+        f"concurrency limit 1 reached: run {first.run_id} of this flow is still active")
+    assert kit.store.get_run(second.run_id).status is Status.SKIPPED  # type: ignore[union-attr]
+    assert (second.run_id, EventKind.FINISHED) in [(e.run_id, e.kind) for e in kit.events]
+
+
+def test_queue_policy_starts_the_next_run_when_the_slot_frees(
+    kit: Kit, docker_client: docker.DockerClient
+) -> None:
+    kit.service.start(workers=2)
+    try:
+        first = kit.submit(_flow("queue"))
+        second = kit.submit(_flow("queue"))
+        one, two = _wait_final(kit, first.run_id), _wait_final(kit, second.run_id)
+    finally:
+        kit.service.stop()
+    assert (one.status, two.status) == (Status.SUCCESS, Status.SUCCESS)
+    assert two.started_at >= one.finished_at
+    assert leftover(docker_client, kit.owner) == []
+
+
+def test_cancel_policy_cancels_the_active_run(kit: Kit) -> None:
+    kit.service.start(workers=2)
+    try:
+        first = kit.submit(_flow("cancel", "sleep 60"))
+        for _ in range(400):  # until the first one's container runs
+            if kit.store.attempts(first.run_id):
+                break
+            import time
+            time.sleep(0.05)
+        second = kit.submit(_flow("cancel", "true"))
+        one, two = _wait_final(kit, first.run_id), _wait_final(kit, second.run_id)
+    finally:
+        kit.service.stop()
+    assert one.status is Status.CANCELLED and two.status is Status.SUCCESS
+
+
+def test_a_queued_run_can_be_cancelled_before_it_starts(kit: Kit) -> None:
+    submission = kit.submit({"id": "waiting", "tasks": [task("t", "true")]})
+    assert kit.service.cancel(submission.run_id)
+    run = kit.store.get_run(submission.run_id)
+    assert run is not None and run.status is Status.CANCELLED
+    assert [r.status for r in kit.store.task_rows(run.id)] == [Status.SKIPPED]
+    assert kit.service.execute(run.id).status is Status.CANCELLED
+    assert not (kit.service.data_dir / "work" / run.id).exists()
