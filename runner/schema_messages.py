@@ -17,6 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from runner import schema_fast
 from runner.diagnostics import Reporter, did_you_mean
 from runner.yamlload import Path
 
@@ -68,15 +69,28 @@ _PLURALS = {"string": "strings", "object": "mappings", "integer": "whole numbers
 
 
 @cache
+def schema() -> dict[str, Any]:
+    """The flow schema, read once from ``schemas/flow.schema.json``."""
+    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+@cache
 def validator() -> Draft202012Validator:
-    """The flow schema, compiled once on first use."""
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    """The flow schema as a jsonschema validator, compiled once on first use."""
+    Draft202012Validator.check_schema(schema())
+    return Draft202012Validator(schema())
+
+
+@cache
+def fast_check() -> schema_fast.Check:
+    return schema_fast.compile_schema(schema())
 
 
 def check(data: Any, report: Reporter) -> None:
     """Report every schema violation in ``data`` as a plain sentence."""
+    if fast_check()(data):
+        return  # valid: skip jsonschema, which only earns its cost explaining errors
     for error in validator().iter_errors(data):
         _explain(error, report)
 

@@ -144,7 +144,8 @@ def _check(data: dict[str, object], report: Reporter, now: datetime, path: str) 
 
 def validate_files(files: Mapping[str, bytes], *, now: datetime | None = None) -> RepoReport:
     """Validate several files (path -> content) and check flow ids are unique across them."""
-    reports = [validate_text(path, data, now=now) for path, data in files.items()]
+    moment = now or datetime.now(UTC)  # one instant for all files, so results agree
+    reports = [validate_text(path, data, now=moment) for path, data in files.items()]
     _check_unique_flow_ids(reports)
     return RepoReport(reports)
 

@@ -163,21 +163,31 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, lines: list[str]) -> Problem:
     return Problem(line, col, SYNTAX.format(problem=problem))
 
 
+_ALIAS = yaml.AliasEvent
+_SCALAR = yaml.ScalarEvent
+_SEQUENCE = yaml.SequenceStartEvent
+_SEQUENCE_END = yaml.SequenceEndEvent
+_MAPPING_END = yaml.MappingEndEvent
+
+
+def _short_tag(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!")
+
+
 class _Builder:
     """Turns the event stream into data, recording positions and problems."""
 
     def __init__(self, text: str, loaded: Loaded) -> None:
         self._parser = _Loader(text)
+        self._next = self._parser.get_event
         self._out = loaded
+        self._values = loaded.values
 
     def run(self) -> Any:
         try:
             return self._document()
         finally:
             self._parser.dispose()
-
-    def _next(self) -> Any:
-        return self._parser.get_event()
 
     def _document(self) -> Any:
         self._next()  # StreamStart
@@ -198,21 +208,22 @@ class _Builder:
         return root
 
     def _node(self, event: Any, path: Path, depth: int) -> Any:
-        self._out.values[path] = start = _pos(event.start_mark)
-        if isinstance(event, yaml.AliasEvent):
+        mark = event.start_mark
+        self._values[path] = start = (mark.line + 1, mark.column + 1)
+        kind = type(event)
+        if kind is _ALIAS:
             raise _Fatal(*start, ALIAS.format(name=event.anchor))
         if event.anchor is not None:
             raise _Fatal(*start, ANCHOR.format(name=event.anchor))
-        if event.tag not in (None, "!") and not (
-            isinstance(event, yaml.ScalarEvent) and event.implicit[0]
-        ):
-            tag = str(event.tag).replace("tag:yaml.org,2002:", "!!")
-            raise _Fatal(*start, TAG.format(tag=tag))
-        if isinstance(event, yaml.ScalarEvent):
+        if kind is _SCALAR:
+            if event.tag is not None and event.tag != "!" and not event.implicit[0]:
+                raise _Fatal(*start, TAG.format(tag=_short_tag(event.tag)))
             return self._scalar(event, path, start)
+        if event.tag is not None and event.tag != "!":
+            raise _Fatal(*start, TAG.format(tag=_short_tag(event.tag)))
         if depth > MAX_DEPTH:
             raise _Fatal(*start, TOO_DEEP.format(limit=MAX_DEPTH))
-        if isinstance(event, yaml.SequenceStartEvent):
+        if kind is _SEQUENCE:
             return self._sequence(path, depth)
         return self._mapping(path, depth)
 
@@ -229,7 +240,7 @@ class _Builder:
     def _sequence(self, path: Path, depth: int) -> list[Any]:
         items: list[Any] = []
         event = self._next()
-        while not isinstance(event, yaml.SequenceEndEvent):
+        while type(event) is not _SEQUENCE_END:
             items.append(self._node(event, (*path, len(items)), depth + 1))
             event = self._next()
         return items
@@ -237,7 +248,7 @@ class _Builder:
     def _mapping(self, path: Path, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
         event = self._next()
-        while not isinstance(event, yaml.MappingEndEvent):
+        while type(event) is not _MAPPING_END:
             key = self._key(event, depth)
             value_event = self._next()
             child = (*path, key)

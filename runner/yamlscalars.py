@@ -11,9 +11,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_TRUE = re.compile(r"^(?:true|True|TRUE)$")
-_FALSE = re.compile(r"^(?:false|False|FALSE)$")
 _INT10 = re.compile(r"^[-+]?[0-9]+$")
 _INT8 = re.compile(r"^0o[0-7]+$")
 _INT16 = re.compile(r"^0x[0-9a-fA-F]+$")
@@ -46,8 +43,19 @@ UNDERSCORE = (
 )
 
 
+_WORDS: dict[str, Any] = {
+    "": None, "~": None, "null": None, "Null": None, "NULL": None,
+    "true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False,
+}
+_SPECIAL_START = frozenset("0123456789+-.yYnNoO")
+
+
 def resolve(text: str, *, key: bool = False) -> tuple[Any, str | None]:
     """The value of a plain scalar, and a problem message for YAML 1.1-only forms."""
+    if text in _WORDS:
+        return _WORDS[text], None
+    if text[0] not in _SPECIAL_START:
+        return text, None  # most scalars are words: no regex needed
     problem = _problem_11(text, key)
     if problem is not None:
         return text, problem
@@ -71,12 +79,6 @@ def _problem_11(text: str, key: bool) -> str | None:
 
 
 def _core(text: str) -> Any:
-    if _NULL.match(text):
-        return None
-    if _TRUE.match(text):
-        return True
-    if _FALSE.match(text):
-        return False
     if _INT10.match(text):
         return int(text)
     if _INT8.match(text):

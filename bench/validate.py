@@ -1,0 +1,154 @@
+"""Benchmark: validate 1,000 generated flow files in one process, on one core.
+
+Prints files/second for flowbot's validator next to a baseline measured in
+the same run on the same files: bare ``yaml.safe_load`` plus jsonschema
+validation (no positions, no semantic checks). Target: >= 1,000 files/s.
+
+    .venv/bin/python bench/validate.py [--files N] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runner.schema_messages import SCHEMA_PATH  # noqa: E402
+from runner.validate import validate_paths  # noqa: E402
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney"]
+# Schedules as repositories write them: a few shapes, many different times.
+CRON_SHAPES = ["{m} {h} * * *", "*/15 * * * *", "{m} {h} * * 1-5", "@daily", "{m} {h} 1 * *",
+               "{m} */2 * * *", "@hourly", "{m} * * * *"]
+
+
+def flow_text(n: int, rng: random.Random) -> str:
+    """One valid flow: 1-8 tasks in a random DAG, inputs, env, a trigger, templates."""
+    tasks = rng.randint(1, 8)
+    lines = [
+        "# yaml-language-server: $schema=../schemas/flow.schema.json",
+        f"id: flow-{n}",
+        f"description: Generated flow number {n}.",
+        "labels: {team: bench, tier: \"2\"}",
+        "inputs:",
+        "  region: {type: choice, choices: [eu, us], default: eu}",
+        "  limit: {type: int, default: 100}",
+        "  day: {type: string, pattern: \"[0-9-]+\", required: false}",
+        "secrets: [API_TOKEN]",
+        "env:",
+        "  GLOBAL: \"{{ inputs.region }}\"",
+        "concurrency: {limit: 1, policy: skip}",
+        "timeout: 1h",
+    ]
+    if rng.random() < 0.7:
+        shape = rng.choice(CRON_SHAPES)
+        cron = shape.format(m=rng.choice([0, 0, 15, 30, 45, rng.randint(0, 59)]),
+                            h=rng.choice([6, 7, 8, 9, 10, 18, rng.randint(0, 23)]))
+        lines += [
+            "triggers:",
+            "  - id: main",
+            "    type: schedule",
+            f"    cron: \"{cron}\"",
+            f"    timezone: {rng.choice(ZONES)}",
+            "    inputs: {region: us}",
+        ]
+    lines.append("tasks:")
+    for t in range(tasks):
+        needs = sorted(rng.sample(range(t), k=min(t, rng.randint(0, 2))))
+        lines += [
+            f"  - id: task-{t}",
+            "    image: busybox:latest",
+            "    timeout: 10m",
+            "    retries: {limit: 2, delay: 5s, backoff: 2}",
+            "    env:",
+            "      LIMIT: \"{{ inputs.limit }}\"",
+            "      TOKEN: \"{{ secrets.API_TOKEN }}\"",
+        ]
+        if needs:
+            lines.append(f"    needs: [{', '.join(f'task-{d}' for d in needs)}]")
+        lines.append("    commands:")
+        lines.append(f"      - echo \"task {t} in {{{{ inputs.region }}}} run {{{{ run.id }}}}\"")
+        for d in needs:
+            lines.append(f"      - echo \"{{{{ tasks.task-{d}.outputs.rows }}}}\"")
+        lines.append("      - echo \"rows=3\" >> \"$FLOWBOT_OUTPUT\"")
+    lines += [
+        "errors:",
+        "  - id: alert",
+        "    image: busybox:latest",
+        "    commands: ['echo \"{{ run.failed_task }} failed\"']",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def baseline(paths: list[Path]) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    validator = Draft202012Validator(schema)
+    for path in paths:
+        data = yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader)
+        errors = list(validator.iter_errors(data))
+        assert not errors, (path, errors[0].message)
+
+
+def flowbot(paths: list[Path]) -> None:
+    report = validate_paths(paths, now=NOW)
+    assert report.ok, [str(d) for d in report.errors[:3]]
+
+
+def measure(label: str, run: Callable[[list[Path]], None], paths: list[Path]) -> float:
+    """Files per CPU-second (wall time is shown too; it suffers when the machine is busy)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run(paths)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    rate = len(paths) / cpu
+    print(f"{label:<44} {cpu:7.3f} s CPU ({wall:7.3f} s wall)  {rate:8.0f} files/s")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--profile", action="store_true", help="print the top functions")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+    rng = random.Random(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for n in range(args.files):
+            path = Path(tmp) / f"flow-{n}.yml"
+            path.write_text(flow_text(n, rng))
+            paths.append(path)
+        size = sum(p.stat().st_size for p in paths) // len(paths)
+        print(f"{len(paths)} generated flow files, {size} bytes each on average, one core")
+        flowbot(paths[:20])  # warm up: schema compile, imports, tz caches
+        baseline(paths[:20])
+        base = measure("baseline: yaml.safe_load (C) + jsonschema", baseline, paths)
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+        ours = measure("flowbot validate (positions + semantics)", flowbot, paths)
+        if args.profile:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        verdict = "meets" if ours >= 1000 else "BELOW"
+        print(f"flowbot/baseline: {ours / base:.2f}x; target 1000 files/s: {verdict}")
+
+
+if __name__ == "__main__":
+    main()
