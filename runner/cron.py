@@ -97,8 +97,24 @@ def to_instant(local: datetime, tz: ZoneInfo) -> datetime:
     return local.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
+_PARSED = threading.local()  # per thread: croniter objects are stateful iterators
+_PARSED_MAX = 4096
+
+
 def _local_slots(expr: str, start_local: datetime) -> croniter:
-    return croniter(expand(expr), start_local, ret_type=datetime)  # type: ignore[arg-type]
+    # Parsing an expression costs far more than a step (~0.8 ms), and a scheduler
+    # asks about the same few expressions all day: reuse the parsed iterator and
+    # only move its start. Callers consume it before the next call in the thread.
+    cache: dict[str, croniter] = _PARSED.__dict__.setdefault("slots", {})
+    text = expand(expr)
+    slots = cache.get(text)
+    if slots is None:
+        if len(cache) >= _PARSED_MAX:
+            cache.clear()
+        slots = cache[text] = croniter(text, start_local, ret_type=datetime)  # type: ignore[arg-type]
+    else:
+        slots.set_current(start_local, force=True)
+    return slots
 
 
 def next_fire(expr: str, tz: str, after: datetime) -> datetime | None:

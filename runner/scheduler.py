@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 
 from runner.catchup import decide
@@ -294,14 +294,18 @@ def _record_outcomes(conn: Connection, fires: list[Fire]) -> None:
         [{"k_id": f.id, "state": f.state.value, "reason": f.reason, "run_id": f.run_id}
          for f in fires],
     )
-    started = [f for f in fires if f.run_id is not None]
-    if started:
-        s = schedules.c
-        conn.execute(
-            update(schedules).where(
-                s.repo == bindparam("k_repo"), s.flow_id == bindparam("k_flow"),
-                s.trigger_id == bindparam("k_trigger"),
-            ),
-            [{"k_repo": f.repo, "k_flow": f.flow_id, "k_trigger": f.trigger_id,
-              "last_run_id": f.run_id} for f in started],
-        )
+    started = {(f.repo, f.flow_id, f.trigger_id) for f in fires if f.run_id is not None}
+    if not started:
+        return  # no run to point at
+    s = schedules.c
+    latest_run = (
+        select(t.run_id)
+        .where(t.repo == s.repo, t.flow_id == s.flow_id, t.trigger_id == s.trigger_id,
+               t.run_id.is_not(None))
+        .order_by(t.slot_at.desc()).limit(1).scalar_subquery()
+    )
+    conn.execute(
+        update(schedules)
+        .where(tuple_(s.repo, s.flow_id, s.trigger_id).in_(sorted(started)))
+        .values(last_run_id=latest_run)
+    )

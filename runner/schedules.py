@@ -128,7 +128,7 @@ def due_slots(
     """The slots from ``first`` (itself a slot) up to ``until``, at most ``cap`` of
     them, and the slot that follows them (None if the expression never fires again)."""
     due = [first]
-    cursor, size = first, 2
+    cursor, size = first, 1  # usually the very next slot is already after ``until``
     while True:
         batch = cron.fire_times(expr, tz, cursor, size)
         for slot in batch:
