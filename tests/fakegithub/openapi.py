@@ -8,6 +8,7 @@ in a root document that carries the spec's ``components``.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import re
@@ -16,9 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema.exceptions import best_match
-from openapi_schema_validator import OAS30WriteValidator, oas30_format_checker
+from openapi_schema_validator import (
+    OAS30ReadValidator,
+    OAS30WriteValidator,
+    oas30_format_checker,
+)
 
 SUBSET = Path(__file__).resolve().parent / "github-openapi-subset.json.gz"
+_SHARED: Checker | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Operation:
     parameters: tuple[dict[str, Any], ...]
     body_schema: dict[str, Any] | None
     body_required: bool
+    responses: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -53,11 +60,20 @@ class Checker:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self._components = spec.get("components", {})
+        self._skeletons: dict[str, Any] = {}
         self._spec = spec
         ops = [self._operation(m, t, item) for t, item in spec["paths"].items()
                for m in item if m != "parameters"]
         # Literal segments beat parameters: /issues/comments/{id} before /issues/{n}.
         self._operations = sorted(ops, key=lambda op: -len(re.sub(r"\{[^}]+\}", "", op.template)))
+
+    @classmethod
+    def shared(cls) -> Checker:
+        """The checker of the vendored subset, parsed once per test session."""
+        global _SHARED
+        if _SHARED is None:
+            _SHARED = cls.load()
+        return _SHARED
 
     @classmethod
     def load(cls, path: Path = SUBSET) -> Checker:
@@ -76,6 +92,29 @@ class Checker:
             raise RequestRejected(422, f"unknown query parameter(s) {', '.join(unknown)}")
         self._check_body(op, body)
         return match
+
+    def check_response(self, op: Operation, status: int, payload: Any) -> str | None:
+        """Why a 2xx answer of the fake does not match GitHub's schema, or None."""
+        response = op.responses.get(str(status))
+        if not 200 <= status < 300 or response is None:
+            return None  # errors and undocumented codes are not checked
+        content = self._deref(response).get("content", {})
+        schema = content.get("application/json", {}).get("schema")
+        if schema is None:
+            return None  # no JSON body described
+        try:
+            self._validate(schema, payload, f"response {status}", OAS30ReadValidator)
+        except RequestRejected as exc:
+            return exc.message
+        return None
+
+    def skeleton(self, schema_name: str) -> dict[str, Any]:
+        """A minimal valid instance of ``#/components/schemas/<schema_name>``:
+        every required field, with a placeholder of its type (real values go on top)."""
+        if schema_name not in self._skeletons:
+            self._skeletons[schema_name] = _placeholder(
+                self._components, {"$ref": f"#/components/schemas/{schema_name}"}, 0)
+        return copy.deepcopy(self._skeletons[schema_name])
 
     # -- matching ---------------------------------------------------------
 
@@ -100,7 +139,7 @@ class Checker:
         body = self._deref(body) if body else None
         schema = body["content"].get("application/json", {}).get("schema") if body else None
         return Operation(method, template, regex, tuple(params), schema,
-                         bool(body and body.get("required")))
+                         bool(body and body.get("required")), op.get("responses", {}))
 
     def _deref(self, node: dict[str, Any]) -> dict[str, Any]:
         while "$ref" in node:
@@ -138,9 +177,10 @@ class Checker:
             return  # optional body absent
         self._validate(op.body_schema, body, "request body")
 
-    def _validate(self, schema: dict[str, Any], value: Any, what: str) -> None:
+    def _validate(self, schema: dict[str, Any], value: Any, what: str,
+                  kind: Any = OAS30WriteValidator) -> None:
         root = {**schema, "components": self._components}
-        validator = OAS30WriteValidator(root, format_checker=oas30_format_checker)
+        validator = kind(root, format_checker=oas30_format_checker)
         error = best_match(validator.iter_errors(value))
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path)
@@ -167,3 +207,31 @@ def _scalar(text: str, kind: Any) -> Any:
     if kind == "boolean":
         return {"true": True, "false": False}.get(text, text)
     return text
+
+
+def _placeholder(components: dict[str, Any], schema: dict[str, Any], depth: int) -> Any:
+    """The simplest value ``schema`` accepts (required fields only; None if nullable)."""
+    while "$ref" in schema:
+        kind, name = schema["$ref"].split("/")[-2:]
+        schema = components[kind][name]
+    if schema.get("nullable") and depth > 0:
+        return None
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return _placeholder(components, schema[key][0], depth)
+    if "allOf" in schema:
+        merged: dict[str, Any] = {}
+        for part in schema["allOf"]:
+            merged.update(_placeholder(components, part, depth) or {})
+        return merged
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: _placeholder(components, props.get(name, {}), depth + 1)
+                for name in schema.get("required", [])}
+    if kind == "string":
+        return {"date-time": "2024-01-01T00:00:00Z", "uri": "https://example.invalid/",
+                "email": "nobody@example.invalid"}.get(schema.get("format", ""), "")
+    return {"integer": 0, "number": 0, "boolean": False, "array": []}.get(kind)

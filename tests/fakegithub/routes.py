@@ -89,7 +89,9 @@ def rate_limit(ctx: Context) -> Answer:
 
 @route("GET", "/user")
 def get_user(ctx: Context) -> Answer:
-    return 200, ctx.shape().user(ctx.identity.login, ctx.identity.kind)
+    shape = ctx.shape()
+    user = shape.user(ctx.identity.login, ctx.identity.kind) | {"user_view_type": "private"}
+    return 200, shape.like("private-user", user["url"], user)
 
 
 @route("GET", "/app")
@@ -123,8 +125,10 @@ def get_repo(ctx: Context) -> Answer:
 def get_permission(ctx: Context) -> Answer:
     repo = ctx.repo()
     role = repo.role_of(ctx.params["username"])
+    shape = ctx.shape()
+    user = shape.user(ctx.params["username"]) | {"role_name": role}
     return 200, {"permission": LEGACY_PERMISSION[role], "role_name": role,
-                 "user": ctx.shape().user(ctx.params["username"])}
+                 "user": shape.like("nullable-collaborator", user["url"], user)}
 
 
 @route("POST", R + "/statuses/{sha}")

@@ -24,16 +24,8 @@ from tests.fakegithub import routes
 from tests.fakegithub.openapi import Checker, RequestRejected
 from tests.fakegithub.state import App, Identity, Repo, State
 
-_CHECKER: Checker | None = None
 SECONDARY_RATE_LIMIT = ("You have exceeded a secondary rate limit. "
                         "Please wait a few minutes before you try again.")
-
-
-def _checker() -> Checker:
-    global _CHECKER
-    if _CHECKER is None:
-        _CHECKER = Checker.load()  # parse the subset once per test session
-    return _CHECKER
 
 
 @dataclass
@@ -187,7 +179,7 @@ class FakeGitHub:
         except ValueError:
             return self._violation(record, 400, "Problems parsing JSON")
         try:
-            match = _checker().check(record.method, record.path, record.query, record.body)
+            match = Checker.shared().check(record.method, record.path, record.query, record.body)
         except RequestRejected as exc:
             return self._violation(record, exc.status, exc.message)
         fault = self._take_fault(record)
@@ -202,6 +194,11 @@ class FakeGitHub:
         ctx = routes.Context(self.state, match.path_params, record.query, record.body,
                              identity, self.url, record.path)
         status, payload = routes.dispatch(record.method, match.operation.template, ctx)
+        problem = Checker.shared().check_response(match.operation, status, payload)
+        if problem is not None:  # the fake itself strayed from GitHub's shapes
+            with self._lock:
+                self.violations.append(Violation(record.method, record.path, status,
+                                                 f"fake answered wrongly: {problem}"))
         return status, ctx.headers, payload
 
     def _violation(self, record: RecordedRequest, status: int,

@@ -157,3 +157,11 @@ def test_every_route_is_in_the_vendored_description() -> None:
     implemented = {(m.lower(), t) for m, t in routes._ROUTES}
     described = {(op.method, op.template) for op in checker._operations}
     assert implemented == described
+
+
+def test_answers_are_checked_against_githubs_response_schemas() -> None:
+    checker = Checker.shared()
+    match = checker.check("POST", f"/repos/octo/flows/statuses/{SHA}", {}, {"state": "success"})
+    problem = checker.check_response(match.operation, 201, {"id": 1, "state": "success"})
+    assert problem is not None and "required property" in problem
+    assert checker.check_response(match.operation, 404, {"message": "Not Found"}) is None
