@@ -240,3 +240,21 @@ def test_app_needs_the_installation_and_a_matching_key(app_fake: FakeGitHub) -> 
     with pytest.raises(GitHubError) as raised:
         clients.for_repo(FAKE_REPO, INSTALLATION)
     assert raised.value.status == 401
+
+
+def test_enterprise_base_path_works_the_same() -> None:
+    fake = FakeGitHub(prefix="/api/v3").start()
+    try:
+        fake.add_repo(FAKE_REPO)
+        fake.add_token(FAKE_TOKEN, FAKE_LOGIN)
+        fake.add_collaborator(FAKE_REPO, FAKE_LOGIN, "admin")
+        assert fake.url.endswith("/api/v3")
+        client = PyGithubClients(fake.url, token=FAKE_TOKEN,
+                                 policy=HttpPolicy.fast()).for_repo(FAKE_REPO, None)
+        number = fake.add_issue(FAKE_REPO, "enterprise")
+        client.upsert_comment(number, MARKER, "one")
+        client.upsert_comment(number, MARKER, "two")
+        assert fake.comments(FAKE_REPO, number) == [f"{MARKER}\ntwo"]
+        assert fake.violations == []
+    finally:
+        fake.stop()

@@ -59,7 +59,9 @@ class Fault:
 class FakeGitHub:
     """The server plus the helpers tests use to arrange and inspect it."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
+        """``prefix`` serves the API under a path, as GitHub Enterprise does (``/api/v3``)."""
+        self.prefix = prefix.rstrip("/")
         self.state = State()
         self.requests: list[RecordedRequest] = []
         self.violations: list[Violation] = []
@@ -73,7 +75,7 @@ class FakeGitHub:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{host!s}:{port}{self.prefix}"
 
     def start(self) -> FakeGitHub:
         self._thread.start()
@@ -164,6 +166,8 @@ class FakeGitHub:
                raw: bytes) -> tuple[int, dict[str, str], Any]:
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
+        if self.prefix and path.startswith(self.prefix + "/"):
+            path = path[len(self.prefix):]  # Enterprise-style base path
         query = parse_qs(parts.query, keep_blank_values=True)
         record = RecordedRequest(method, path, query, None)
         with self._lock:
