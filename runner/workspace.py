@@ -49,6 +49,11 @@ def output_file(data_dir: Path, run_id: str, task_id: str, attempt: int) -> Path
     return path
 
 
+def _is_bare_repo(path: Path) -> bool:
+    """A bare repository (the bot's mirrors) is archived like a work tree's repository."""
+    return (path / "HEAD").is_file() and (path / "objects").is_dir()
+
+
 def prepare_workspace(
     source: Path, commit: str | None, dest: Path, exclude: Iterable[Path] = ()
 ) -> None:
@@ -56,7 +61,7 @@ def prepare_workspace(
     or, with no commit or no git repository, a copy of the directory without ``.git``
     (nor ``dest``, nor the ``exclude`` paths, e.g. a data dir inside the tree)."""
     dest.mkdir(parents=True, exist_ok=False)
-    if commit is None or not (source / ".git").exists():
+    if commit is None or not ((source / ".git").exists() or _is_bare_repo(source)):
         skip = {p.resolve() for p in (dest, *exclude)}
 
         def ignore(folder: str, names: list[str]) -> set[str]:

@@ -24,7 +24,7 @@ tasks:
   - id: greet
     image: busybox:latest
     network: none
-    commands: ['echo "hello {{ inputs.who }}"']
+    commands: ['echo "hello {{ inputs.who }}"', 'cat greeting.txt']
   - id: after
     image: busybox:latest
     needs: [greet]
@@ -69,7 +69,8 @@ def _states(bot: Bot, sha: str, context: str) -> list[tuple[str, str]]:
 
 
 def test_pr_merge_and_run_loop(bot: Bot) -> None:
-    base = bot.origin.commit({"flows/hello.yml": HELLO}, "hello flow")
+    base = bot.origin.commit({"flows/hello.yml": HELLO, "greeting.txt": "from the repo\n"},
+                             "hello flow")
     assert bot.deliver("push", _payload(bot, push_event(base, repo=FAKE_REPO,
                                                         clone_url=str(bot.origin.path)))) == 202
     bot.settle()
@@ -125,7 +126,8 @@ def test_pr_merge_and_run_loop(bot: Bot) -> None:
     assert f"Run [{run.id}]" in reply and "success" in reply and "| `greet` |" in reply
     page = bot.client.get(f"/runs/{run.id}")
     assert page.status_code == 200 and "hello big world" in page.text
-    assert bot.client.get(f"/runs/{run.id}/logs/greet").text.strip() == "hello big world"
+    log = bot.client.get(f"/runs/{run.id}/logs/greet").text
+    assert log.splitlines() == ["hello big world", "from the repo"]  # the commit's files
     assert [r["id"] for r in bot.client.get("/api/runs").json()] == [run.id]
 
 
