@@ -1,17 +1,194 @@
-"""`flowbot demo` (placeholder until its feature lands)."""
+"""`flowbot demo`: the whole loop on embedded defaults, without GitHub.
+
+Copies ``examples/repo-template`` into a local git repository in the data
+directory, then drives the real service with the webhooks GitHub would send:
+a pull request (validation status + sticky comment), a push to ``main``
+(flows and schedules registered) and a ``/run`` comment (a flow run in Docker,
+statuses and the reply comment). A local stand-in prints what would be posted
+to GitHub. The run page is served on localhost for a while, then it ends.
+"""
 
 from __future__ import annotations
 
 import argparse
+import secrets
+import shutil
 import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "examples" / "repo-template"
+REPO = "local/repo-template"
+SHOWN_LINES = 30
 
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("demo", help="(not available yet)")
+    parser = sub.add_parser("demo", help="the whole loop on the template repo, without GitHub")
+    parser.add_argument("--data-dir", type=Path, help="where to keep it (default .flowbot/demo)")
+    parser.add_argument("--template", type=Path, default=TEMPLATE, help="repository to copy")
+    parser.add_argument("--flow", default="pipeline", help="flow to run (default pipeline)")
+    parser.add_argument("--inputs", nargs="*", default=["region=us"], metavar="KEY=VALUE")
+    parser.add_argument("--port", type=int, default=8080, help="run page port (default 8080)")
+    parser.add_argument("--serve-seconds", type=float, default=5.0,
+                        help="how long to serve the run page before ending (default 5)")
+    parser.add_argument("--serve", action="store_true", help="serve until Ctrl-C")
     parser.set_defaults(handler=_handle)
 
 
+def _say(text: str) -> None:
+    lines = text.splitlines()
+    if lines and lines[0].endswith(" edited:"):
+        # progress edits of the run comment: its headline is enough here
+        lines = [lines[0] + " " + next((x for x in lines if x.startswith("### ")), "")]
+    shown = lines[:SHOWN_LINES] + ([f"  … ({len(lines) - SHOWN_LINES} more lines)"]
+                                   if len(lines) > SHOWN_LINES else [])
+    print("  [github] " + "\n           ".join(shown), flush=True)
+
+
+def _make_repo(template: Path, dest: Path) -> str:
+    import git
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(template, dest)
+    repo = git.Repo.init(dest, initial_branch="main")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "flowbot demo")
+        config.set_value("user", "email", "demo@flowbot.invalid")
+    repo.git.add(A=True)
+    return str(repo.index.commit("Flows from the template").hexsha)
+
+
 def _handle(args: argparse.Namespace) -> int:
-    print("flowbot demo: not available in this build", file=sys.stderr)
-    return 2
+    import logging
+
+    from bot.settings import Settings
+    from runner.errors import FlowbotError
+
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.WARNING)  # the story is told on stdout
+    base = Settings.from_env()
+    data_dir = (args.data_dir or base.data_dir / "demo").resolve()
+    if not (args.template / "flows").is_dir():
+        print(f"flowbot demo: no flows/ in {args.template}; pass --template", file=sys.stderr)
+        return 2
+    try:
+        return _demo(args, data_dir)
+    except FlowbotError as exc:
+        print(f"flowbot demo: {exc}", file=sys.stderr)
+        return 2
+
+
+def _demo(args: argparse.Namespace, data_dir: Path) -> int:
+    from bot.local_github import LocalGitHub
+    from bot.runtime import build_runtime
+    from bot.settings import Settings
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    repo_path = data_dir / "repo-template"
+    sha = _make_repo(args.template, repo_path)
+    print(f"1. Copied {args.template} into a git repository: {repo_path} (commit {sha[:8]})")
+    settings = Settings(data_dir=data_dir, webhook_secret=secrets.token_hex(16),
+                        public_url=f"http://127.0.0.1:{args.port}", port=args.port,
+                        host="127.0.0.1")
+    runtime = build_runtime(settings, github=LocalGitHub(_say))
+    runtime.start()
+    server = _serve(runtime, settings)
+    try:
+        return _walk(args, runtime, repo_path, sha, settings.public_url, server)
+    finally:
+        server.should_exit = True
+        runtime.stop()
+
+
+def _walk(args: argparse.Namespace, runtime: Any, repo_path: Path, sha: str, url: str,
+          server: Any) -> int:
+    from bot import payloads
+    from bot.router import Event
+
+    repo = payloads.repository(REPO, str(repo_path))
+    print("\n2. A pull request adds the flows: flowbot validates them (nothing runs)")
+    runtime.dispatch(Event("pull_request", payloads.pull_request(repo, 1, sha), "demo-pr"))
+    print("\n3. The pull request is merged (a push to main): flows and schedules registered")
+    runtime.dispatch(Event("push", payloads.push(repo, sha), "demo-push"))
+    for row in runtime.services.registry.list(REPO):
+        for trig in row.flow.triggers:
+            print(f"   {row.flow.id}: schedule {trig.id} = {trig.cron!r} ({trig.timezone})")
+    command = " ".join([f"/run {args.flow}", *args.inputs])
+    print(f"\n4. Someone comments {command!r}: the flow runs in Docker")
+    runtime.dispatch(Event("issue_comment", payloads.issue_comment(repo, 2, command), "demo-run"))
+    runs = runtime.services.store.list_runs(repo=REPO, flow_id=args.flow, limit=1)
+    if not runs:
+        print(f"flowbot demo: no run of {args.flow} was started (see the comment above)",
+              file=sys.stderr)
+        return 1
+    run = _wait(runtime, runs[0].id)
+    _summary(runtime, run, url)
+    _linger(args, server)
+    return 0 if run.status.value == "success" else 1
+
+
+def _wait(runtime: Any, run_id: str) -> Any:
+    while True:
+        run = runtime.services.store.get_run(run_id)
+        if run is not None and run.status.terminal:
+            time.sleep(0.5)  # let the last report go out
+            return run
+        time.sleep(0.2)
+
+
+def _summary(runtime: Any, run: Any, url: str) -> None:
+    print(f"\n5. Run {run.id} of {run.flow_id}: {run.status.value}")
+    for task in runtime.services.store.task_rows(run.id):
+        took = "-" if task.duration is None else f"{task.duration:.1f}s"
+        code = "-" if task.exit_code is None else task.exit_code
+        print(f"   {task.task_id:<12} {task.status.value:<10} {took:>7}  exit {code}"
+              f"  attempts {task.attempts}")
+    last = runtime.services.store.task_rows(run.id)[-1:]
+    if last:
+        from bot.pages import task_log
+
+        text = task_log(runtime.services, run.id, last[0].task_id) or ""
+        print(f"\n   output of {last[0].task_id}:")
+        print("\n".join(f"   | {line}" for line in text.splitlines()[-10:]))
+    print("\nWhere to look:")
+    print(f"   run page        {url}/runs/{run.id}")
+    print(f"   a task's log    {url}/runs/{run.id}/logs/<task>")
+    print(f"   flows           {url}/api/flows?repo={REPO}")
+    print(f"   schedules       {url}/api/schedules")
+    print(f"   runs            {url}/api/runs")
+    print(f"   data            {runtime.services.settings.data_dir}")
+
+
+def _linger(args: argparse.Namespace, server: Any) -> None:
+    if not server.started:
+        print(f"   (port {args.port} is busy: pages not served; try --port)")
+        return
+    if args.serve:
+        print("\nServing; Ctrl-C to stop.")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            return
+    if args.serve_seconds > 0:
+        print(f"\nServing for {args.serve_seconds:g}s (--serve to keep serving).")
+        time.sleep(args.serve_seconds)
+
+
+def _serve(runtime: Any, settings: Any) -> Any:
+    import uvicorn
+
+    from bot.app import create_app
+
+    app = create_app(settings, runtime.services)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, name="demo-http", daemon=True).start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    return server
