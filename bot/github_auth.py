@@ -33,6 +33,24 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class _NoTokenResponses(logging.Filter):
+    """Drops PyGithub's debug lines of installation-token requests: their logged
+    response body is the new token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "access_tokens" not in record.getMessage()
+
+
+_FILTER = _NoTokenResponses()
+
+
+def protect_logs() -> None:
+    """Keep credentials out of PyGithub's debug log (idempotent)."""
+    requester_log = logging.getLogger("github.Requester")
+    if _FILTER not in requester_log.filters:
+        requester_log.addFilter(_FILTER)
+
+
 def guarded(action: str, func: Callable[[], T], secrets: Sequence[str] = (),
             where: str = "") -> T:
     """Run ``func``; GitHub failures become :class:`GitHubError`, secrets masked."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from github import Auth, Github, GithubIntegration, GithubRetry
 
-from bot.github_auth import InstallationTokens, guarded, utc_now
+from bot.github_auth import InstallationTokens, guarded, protect_logs, utc_now
 from bot.github_repo import PyGithubRepoClient
 from bot.settings import Settings
 from runner.errors import ConfigError
@@ -69,6 +69,7 @@ class PyGithubClients:
     def __init__(self, api_url: str, *, token: str = "", app_id: str = "",
                  private_key: str = "", policy: HttpPolicy | None = None,
                  now: Callable[[], datetime] = utc_now) -> None:
+        protect_logs()
         self._api_url = api_url.rstrip("/")
         self._policy = policy or HttpPolicy()
         self._lock = threading.Lock()

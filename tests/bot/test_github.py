@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -134,8 +135,7 @@ def test_retries_secondary_rate_limit(fake_github: FakeGitHub, client: PyGithubR
 
 
 def test_errors_after_retries_are_github_errors_without_the_token(
-        fake_github: FakeGitHub, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+        fake_github: FakeGitHub, debug_logs: pytest.LogCaptureFixture) -> None:
     client = client_for(fake_github, retries=1)
     fake_github.fail_next(STATUSES, 5, status=503)
     with pytest.raises(GitHubError) as raised:
@@ -144,9 +144,9 @@ def test_errors_after_retries_are_github_errors_without_the_token(
         client.create_comment(999, "no such issue")
     assert missing.value.status == 404 and "octo/flows" in str(missing.value)
     assert "create status" in str(raised.value)
-    for text in (str(raised.value), str(missing.value), caplog.text):
+    for text in (str(raised.value), str(missing.value), debug_logs.text):
         assert FAKE_TOKEN not in text
-    assert caplog.records  # PyGithub and urllib3 did log the requests
+    assert "github.Requester" in {r.name for r in debug_logs.records}  # requests were logged
 
 
 def test_a_bad_token_is_refused(fake_github: FakeGitHub) -> None:
@@ -193,10 +193,17 @@ def app_fake(fake_github: FakeGitHub, app_key: tuple[str, bytes]) -> FakeGitHub:
 TOKENS = r"/app/installations/\d+/access_tokens"
 
 
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Everything at DEBUG, PyGithub's own logger included (it sets itself to INFO)."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="github")
+    yield caplog
+
+
 def test_app_token_is_fetched_once_and_renewed_near_expiry(
         app_fake: FakeGitHub, app_key: tuple[str, bytes],
-        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+        debug_logs: pytest.LogCaptureFixture) -> None:
     clock = FakeClock(datetime.now(UTC))
     clients = PyGithubClients(app_fake.url, app_id=str(APP_ID), private_key=app_key[0],
                               policy=HttpPolicy.fast(), now=clock.now)
@@ -208,8 +215,9 @@ def test_app_token_is_fetched_once_and_renewed_near_expiry(
     assert len(app_fake.requests_to("POST", TOKENS)) == 2
     statuses = app_fake.statuses(FAKE_REPO, SHA)
     assert {s["creator"]["login"] for s in statuses} == {"flowbot[bot]"}
+    assert "github.Requester" in {r.name for r in debug_logs.records}
     for token in app_fake.state.tokens:
-        assert token not in caplog.text
+        assert token not in debug_logs.text
 
 
 def test_app_sticky_comment_and_check_run_with_many_annotations(
