@@ -12,7 +12,6 @@ remote URL, a log line or an error message.
 from __future__ import annotations
 
 import base64
-import io
 import logging
 import re
 import shutil
@@ -52,6 +51,12 @@ class UnknownCommit(RepoError):
                          "was it force-pushed away?")
 
 
+class UnsafeTree(RepoError):
+    def __init__(self, full_name: str, sha: str, problem: Exception) -> None:
+        super().__init__(f"{full_name} at {sha[:12]} cannot be exported safely: {problem} "
+                         "(a symlink or path pointing outside the repository)")
+
+
 class RemoteUnreachable(RepoError):
     def __init__(self, full_name: str, url: str, detail: str) -> None:
         super().__init__(f"cannot fetch {full_name} from {url}: {detail}")
@@ -82,7 +87,8 @@ class Mirrors:
         with self._lock(path):
             if not (path / "HEAD").exists():
                 self._clone(full_name, clone_url, path)
-            elif want is not None and not _has_commit(git.Repo(path), want):
+            elif want is not None and _SHA.fullmatch(want) \
+                    and not _has_commit(git.Repo(path), want):
                 self._fetch(path)
         return path
 
@@ -110,12 +116,15 @@ class Mirrors:
     def export(self, mirror: Path, sha: str, dest: Path) -> Path:
         """A plain copy of the tree at ``sha`` in ``dest`` (created), for a run's workspace."""
         commit = self._commit(mirror, sha)
-        buffer = io.BytesIO()
-        commit.repo.archive(buffer, treeish=commit.hexsha, format="tar")
-        buffer.seek(0)
         dest.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=buffer, mode="r:") as archive:
-            archive.extractall(dest, filter="data")  # no paths escaping dest
+        with tempfile.TemporaryFile() as buffer:  # a big tree need not fit in memory
+            commit.repo.archive(buffer, treeish=commit.hexsha, format="tar")
+            buffer.seek(0)
+            with tarfile.open(fileobj=buffer, mode="r:") as archive:
+                try:
+                    archive.extractall(dest, filter="data")  # nothing lands outside dest
+                except tarfile.FilterError as exc:
+                    raise UnsafeTree(_name_of(mirror), sha, exc) from None
         return dest
 
     def default_branch_head(self, mirror: Path, branch: str, refresh: bool = True) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import git
 import pytest
 
-from bot.repos import BadRepoName, Mirrors, RemoteUnreachable, UnknownCommit
+from bot.repos import BadRepoName, Mirrors, RemoteUnreachable, UnknownCommit, UnsafeTree
 
 FLOW_V1 = b"id: nightly\ntasks: []\n"
 FLOW_V2 = b"id: nightly\nschedule: '0 3 * * *'\ntasks: []\n"
@@ -90,6 +90,10 @@ def test_no_flows_directory_and_binary_files(upstream: Upstream, mirrors: Mirror
 
 def test_export_copies_the_tree_at_a_sha(upstream: Upstream, mirrors: Mirrors,
                                          tmp_path: Path) -> None:
+    script = upstream.path / "scripts" / "run.sh"
+    script.parent.mkdir(parents=True)
+    script.write_bytes(b"echo hi\n")
+    script.chmod(0o755)
     old = upstream.commit({"flows/a.yml": FLOW_V1, "scripts/run.sh": b"echo hi\n"})
     upstream.commit({"scripts/run.sh": b"echo bye\n"})
     path = mirrors.mirror("octo/flows", str(upstream.path))
@@ -97,6 +101,17 @@ def test_export_copies_the_tree_at_a_sha(upstream: Upstream, mirrors: Mirrors,
     assert (dest / "scripts" / "run.sh").read_bytes() == b"echo hi\n"
     assert (dest / "flows" / "a.yml").read_bytes() == FLOW_V1
     assert not (dest / ".git").exists()
+    assert (dest / "scripts" / "run.sh").stat().st_mode & 0o100  # still executable
+
+
+def test_export_refuses_a_symlink_out_of_the_tree(upstream: Upstream, mirrors: Mirrors,
+                                                  tmp_path: Path) -> None:
+    (upstream.path / "escape").symlink_to("/etc/passwd")
+    upstream.repo.index.add(["escape"])
+    sha = str(upstream.repo.index.commit("link out").hexsha)
+    path = mirrors.mirror("octo/flows", str(upstream.path))
+    with pytest.raises(UnsafeTree, match="cannot be exported safely"):
+        mirrors.export(path, sha, tmp_path / "work")
 
 
 def test_unknown_sha_and_unreachable_remote_are_clear_errors(
