@@ -20,6 +20,7 @@ from bot.github import (
     ROLES,
     Annotation,
     Comment,
+    GitHubError,
     PullInfo,
     trim_body,
     trim_description,
@@ -64,7 +65,12 @@ class PyGithubRepoClient:
         existing = self.find_comment(issue_number, marker)
         if existing is None:
             return self.create_comment(issue_number, text)
-        self.edit_comment(existing.id, text)
+        try:
+            self.edit_comment(existing.id, text)
+        except GitHubError as exc:
+            if exc.status != 404:
+                raise
+            return self.create_comment(issue_number, text)  # deleted meanwhile: post anew
         return existing.id
 
     def create_comment(self, issue_number: int, body: str) -> int:

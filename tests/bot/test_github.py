@@ -58,6 +58,16 @@ def test_sticky_comment_is_created_once_then_edited(
     assert len(fake_github.requests_to("PATCH", r".*/issues/comments/\d+")) == 1
 
 
+def test_sticky_comment_deleted_meanwhile_is_posted_again(
+        fake_github: FakeGitHub, client: PyGithubRepoClient) -> None:
+    number = fake_github.add_issue(FAKE_REPO, "flaky")
+    first = client.upsert_comment(number, MARKER, "one")
+    fake_github.fail_next(rf".*/issues/comments/{first}", status=404, method="PATCH",
+                          body={"message": "Not Found"})
+    assert client.upsert_comment(number, MARKER, "two") != first
+    assert fake_github.comments(FAKE_REPO, number)[-1] == f"{MARKER}\ntwo"
+
+
 def test_sticky_comment_ignores_a_marker_in_someone_elses_comment(
         fake_github: FakeGitHub, client: PyGithubRepoClient) -> None:
     number = fake_github.add_issue(FAKE_REPO, "run flows")
