@@ -92,3 +92,13 @@ class SecretMissing(FlowbotError):
             f'flow "{flow_id}" declares secret(s) {listed} but flowbot has no value for them; '
             f"set FLOWBOT_SECRET_<NAME> or add them to the secrets file"
         )
+
+
+class FireDeclined(FlowbotError):
+    """A scheduler sink did not start a fired slot (e.g. the concurrency policy
+    skipped it); the fire is recorded as skipped with ``reason`` and ``run_id``."""
+
+    def __init__(self, reason: str, run_id: str | None = None) -> None:
+        self.reason = reason
+        self.run_id = run_id
+        super().__init__(reason)

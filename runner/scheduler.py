@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from runner.catchup import decide
 from runner.cron import Clock
-from runner.errors import FlowbotError
+from runner.errors import FireDeclined, FlowbotError
 from runner.flows import CatchUp
 from runner.schedules import (
     FireState,
@@ -70,7 +70,8 @@ class FireSink(Protocol):
 
     def fire(self, fire: Fire) -> str | None:
         """Start the run for ``fire``; return its run id, or None if the flow's
-        concurrency policy declined it (recorded as skipped).
+        concurrency policy declined it (recorded as skipped). To record why (and
+        the skipped run's id), raise :class:`FireDeclined` instead of returning None.
 
         Must be idempotent on ``fire.key``: after a crash between the run starting
         and the scheduler recording it, :meth:`Scheduler.recover` calls again with
@@ -243,6 +244,9 @@ class Scheduler:
         extra = {"repo": fire.repo, "flow": fire.flow_id, "fire": fire.key}
         try:
             run_id = self._sink.fire(fire)
+        except FireDeclined as exc:
+            log.info("fire declined: %s", exc.reason, extra=extra)
+            return replace(fire, state=FireState.SKIPPED, reason=exc.reason, run_id=exc.run_id)
         except FlowbotError as exc:
             log.warning("fire refused: %s", exc, extra=extra)
             return replace(fire, state=FireState.FAILED, reason=str(exc))

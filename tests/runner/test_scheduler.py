@@ -11,7 +11,7 @@ from scheduling_support import T0, RecordingSink, fire_rows, make_flow, schedule
 from sqlalchemy.engine import Engine
 
 from runner.cron import FakeClock
-from runner.errors import InputError
+from runner.errors import FireDeclined, InputError
 from runner.registry import Registry
 from runner.scheduler import Fire, Scheduler
 from runner.schedules import FireState, SkipReason, as_utc
@@ -118,13 +118,16 @@ class _Answers:
     def fire(self, fire: Fire) -> str | None:
         if fire.flow_id == "busy":
             return None
+        if fire.flow_id == "full":
+            raise FireDeclined("concurrency limit 1 reached (policy skip)", "run-9")
         raise InputError("size", "expected an int")
 
 
 def test_declined_and_refused_fires_are_recorded(db_engine: Engine) -> None:
     clock = FakeClock(T0)
     Registry(db_engine, clock).sync(REPO, "c1", [
-        make_flow("busy", {"cron": "0 * * * *"}), make_flow("bad", {"cron": "0 * * * *"})])
+        make_flow("busy", {"cron": "0 * * * *"}), make_flow("bad", {"cron": "0 * * * *"}),
+        make_flow("full", {"cron": "0 * * * *"})])
     scheduler = Scheduler(db_engine, _Answers(), clock, instance_id="one")
     clock.advance(3600)
 
@@ -133,8 +136,11 @@ def test_declined_and_refused_fires_are_recorded(db_engine: Engine) -> None:
     assert (fires["busy"].state, fires["busy"].reason) == (
         FireState.SKIPPED, SkipReason.DECLINED.value)
     assert fires["bad"].state is FireState.FAILED and "size" in fires["bad"].reason
-    stored = {r.flow_id: r.state for r in fire_rows(db_engine)}
-    assert stored == {"busy": "skipped", "bad": "failed"}
+    assert (fires["full"].state, fires["full"].run_id) == (FireState.SKIPPED, "run-9")
+    stored = {r.flow_id: (r.state, r.reason) for r in fire_rows(db_engine)}
+    assert stored["full"] == ("skipped", "concurrency limit 1 reached (policy skip)")
+    assert {k: v[0] for k, v in stored.items()} == {
+        "busy": "skipped", "bad": "failed", "full": "skipped"}
     assert scheduler.recover() == []  # nothing left to start
 
 
