@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from runner.backends.base import (
     TaskSpec,
 )
 from runner.errors import FlowbotError
-from runner.flows import Task
+from runner.flows import PullPolicy, Task
 from runner.logstore import LogSink, collect, log_path
 from runner.masking import Masker
 from runner.outputs import MAX_OUTPUT_BYTES, parse_outputs
@@ -61,6 +61,7 @@ class AttemptEnv:
     # Handles of live attempts, so a cancel/timeout can kill them from another thread.
     register: Callable[[str, str | None], bool]  # (task_id, handle or None) -> keep going?
     stop_status: Callable[[], Status | None]
+    prepared: set[str] = field(default_factory=set)  # images made available this run
 
 
 def start(env: AttemptEnv, task: Task, attempt: int, context: Mapping[str, Any],
@@ -82,7 +83,9 @@ def start(env: AttemptEnv, task: Task, attempt: int, context: Mapping[str, Any],
             labels={LABEL_RUN: env.run_id, LABEL_TASK: task.id,
                     LABEL_ATTEMPT: str(attempt), LABEL_OWNER: env.owner},
         )
-        env.backend.prepare(spec)
+        if task.pull is PullPolicy.ALWAYS or spec.image not in env.prepared:
+            env.backend.prepare(spec)
+            env.prepared.add(spec.image)  # once per run is enough unless pull: always
         handle = env.backend.start(spec)
     except FlowbotError as exc:
         return _finish(env, task.id, attempt, Outcome(Status.FAILED, reason=str(exc)))
