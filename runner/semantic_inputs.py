@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from functools import cache, lru_cache
+from datetime import datetime
+from functools import cache
 from typing import Any
 
-from runner import cron
+from runner import schedule_facts
 from runner.diagnostics import Reporter, did_you_mean
 from runner.schema_messages import describe
 
@@ -137,46 +137,17 @@ def _check_schedule(
     if not tz_ok:
         hint = did_you_mean(tz, _zone_names())
         report.at((*path, "timezone"), UNKNOWN_TZ.format(tz=tz, hint=hint))
-    problem = _cron_problem(expr)
+    problem = schedule_facts.cron_problem(expr)
     if problem is not None:
         report.at((*path, "cron"), BAD_CRON.format(problem=problem))
         return
     if not tz_ok:
         return  # fire times need a real timezone
-    fires, warnings = _schedule_facts(expr, tz, now)
+    fires, warnings = schedule_facts.schedule_facts(expr, tz, now)
     if not fires:
         report.at((*path, "cron"), NEVER_FIRES.format(cron=expr))
     for warning in warnings:
         report.warn((*path, "cron"), warning)
-
-
-@lru_cache(maxsize=1024)
-def _cron_problem(expr: str) -> str | None:
-    return cron.check(expr)  # pure, and costly (croniter parses each field)
-
-
-@lru_cache(maxsize=1024)
-def _schedule_facts(expr: str, tz: str, now: datetime) -> tuple[bool, tuple[str, ...]]:
-    """Whether a schedule ever fires, and its DST warnings for the coming year.
-
-    Cached: a repository's flows share a few schedules and one validation run
-    uses one ``now``; walking a year of a zone's calendar is the costly part.
-    """
-    if cron.next_fire(expr, tz, now) is None:
-        return False, ()
-    if not _has_offset_changes(tz, now.replace(minute=0, second=0, microsecond=0)):
-        return True, ()  # no DST in this zone in the coming year: nothing to warn about
-    return True, tuple(cron.dst_warnings(expr, tz, now))
-
-
-@lru_cache(maxsize=512)
-def _has_offset_changes(tz: str, start: datetime) -> bool:
-    """True if the zone's UTC offset changes within a year of ``start`` (weekly samples;
-    every DST period and permanent offset change lasts far longer than a week)."""
-    zone = zoneinfo.ZoneInfo(tz)
-    samples = (start + timedelta(days=7 * week) for week in range(54))
-    offsets = {moment.astimezone(zone).utcoffset() for moment in samples}
-    return len(offsets) > 1
 
 
 def _zone_exists(tz: str) -> bool:
