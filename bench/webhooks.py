@@ -1,0 +1,219 @@
+"""Benchmark: webhook intake of ``flowbot serve`` next to a bare endpoint.
+
+Starts two servers on loopback, each in its own process under uvicorn: the
+flowbot app (SQLite in a temporary data dir, delivery workers running) and a
+bare FastAPI endpoint that only checks the HMAC. A third process loads each in
+turn with the same number of signed ``ping`` deliveries (bounded count,
+loopback only) and reports accepted deliveries/second and p50/p99 latency.
+Afterwards every delivery flowbot accepted must be in its database.
+
+    .venv/bin/python bench/webhooks.py [-n 2000] [-c 16]
+
+Targets: flowbot >= half the bare throughput, p99 < 50 ms, all recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+SECRET = "bench-secret"
+BODY = json.dumps({"zen": "Practicality beats purity.", "hook_id": 1,
+                   "hook": {"type": "Repository", "id": 1, "events": ["push"]},
+                   "repository": {"full_name": "bench/flows"}}).encode()
+SIGNATURE = "sha256=" + hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- the servers -------------------------------------------------------------
+
+def serve_bare(port: int) -> None:
+    import uvicorn
+
+    app = FastAPI()
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return JSONResponse({"ok": True})
+
+    @app.post("/webhook")
+    async def webhook(request: Request) -> Response:
+        body = await request.body()
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        given = request.headers.get("x-hub-signature-256", "")
+        if not hmac.compare_digest(expected.encode(), given.encode()):
+            return JSONResponse({"message": "bad signature"}, status_code=401)
+        return JSONResponse({"message": "accepted"}, status_code=202)
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def serve_flowbot(port: int, data_dir: Path) -> None:
+    import uvicorn
+
+    from bot.app import create_app
+    from bot.local_github import LocalGitHub
+    from bot.runtime import build_runtime
+    from bot.settings import Settings
+
+    settings = Settings(data_dir=data_dir, webhook_secret=SECRET, host="127.0.0.1", port=port)
+    runtime = build_runtime(settings, github=LocalGitHub(lambda text: None))
+    runtime.start()
+    try:
+        uvicorn.run(create_app(settings, runtime.services), host="127.0.0.1", port=port,
+                    log_level="warning", access_log=False)
+    finally:
+        runtime.stop()
+
+
+# --- the load ----------------------------------------------------------------
+
+async def _load(url: str, count: int, concurrency: int) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    accepted = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for number in range(count):
+        queue.put_nowait(number)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal accepted
+        while not queue.empty():
+            queue.get_nowait()
+            headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": str(uuid.uuid4()),
+                       "X-Hub-Signature-256": SIGNATURE, "Content-Type": "application/json"}
+            start = time.perf_counter()
+            response = await client.post(url, content=BODY, headers=headers)
+            latencies.append(time.perf_counter() - start)
+            accepted += response.status_code == 202
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        for _ in range(min(20, count)):  # warm up connections and code paths
+            await client.post(url, content=BODY, headers={
+                "X-GitHub-Event": "ping", "X-GitHub-Delivery": f"warm-{uuid.uuid4()}",
+                "X-Hub-Signature-256": SIGNATURE})
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {"accepted": accepted, "rate": accepted / elapsed,
+            "p50": latencies[len(latencies) // 2] * 1000,
+            "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000}
+
+
+def load(url: str, count: int, concurrency: int) -> None:
+    print(json.dumps(asyncio.run(_load(url, count, concurrency))))
+
+
+# --- orchestration -----------------------------------------------------------
+
+def _start(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, __file__, *args])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server {args[0]} exited with {proc.returncode}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"server {args[0]} did not start")
+
+
+def _measure(port: int, count: int, concurrency: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--load", f"http://127.0.0.1:{port}/webhook",
+         "-n", str(count), "-c", str(concurrency)],
+        check=False, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"load failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _recorded(data_dir: Path) -> int:
+    from sqlalchemy import func, select
+
+    from bot.deliveries import deliveries_table
+    from runner.db import open_engine
+
+    engine = open_engine(f"sqlite:///{data_dir / 'flowbot.db'}")
+    with engine.connect() as conn:
+        total = int(conn.execute(select(func.count()).select_from(deliveries_table)).scalar_one())
+    engine.dispose()
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--count", type=int, default=2000, help="deliveries per server")
+    parser.add_argument("-c", "--concurrency", type=int, default=16)
+    parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-flowbot", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    count = max(1, min(args.count, 50_000))  # bounded load
+    if args.serve_bare:
+        return serve_bare(args.serve_bare)
+    if args.serve_flowbot:
+        return serve_flowbot(args.serve_flowbot, args.data_dir)
+    if args.load:
+        return load(args.load, count, args.concurrency)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        bare_port, bot_port = _free_port(), _free_port()
+        bare = _start(["--serve-bare", str(bare_port)], bare_port)
+        bot = _start(["--serve-flowbot", str(bot_port), "--data-dir", str(data_dir)], bot_port)
+        try:
+            bare_result = _measure(bare_port, count, args.concurrency)
+            bot_result = _measure(bot_port, count, args.concurrency)
+        finally:
+            _stop(bot)
+            _stop(bare)
+        recorded = _recorded(data_dir) - min(20, count)  # minus the warm-up deliveries
+    print(f"{count} signed deliveries per server, {args.concurrency} concurrent, loopback")
+    print(f"{'':24}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
+    for name, r in (("bare HMAC endpoint", bare_result), ("flowbot /webhook", bot_result)):
+        print(f"{name:24}{r['rate']:>12.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}")
+    ratio = bot_result["rate"] / bare_result["rate"]
+    print(f"flowbot/bare throughput: {ratio:.2f} (target >= 0.5); "
+          f"p99 {bot_result['p99']:.1f} ms (target < 50)")
+    print(f"durably recorded: {recorded} of {bot_result['accepted']} accepted")
+
+
+if __name__ == "__main__":
+    main()
