@@ -72,8 +72,14 @@ def strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
 def check_task(task: dict[str, Any], path: Path, scope: Scope, report: Reporter) -> None:
     """Check every template in the rendered fields of one task."""
     for name in _TASK_FIELDS:
+        value = task.get(name)
+        if value is None:
+            continue
         scope.image = name == "image"
-        for where, text in strings(task.get(name), (*path, name)):
+        if isinstance(value, str):  # the common case, without walking
+            check_string(value, (*path, name), scope, report)
+            continue
+        for where, text in strings(value, (*path, name)):
             check_string(text, where, scope, report)
     scope.image = False
 

@@ -259,19 +259,20 @@ class _Builder:
                 )
                 self._node(value_event, (*path, f"{key} (again)"), depth + 1)
             else:
-                self._out.keys[child] = _pos(event.start_mark)
+                mark = event.start_mark
+                self._out.keys[child] = (mark.line + 1, mark.column + 1)
                 result[key] = self._node(value_event, child, depth + 1)
             event = self._next()
         return result
 
     def _key(self, event: Any, depth: int) -> str:
+        if type(event) is _SCALAR and event.style:  # quoted keys are always text
+            return str(event.value)
         start = _pos(event.start_mark)
-        if not isinstance(event, yaml.ScalarEvent):
+        if type(event) is not _SCALAR:
             value = self._node(event, ("(key)",), depth + 1)
             what = "a list" if isinstance(value, list) else "a mapping"
             raise _Fatal(*start, COMPLEX_KEY.format(what=what))
-        if event.style:  # quoted keys are always text
-            return str(event.value)
         value, problem = yamlscalars.resolve(event.value, key=True)
         if problem is None and not isinstance(value, str):
             problem = NON_TEXT_KEY.format(text=event.value, what=_KINDS[type(value)])

@@ -47,7 +47,8 @@ _WORDS: dict[str, Any] = {
     "": None, "~": None, "null": None, "Null": None, "NULL": None,
     "true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False,
 }
-_SPECIAL_START = frozenset("0123456789+-.yYnNoO")
+_NUMERIC_START = frozenset("0123456789+-.")
+_SPECIAL_START = _NUMERIC_START | frozenset("yYnNoO")
 
 
 def resolve(text: str, *, key: bool = False) -> tuple[Any, str | None]:
@@ -59,6 +60,8 @@ def resolve(text: str, *, key: bool = False) -> tuple[Any, str | None]:
     problem = _problem_11(text, key)
     if problem is not None:
         return text, problem
+    if text[0] not in _NUMERIC_START:
+        return text, None  # e.g. "needs", "yesterday": words, not numbers
     return _core(text), None
 
 
