@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import sys
 import threading
 from pathlib import Path
@@ -49,6 +50,9 @@ def add_parser(sub: Any) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    if not getattr(args, "verbose", False):
+        for noisy in ("alembic", "runner"):  # the live view says what matters
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         inputs = _parse_inputs(args.inputs)
         flow = _load_flow(args.flow_file)

@@ -89,20 +89,21 @@ def test_containers_are_labelled_and_removed_and_listeners_hear_every_change(
     kit: Kit, docker_client: docker.DockerClient
 ) -> None:
     seen: dict[str, str] = {}
-    ready = threading.Event()
+    finished = threading.Event()
 
     def peek() -> None:
-        for _ in range(200):
-            found = leftover(docker_client, kit.owner)
-            if found:
-                seen.update(found[0].labels)
-                break
-            ready.wait(0.05)
+        while not finished.is_set() and not seen:
+            for container in leftover(docker_client, kit.owner):
+                seen.update(container.labels)
+            finished.wait(0.02)
 
     spy = threading.Thread(target=peek)
     spy.start()
-    run = kit.run({"id": "labels", "tasks": [task("only", "sleep 1")]})
-    spy.join()
+    try:
+        run = kit.run({"id": "labels", "tasks": [task("only", "sleep 2")]})
+    finally:
+        finished.set()
+        spy.join()
     assert seen[LABEL_RUN] == run.id and seen[LABEL_TASK] == "only"
     assert seen[LABEL_ATTEMPT] == "1" and seen[LABEL_OWNER] == kit.owner
     assert leftover(docker_client, kit.owner) == []

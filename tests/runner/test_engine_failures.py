@@ -132,3 +132,13 @@ def test_cancel_from_another_thread_stops_the_run(
     assert states["later"][0] is Status.SKIPPED and states["alert"][0] is Status.SKIPPED
     assert leftover(docker_client, kit.owner) == []
     assert not kit.service.cancel(run.id)
+
+
+def test_a_missing_image_with_pull_never_fails_the_task_clearly(kit: Kit) -> None:
+    run = kit.run({"id": "noimage", "tasks": [
+        task("t", "true", image="flowbot-test/absent:never", pull="never")]})
+    assert run.status is Status.FAILED
+    row = kit.store.task_rows(run.id)[0]
+    assert row.status is Status.FAILED and row.exit_code is None
+    assert "flowbot-test/absent:never is not present and pull: never" in (row.reason or "")
+    assert run.error is not None and "pull: never" in run.error
