@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.errors import FlowNotFound
+from runner.errors import FireDeclined, FlowNotFound
 from runner.records import Status, Trigger, TriggerType
 from runner.registry import Registry
 from runner.scheduler import Fire
@@ -53,4 +53,6 @@ class RunSink:
             trigger=Trigger(TriggerType.SCHEDULE, fire.trigger_id, scheduled_at=fire.slot_at),
         )
         log.info("scheduled run submitted", extra={"run": submission.run_id, "fire": fire.key})
-        return None if submission.status is Status.SKIPPED else submission.run_id
+        if submission.status is Status.SKIPPED:
+            raise FireDeclined(submission.reason or "skipped", submission.run_id)
+        return submission.run_id

@@ -13,11 +13,11 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from bot.services import Services
 from runner.records import RunRecord, TaskRow
-from runner.schedules import schedules
+from runner.schedule_view import schedule_rows
 
 NOT_FOUND = "no run with id {run_id}"
 PAGE = """<!doctype html>
@@ -121,18 +121,7 @@ def pages_router(services: Services) -> APIRouter:
 
     @router.get("/api/schedules")
     def api_schedules(repo: str | None = None) -> Response:
-        query = select(schedules).order_by(schedules.c.repo, schedules.c.flow_id)
-        if repo is not None:
-            query = query.where(schedules.c.repo == repo)
-        with services.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return JSONResponse([
-            {"repo": r["repo"], "flow_id": r["flow_id"], "trigger_id": r["trigger_id"],
-             "cron": r["cron"], "timezone": r["timezone"], "paused": bool(r["paused"]),
-             "enabled": bool(r["enabled"]), "next_fire_at": _iso(r["next_fire_at"]),
-             "last_fire_at": _iso(r["last_fire_at"]), "last_run_id": r["last_run_id"]}
-            for r in rows
-        ])
+        return JSONResponse(schedule_rows(services.engine, repo))
 
     @router.get("/healthz")
     def healthz() -> Response:
