@@ -170,6 +170,10 @@ _SEQUENCE_END = yaml.SequenceEndEvent
 _MAPPING_END = yaml.MappingEndEvent
 
 
+# Plain scalars starting with anything else are text in YAML 1.1 and 1.2 alike.
+_MAYBE_TYPED = frozenset("0123456789+-.~yYnNoOtTfF")
+
+
 def _short_tag(tag: str) -> str:
     return tag.replace("tag:yaml.org,2002:", "!!")
 
@@ -218,6 +222,9 @@ class _Builder:
         if kind is _SCALAR:
             if event.tag is not None and event.tag != "!" and not event.implicit[0]:
                 raise _Fatal(*start, TAG.format(tag=_short_tag(event.tag)))
+            text = event.value
+            if event.style or (text and text[0] not in _MAYBE_TYPED):
+                return self._scalar(event, path, start) if event.style else text
             return self._scalar(event, path, start)
         if event.tag is not None and event.tag != "!":
             raise _Fatal(*start, TAG.format(tag=_short_tag(event.tag)))
