@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,8 +40,8 @@ from runner import schedules
 from runner.cron import Clock
 from runner.db import metadata
 from runner.errors import DuplicateFlowId
+from runner.fires import as_utc
 from runner.flows import Flow, flow_from_data
-from runner.schedules import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,9 @@ class Registry:
     scheduler sleeping in the same process re-reads its next fire time.
     """
 
-    def __init__(self, engine: Engine, clock: Clock, *, wake: Any | None = None) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, *, wake: threading.Event | None = None
+    ) -> None:
         self._engine = engine
         self._clock = clock
         self._wake = wake

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from runner import cron
-from runner.schedules import as_utc, schedules
+from runner.fires import as_utc
+from runner.schedules import schedules
 
 UPCOMING = 3  # next fire times listed per schedule
 

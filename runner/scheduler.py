@@ -14,11 +14,10 @@ Missed slots after downtime follow the trigger's catch-up policy (see
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -28,41 +27,25 @@ from sqlalchemy.engine import Connection, Engine
 from runner.catchup import decide
 from runner.cron import Clock
 from runner.errors import FireDeclined, FlowbotError
-from runner.flows import CatchUp
-from runner.schedules import (
+from runner.fires import (
+    Fire,
     FireState,
     SkipReason,
     as_utc,
+    fire_from_row,
     record_fires,
     schedule_fires,
-    schedules,
 )
+from runner.flows import CatchUp
+from runner.schedules import schedules
+
+__all__ = ["BATCH", "LEASE", "MAX_SLEEP", "Fire", "FireSink", "Scheduler"]  # Fire: re-exported
 
 log = logging.getLogger(__name__)
 
 BATCH = 500  # schedules claimed per transaction
 MAX_SLEEP = 60.0  # seconds; bounds the effect of a wall-clock change or a missed wake-up
 LEASE = timedelta(minutes=5)  # a fire left "fired" this long by another instance is orphaned
-
-
-@dataclass(frozen=True)
-class Fire:
-    """One slot of one schedule, as recorded in ``schedule_fires``."""
-
-    id: int
-    repo: str
-    flow_id: str
-    trigger_id: str
-    slot_at: datetime  # aware UTC
-    inputs: dict[str, Any] = field(default_factory=dict)
-    state: FireState = FireState.FIRED
-    reason: str = ""
-    run_id: str | None = None
-
-    @property
-    def key(self) -> str:
-        """Stable identity of the slot: the sink's idempotency key."""
-        return f"{self.repo}:{self.flow_id}:{self.trigger_id}@{self.slot_at:%Y-%m-%dT%H:%M:%SZ}"
 
 
 class FireSink(Protocol):
@@ -138,7 +121,7 @@ class Scheduler:
                     .values(instance_id=self._instance_id, claimed_at=now)
                 ).rowcount
                 if won:
-                    taken.append(_fire(row))
+                    taken.append(fire_from_row(row))
         if taken:
             log.warning("recovering %d fires recorded but not started", len(taken),
                         extra={"instance": self._instance_id})
@@ -198,7 +181,7 @@ class Scheduler:
             inserted = record_fires(conn, fire_rows)
             _advance(conn, advances)
         fires = [
-            _fire_from_values(values, inserted[key])
+            fire_from_row({**values, "id": inserted[key]})
             for values in fire_rows
             if (key := _key(values)) in inserted
         ]
@@ -262,23 +245,6 @@ class Scheduler:
 
 def _key(values: dict[str, Any]) -> tuple[str, str, str, datetime]:
     return (values["repo"], values["flow_id"], values["trigger_id"], values["slot_at"])
-
-
-def _fire_from_values(values: dict[str, Any], fire_id: int) -> Fire:
-    return Fire(
-        id=fire_id, repo=values["repo"], flow_id=values["flow_id"],
-        trigger_id=values["trigger_id"], slot_at=values["slot_at"],
-        inputs=json.loads(values["inputs"]), state=FireState(values["state"]),
-        reason=values["reason"],
-    )
-
-
-def _fire(row: Any) -> Fire:
-    return Fire(
-        id=row.id, repo=row.repo, flow_id=row.flow_id, trigger_id=row.trigger_id,
-        slot_at=as_utc(row.slot_at), inputs=json.loads(row.inputs),
-        state=FireState(row.state), reason=row.reason, run_id=row.run_id,
-    )
 
 
 def _advance(conn: Connection, advances: list[dict[str, Any]]) -> None:

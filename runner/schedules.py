@@ -3,10 +3,8 @@
 A schedule row exists per (repo, flow, trigger) of every registered flow's
 ``schedule`` triggers. ``next_fire_at`` (UTC, indexed) is the first slot not yet
 claimed; it is NULL while the schedule is paused or disabled, so the
-scheduler's range scan never sees those rows. Every slot the scheduler decides
-about becomes a row of ``schedule_fires`` under the unique key
-(repo, flow, trigger, slot): fired, started (with its run id), skipped (with
-the reason) or failed — recorded before any run starts.
+scheduler's range scan never sees those rows. The slots decided about are
+recorded in :mod:`runner.fires`.
 
 :func:`sync_schedules` is called by :meth:`runner.registry.Registry.sync` in its
 transaction; :class:`Schedules` pauses and resumes flows.
@@ -17,8 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -37,18 +34,18 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from runner import cron
 from runner.cron import Clock
 from runner.db import metadata
 from runner.errors import FlowNotFound
+from runner.fires import FireState, SkipReason, as_utc, record_fires
 from runner.flows import Flow, ScheduleTrigger
 
 log = logging.getLogger(__name__)
 
-MAX_RECORDED_MISSED = 10_000  # skipped slots recorded per resume; older ones are summarised
+MAX_RECORDED_MISSED = 10_000  # skipped slots recorded per resume (the first ones; logged if more)
 
 schedules = Table(
     "schedules",
@@ -73,53 +70,10 @@ schedules = Table(
     Index("ix_schedules_next_fire_at", "next_fire_at"),
 )
 
-schedule_fires = Table(
-    "schedule_fires",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("repo", String(200), nullable=False),
-    Column("flow_id", String(100), nullable=False),
-    Column("trigger_id", String(64), nullable=False),
-    Column("slot_at", DateTime(timezone=True), nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("reason", Text, nullable=False, default=""),
-    Column("run_id", String(64), nullable=True),
-    Column("inputs", Text, nullable=False, default="{}"),
-    Column("instance_id", String(200), nullable=False, default=""),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("claimed_at", DateTime(timezone=True), nullable=True),
-    UniqueConstraint("repo", "flow_id", "trigger_id", "slot_at", name="uq_schedule_fires_slot"),
-    Index("ix_schedule_fires_state", "state", "claimed_at"),
-)
-
-
-class FireState(StrEnum):
-    FIRED = "fired"  # claimed; the run is being started
-    STARTED = "started"  # the sink started run ``run_id``
-    SKIPPED = "skipped"  # not run, ``reason`` says why
-    FAILED = "failed"  # the sink refused it with an error, ``reason`` holds it
-
-
-class SkipReason(StrEnum):
-    CATCHUP_NONE = "missed: catch-up policy none"
-    CATCHUP_LATEST = "missed: catch-up policy latest runs only the most recent slot"
-    CATCHUP_LIMIT = "missed: beyond the catch-up limit"
-    PAUSED = "paused"
-    DECLINED = "not started by the runner (concurrency policy)"
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime (SQLite hands back naive UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def first_fire(trigger_cron: str, tz: str, now: datetime, last: datetime | None) -> datetime | None:
     """The next slot after ``now`` — never at or before ``last`` (the clock may step back)."""
     after = now if last is None else max(now, as_utc(last))
     return cron.next_fire(trigger_cron, tz, after)
-
-
-FireKey = tuple[str, str, str, datetime]
 
 
 def due_slots(
@@ -138,22 +92,6 @@ def due_slots(
         if len(batch) < size:
             return due, None  # the expression has no more slots
         cursor, size = batch[-1], 64
-
-
-def record_fires(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[FireKey, int]:
-    """Insert fire rows, ignoring slots already recorded (another instance or an
-    earlier life claimed them); the keys actually inserted, with their row ids."""
-    if not rows:
-        return {}
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    t = schedule_fires.c
-    statement = (
-        dialect.insert(schedule_fires)
-        .on_conflict_do_nothing(index_elements=["repo", "flow_id", "trigger_id", "slot_at"])
-        .returning(t.id, t.repo, t.flow_id, t.trigger_id, t.slot_at)
-    )
-    result = conn.execute(statement, list(rows))
-    return {(r[1], r[2], r[3], as_utc(r[4])): r[0] for r in result}
 
 
 def sync_schedules(
@@ -283,8 +221,11 @@ class Schedules:
     def _record_missed(self, conn: Connection, row: Any, now: datetime) -> int:
         if row.held_fire_at is None or as_utc(row.held_fire_at) > now:
             return 0  # nothing was due while paused
-        slots, _ = due_slots(row.cron, row.timezone, as_utc(row.held_fire_at), now,
-                             MAX_RECORDED_MISSED)
+        slots, following = due_slots(row.cron, row.timezone, as_utc(row.held_fire_at), now,
+                                     MAX_RECORDED_MISSED)
+        if following is not None and following <= now:
+            log.warning("more than %d slots missed while paused; the first are recorded",
+                        MAX_RECORDED_MISSED, extra={"repo": row.repo, "flow": row.flow_id})
         rows = [
             {"repo": row.repo, "flow_id": row.flow_id, "trigger_id": row.trigger_id,
              "slot_at": slot, "state": FireState.SKIPPED.value, "reason": SkipReason.PAUSED.value,

@@ -12,9 +12,9 @@ from sqlalchemy.engine import Engine
 
 from runner.cron import FakeClock
 from runner.errors import FireDeclined, InputError
+from runner.fires import FireState, SkipReason, as_utc
 from runner.registry import Registry
 from runner.scheduler import Fire, Scheduler
-from runner.schedules import FireState, SkipReason, as_utc
 
 REPO = "acme/data"
 

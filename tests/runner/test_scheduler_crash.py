@@ -13,9 +13,9 @@ from scheduling_support import T0, fire_rows, make_flow
 from sqlalchemy.engine import Engine
 
 from runner.cron import FakeClock
+from runner.fires import FireState
 from runner.registry import Registry
 from runner.scheduler import LEASE, Fire, Scheduler
-from runner.schedules import FireState
 
 ROOT = Path(__file__).resolve().parents[2]
 

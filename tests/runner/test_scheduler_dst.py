@@ -11,9 +11,9 @@ from scheduling_support import RecordingSink, fire_rows, make_flow
 from sqlalchemy.engine import Engine
 
 from runner.cron import FakeClock
+from runner.fires import as_utc
 from runner.registry import Registry
 from runner.scheduler import Scheduler
-from runner.schedules import as_utc
 
 
 def _utc(*parts: int) -> datetime:

@@ -13,10 +13,10 @@ from sqlalchemy.engine import Engine
 
 from runner import cron
 from runner.cron import FakeClock
+from runner.fires import FireState, as_utc
 from runner.flows import Flow
 from runner.registry import Registry
 from runner.scheduler import Scheduler
-from runner.schedules import FireState, as_utc
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney")
 DAY = timedelta(days=1)

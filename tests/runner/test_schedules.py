@@ -10,9 +10,10 @@ from sqlalchemy.engine import Engine
 
 from runner.cron import FakeClock
 from runner.errors import FlowNotFound
+from runner.fires import FireState, SkipReason, as_utc
 from runner.registry import Registry
 from runner.scheduler import Scheduler
-from runner.schedules import FireState, Schedules, SkipReason, as_utc
+from runner.schedules import Schedules
 
 REPO = "acme/data"
 HOURLY = {"cron": "0 * * * *"}
