@@ -12,6 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from runner.backends import make_backend
 from runner.backends.base import LABEL_OWNER, LABEL_RUN, LABEL_TASK, TaskSpec
 from runner.backends.docker_backend import DockerBackend
 from runner.errors import BackendError
@@ -318,3 +319,9 @@ def test_unreachable_engine_is_a_clear_error() -> None:
     client.close()
     assert "cannot reach the Docker engine at " in str(info.value)
     assert str(info.value).endswith("is dockerd running?")
+
+
+def test_make_backend_builds_a_docker_backend(docker_client: docker.DockerClient) -> None:
+    backend = make_backend("docker", owner="factory", client=docker_client)
+    assert isinstance(backend, DockerBackend) and backend.owner == "factory"
+    assert backend.existing("factory") == []

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from runner.backends import make_backend
 from runner.backends.base import TaskSpec
 from runner.backends.process_backend import ProcessBackend
-from runner.errors import BackendError
+from runner.errors import BackendError, ConfigError
 from runner.flows import PullPolicy
 
 
@@ -158,3 +159,13 @@ def test_ignored_settings_are_warned_once_per_run(
         "for run run-1: tasks run on the host",
         "process backend ignores image busybox:latest for run run-2: tasks run on the host",
     ]
+
+
+def test_make_backend_builds_by_name_and_rejects_unknown_names() -> None:
+    backend = make_backend("process", owner="factory")
+    assert isinstance(backend, ProcessBackend) and backend.owner == "factory"
+    with pytest.raises(ConfigError) as info:
+        make_backend("kubernetes", owner="factory")
+    assert str(info.value) == (
+        "backend: unknown backend 'kubernetes'; choose one of: docker, process"
+    )
