@@ -3,6 +3,8 @@ limits the container really carries (checked by inspecting it)."""
 
 from __future__ import annotations
 
+import io
+import os
 import socket
 import threading
 import uuid
@@ -325,3 +327,26 @@ def test_make_backend_builds_a_docker_backend(docker_client: docker.DockerClient
     backend = make_backend("docker", owner="factory", client=docker_client)
     assert isinstance(backend, DockerBackend) and backend.owner == "factory"
     assert backend.existing("factory") == []
+
+
+@pytest.fixture(scope="module")
+def nonroot_image(docker_client: docker.DockerClient, busybox_image: str) -> Iterator[str]:
+    """busybox with ``USER 1234``: an image that would not own the run's files."""
+    tag = "flowbot-test/nonroot:latest"
+    dockerfile = f"FROM {busybox_image}\nUSER 1234:1234\n".encode()
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True)
+    yield tag
+    docker_client.images.remove(tag, force=True)
+
+
+def test_task_runs_as_the_host_user_even_when_the_image_is_non_root(
+    backend: DockerBackend, nonroot_image: str, tmp_path: Path
+) -> None:
+    (tmp_path / "repo").mkdir(mode=0o755)
+    script = 'id -u; mkdir made; echo data > made/file; echo done=yes >> "$FLOWBOT_OUTPUT"'
+    code, logs = _run(backend, _spec(tmp_path, nonroot_image, script))
+    assert (code, logs) == (0, f"{os.getuid()}\n".encode())
+    written = tmp_path / "repo" / "made" / "file"
+    assert written.read_text() == "data\n"
+    assert (written.stat().st_uid, written.parent.stat().st_uid) == (os.getuid(), os.getuid())
+    assert (tmp_path / "outputs" / "build.1").read_text() == "done=yes\n"
