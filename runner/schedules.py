@@ -39,12 +39,13 @@ from sqlalchemy.engine import Connection, Engine
 from runner import cron
 from runner.cron import Clock
 from runner.db import metadata
-from runner.errors import FlowNotFound
+from runner.errors import FlowNotFound, ScheduleError
 from runner.fires import FireState, SkipReason, as_utc, record_fires
 from runner.flows import Flow, ScheduleTrigger
 
 log = logging.getLogger(__name__)
 
+BAD_TRIGGER = '{path}: flow "{flow}", trigger "{trigger}": {problem}'
 MAX_RECORDED_MISSED = 10_000  # skipped slots recorded per resume (the first ones; logged if more)
 
 schedules = Table(
@@ -121,10 +122,14 @@ def sync_schedules(
     for flow in flows:
         for trig in flow.triggers:
             row = existing.get((flow.id, trig.id))
-            if row is None:
-                inserts.append(_new_row(repo, flow.id, trig, now, flow.id in paused))
-            else:
-                updates.append(_changed_row(row, trig, now))
+            try:
+                if row is None:
+                    inserts.append(_new_row(repo, flow.id, trig, now, flow.id in paused))
+                else:
+                    updates.append(_changed_row(row, trig, now))
+            except ValueError as exc:  # unknown timezone: validation should have caught it
+                raise ScheduleError(BAD_TRIGGER.format(
+                    path=flow.path, flow=flow.id, trigger=trig.id, problem=exc)) from exc
     for chunk in _chunks(deletes):
         conn.execute(delete(schedules).where(t.id.in_(chunk)))
     if inserts:

@@ -9,7 +9,7 @@ from scheduling_support import T0, RecordingSink, fire_rows, make_flow, schedule
 from sqlalchemy.engine import Engine
 
 from runner.cron import FakeClock
-from runner.errors import FlowNotFound
+from runner.errors import FlowNotFound, ScheduleError
 from runner.fires import FireState, SkipReason, as_utc
 from runner.registry import Registry
 from runner.scheduler import Scheduler
@@ -125,3 +125,13 @@ def test_pausing_an_unknown_flow_names_the_known_ones(db_engine: Engine) -> None
     assert caught.value.known == ["nightly"]
     with pytest.raises(FlowNotFound):
         schedules.resume(REPO, "nighty")
+
+
+def test_a_trigger_with_an_unknown_timezone_is_a_clear_error_and_changes_nothing(
+    sqlite_engine: Engine,
+) -> None:
+    registry, _, _ = _setup(sqlite_engine)
+
+    with pytest.raises(ScheduleError, match='flows/a.yml: flow "a", trigger "schedule": unknown'):
+        registry.sync(REPO, "c1", [make_flow("a", {**HOURLY, "timezone": "Mars/Olympus"})])
+    assert registry.list(REPO) == []
