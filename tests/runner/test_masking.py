@@ -144,3 +144,27 @@ def test_secret_embedded_in_base64_blob_never_shows_whole(
     assert all(form not in out for form in decoded_everywhere)
     if len(secret.encode()) >= 6:
         assert MASK in out
+
+
+_LINE = st.text(st.characters(whitelist_categories=("L", "N"), max_codepoint=0x7F), min_size=3,
+                max_size=20)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    lines=st.lists(_LINE, min_size=2, max_size=4),
+    noise=noise_st,
+    cuts=st.lists(st.integers(min_value=0), max_size=6),
+)
+def test_multiline_secret_lines_never_survive_chunking(
+    lines: list[str], noise: str, cuts: list[int]
+) -> None:
+    secret = "\n".join(lines)
+    masker = Masker([secret])
+    printed = f"{noise}\n{secret}\n{noise}\n" + "\n".join(f"> {line}" for line in lines)
+    encoded = base64.b64encode(secret.encode()).decode()
+    wrapped = "\n".join(encoded[i : i + 10] for i in range(0, len(encoded), 10))
+    out = _stream(masker, f"{printed}\n{wrapped}\n".encode(), cuts).decode()
+    for line in lines:
+        assert line not in out
+    assert encoded[:-4] not in out.replace("\n", "")
