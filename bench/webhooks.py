@@ -91,20 +91,25 @@ async def _load(url: str, count: int, concurrency: int) -> dict[str, Any]:
     import httpx
 
     latencies: list[float] = []
-    accepted = 0
+    accepted = errors = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for number in range(count):
         queue.put_nowait(number)
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal accepted
+        nonlocal accepted, errors
         while not queue.empty():
             queue.get_nowait()
             headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": str(uuid.uuid4()),
                        "X-Hub-Signature-256": SIGNATURE, "Content-Type": "application/json"}
             start = time.perf_counter()
-            response = await client.post(url, content=BODY, headers=headers)
-            latencies.append(time.perf_counter() - start)
+            try:
+                response = await client.post(url, content=BODY, headers=headers)
+            except httpx.HTTPError:
+                errors += 1  # counted, not accepted
+                continue
+            finally:
+                latencies.append(time.perf_counter() - start)
             accepted += response.status_code == 202
 
     limits = httpx.Limits(max_connections=concurrency)
@@ -117,7 +122,7 @@ async def _load(url: str, count: int, concurrency: int) -> dict[str, Any]:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
     latencies.sort()
-    return {"accepted": accepted, "rate": accepted / elapsed,
+    return {"accepted": accepted, "errors": errors, "rate": accepted / elapsed,
             "p50": latencies[len(latencies) // 2] * 1000,
             "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000}
 
@@ -212,7 +217,8 @@ def main() -> None:
     ratio = bot_result["rate"] / bare_result["rate"]
     print(f"flowbot/bare throughput: {ratio:.2f} (target >= 0.5); "
           f"p99 {bot_result['p99']:.1f} ms (target < 50)")
-    print(f"durably recorded: {recorded} of {bot_result['accepted']} accepted")
+    print(f"durably recorded: {recorded} of {bot_result['accepted']} accepted; "
+          f"connection errors: bare {bare_result['errors']}, flowbot {bot_result['errors']}")
 
 
 if __name__ == "__main__":
