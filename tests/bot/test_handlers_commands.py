@@ -12,7 +12,14 @@ from bot.services import Services
 from runner.cron import FakeClock
 from runner.records import Status, TriggerType
 from runner.validate import validate_files
-from tests.fakes import FakeGitHub, FakeRepoClient, FakeRuns, issue_comment_event, make_services
+from tests.fakes import (
+    FakeFlowSource,
+    FakeGitHub,
+    FakeRepoClient,
+    FakeRuns,
+    issue_comment_event,
+    make_services,
+)
 
 DEPLOY = b"""id: deploy
 inputs:
@@ -131,3 +138,34 @@ def test_cancel_pause_and_resume(services: Services) -> None:
     assert bodies[3].startswith("@writer resumed the schedules of `deploy`")
     assert services.wake_scheduler.is_set()
     assert services.store.get_run(run_id).status is Status.CANCELLED  # type: ignore[union-attr]
+
+
+def _pull(services: Services, number: int, sha: str, fork: bool) -> None:
+    from bot.github import PullInfo
+
+    client = services.github.for_repo("acme/flows", None)
+    assert isinstance(client, FakeRepoClient)
+    head = "mallory/flows" if fork else "acme/flows"
+    client.pulls[number] = PullInfo(number, sha, "feature", head,
+                                    f"https://github.com/{head}.git", "main", fork)
+
+
+def test_same_repo_pr_runs_its_head_version(services: Services) -> None:
+    source = services.repos
+    assert isinstance(source, FakeFlowSource)
+    source.commits["f" * 40] = {"flows/deploy.yml": DEPLOY.replace(b"echo", b"echo new")}
+    _pull(services, 7, "f" * 40, fork=False)
+    _comment(services, "/run deploy env=prod", login="writer", pull=True)
+    [sub] = _runs(services).submitted
+    assert sub["commit"] == "f" * 40
+
+
+def test_fork_pr_never_runs_its_own_version(services: Services) -> None:
+    source = services.repos
+    assert isinstance(source, FakeFlowSource)
+    source.commits["f" * 40] = {"flows/deploy.yml": DEPLOY.replace(b"echo", b"curl evil")}
+    _pull(services, 7, "f" * 40, fork=True)
+    client = _comment(services, "/run deploy env=prod", login="writer", pull=True)
+    [sub] = _runs(services).submitted
+    assert sub["commit"] == SHA  # the registered default-branch version
+    assert client.statuses[0]["sha"] == SHA
