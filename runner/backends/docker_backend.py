@@ -51,6 +51,7 @@ NOT_PRESENT = (
 )
 PULL_FAILED = "cannot pull image {image}: {reason}"
 UNREACHABLE = "cannot reach the Docker engine at {where}: {reason} — is dockerd running?"
+NO_WORKSPACE = "the run's workspace {path} is missing; was the data dir cleaned?"
 ENGINE_FAILED = "the Docker engine failed while {action}: {reason}"
 
 
@@ -115,6 +116,12 @@ class DockerBackend:
         self._pull(spec.image)
 
     def start(self, spec: TaskSpec) -> str:
+        # Docker would silently create a missing bind source as a root-owned directory.
+        if not spec.workspace.is_dir():
+            raise BackendError(NO_WORKSPACE.format(path=spec.workspace))
+        if not spec.output_file.is_file():
+            spec.output_file.parent.mkdir(parents=True, exist_ok=True)
+            spec.output_file.touch()
         container = self._create(spec)
         try:
             with engine_errors(f"starting the container for task {spec.task_id}"):

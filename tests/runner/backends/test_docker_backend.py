@@ -331,15 +331,16 @@ def test_make_backend_builds_a_docker_backend(docker_client: docker.DockerClient
 
 @pytest.fixture(scope="module")
 def nonroot_image(docker_client: docker.DockerClient, busybox_image: str) -> Iterator[str]:
-    """busybox with ``USER 1234``: an image that would not own the run's files."""
+    """busybox with ``USER 1234`` (would not own the run's files) and an entrypoint
+    that fails (the task's argv must replace it)."""
     tag = "flowbot-test/nonroot:latest"
-    dockerfile = f"FROM {busybox_image}\nUSER 1234:1234\n".encode()
+    dockerfile = f'FROM {busybox_image}\nUSER 1234:1234\nENTRYPOINT ["/bin/false"]\n'.encode()
     docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True)
     yield tag
     docker_client.images.remove(tag, force=True)
 
 
-def test_task_runs_as_the_host_user_even_when_the_image_is_non_root(
+def test_task_runs_as_host_user_with_its_own_argv_whatever_the_image_says(
     backend: DockerBackend, nonroot_image: str, tmp_path: Path
 ) -> None:
     (tmp_path / "repo").mkdir(mode=0o755)
@@ -350,3 +351,14 @@ def test_task_runs_as_the_host_user_even_when_the_image_is_non_root(
     assert written.read_text() == "data\n"
     assert (written.stat().st_uid, written.parent.stat().st_uid) == (os.getuid(), os.getuid())
     assert (tmp_path / "outputs" / "build.1").read_text() == "done=yes\n"
+
+
+def test_missing_workspace_is_an_error_not_an_empty_mount(
+    backend: DockerBackend, busybox_image: str, tmp_path: Path
+) -> None:
+    spec = _spec(tmp_path, busybox_image, "true", workspace=tmp_path / "gone")
+    with pytest.raises(BackendError) as info:
+        backend.start(spec)
+    assert "workspace" in str(info.value) and "gone" in str(info.value)
+    assert not (tmp_path / "gone").exists()
+    assert backend.existing(backend.owner) == []
