@@ -22,6 +22,7 @@ from typing import Any
 TEMPLATE = Path(__file__).resolve().parents[2] / "examples" / "repo-template"
 REPO = "local/repo-template"
 SHOWN_LINES = 30
+MARKER = ".flowbot-demo"
 
 
 def add_parser(sub: Any) -> None:
@@ -45,6 +46,19 @@ def _say(text: str) -> None:
     shown = lines[:SHOWN_LINES] + ([f"  … ({len(lines) - SHOWN_LINES} more lines)"]
                                    if len(lines) > SHOWN_LINES else [])
     print("  [github] " + "\n           ".join(shown), flush=True)
+
+
+def _fresh(data_dir: Path) -> bool:
+    """Start from nothing each time (old schedules would fire, old runs confuse);
+    only a directory the demo made itself is wiped."""
+    marker = data_dir / MARKER
+    if data_dir.exists() and any(data_dir.iterdir()):
+        if not marker.exists():
+            return False  # not ours: never delete it
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by flowbot demo; deleted by the next demo run\n")
+    return True
 
 
 def _make_repo(template: Path, dest: Path) -> str:
@@ -86,7 +100,10 @@ def _demo(args: argparse.Namespace, data_dir: Path) -> int:
     from bot.runtime import build_runtime
     from bot.settings import Settings
 
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if not _fresh(data_dir):
+        print(f"flowbot demo: {data_dir} holds something else; pass an empty --data-dir",
+              file=sys.stderr)
+        return 2
     repo_path = data_dir / "repo-template"
     sha = _make_repo(args.template, repo_path)
     print(f"1. Copied {args.template} into a git repository: {repo_path} (commit {sha[:8]})")
@@ -119,7 +136,8 @@ def _walk(args: argparse.Namespace, runtime: Any, repo_path: Path, sha: str, url
     command = " ".join([f"/run {args.flow}", *args.inputs])
     print(f"\n4. Someone comments {command!r}: the flow runs in Docker")
     runtime.dispatch(Event("issue_comment", payloads.issue_comment(repo, 2, command), "demo-run"))
-    runs = runtime.services.store.list_runs(repo=REPO, flow_id=args.flow, limit=1)
+    runs = [r for r in runtime.services.store.list_runs(repo=REPO, flow_id=args.flow)
+            if r.trigger.type.value == "manual"]
     if not runs:
         print(f"flowbot demo: no run of {args.flow} was started (see the comment above)",
               file=sys.stderr)
