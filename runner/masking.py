@@ -5,7 +5,8 @@ A value is masked when it has at least :data:`MIN_SECRET_LENGTH` non-blank chara
 hide nothing worth hiding). Each value is masked in the forms a task is likely
 to print it in:
 
-* as is, and each line of a multi-line value (a PEM key printed line by line);
+* as is, and each line of a multi-line value (a PEM key printed line by line),
+  these lines also URL- and JSON-encoded;
 * base64, standard and URL-safe, padded and unpadded, also wrapped across lines
   the way ``base64`` wraps at 76 columns; plus the part of the encoding that is
   fixed whatever bytes precede it (the three alignment offsets), so the value is
@@ -78,19 +79,23 @@ class Masker:
         plain: set[str] = set()
         encoded: set[str] = set()
         for value in secrets:
-            pieces = [value, *value.splitlines()]
-            for piece in pieces:
-                if len(piece.strip()) < MIN_SECRET_LENGTH:
-                    continue  # too short to mask without blanking ordinary text
-                plain |= _plain_forms(piece)
-                encoded |= _base64_forms(piece)
+            if len(value.strip()) < MIN_SECRET_LENGTH:
+                continue  # too short to mask without blanking ordinary text
+            plain |= _plain_forms(value)
+            encoded |= _base64_forms(value)
+            lines = value.splitlines()
+            for line in lines if len(lines) > 1 else ():
+                # Lines are printed as they are (cat key.pem); their own base64
+                # variants would multiply the pattern for little gain.
+                if len(line.strip()) >= MIN_SECRET_LENGTH:
+                    plain |= _plain_forms(line)
         plain = {form for form in plain if form}
         encoded -= plain  # already matched literally
         # Longest first: at one position the regex takes the first alternative.
         alternatives = sorted(
             [(len(form), re.escape(form)) for form in plain]
             + [(len(form), _wrapped(form)) for form in encoded],
-            key=lambda item: -item[0],
+            key=lambda item: (-item[0], item[1]),  # deterministic: re caches the compile
         )
         self.max_match = max(
             [len(form.encode()) for form in plain] + [3 * len(form) for form in encoded],
@@ -131,7 +136,10 @@ class StreamMasker:
     It holds back the last ``max_match - 1`` bytes of what it has seen, so a
     secret split across chunks is still masked; any match that starts before the
     held-back tail is complete and identical to masking the whole stream at once.
-    Call :meth:`flush` at the end of the stream for the rest.
+    It scans only once the buffer holds twice that, so the cost stays linear with
+    small chunks. The price is latency: up to ``2 * (max_match - 1)`` bytes (a
+    few hundred for a token, ~20 kB for a PEM key) wait for more output or
+    :meth:`flush` at the end of the stream.
     """
 
     def __init__(self, masker: Masker) -> None:
@@ -145,10 +153,9 @@ class StreamMasker:
         if not self._masker:
             out, self._buffer = self._buffer, b""
             return out  # no secrets: pass everything through
-        safe_until = len(self._buffer) - self._hold
-        if safe_until <= 0:
-            return b""  # not enough seen yet to decide anything
-        return self._emit(safe_until)
+        if len(self._buffer) < 2 * self._hold:
+            return b""  # scan once per hold's worth of data, not once per chunk
+        return self._emit(len(self._buffer) - self._hold)
 
     def flush(self) -> bytes:
         """Everything still held back, masked."""
