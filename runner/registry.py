@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -173,7 +173,8 @@ class Registry:
             diff = Plan(diff.added, diff.changed,
                         tuple(f for f in diff.removed if f not in kept), diff.unchanged)
             by_id = {flow.id: flow for flow in flows}
-            _write(conn, repo, commit, now, diff, by_id)
+            paths = {fid: row[1] for fid, row in current.items()}
+            _write(conn, repo, commit, now, diff, by_id, paths, kept)
             paused = frozenset(fid for fid, row in current.items() if row[2])
             schedules.sync_schedules(
                 conn, repo, [by_id[f] for f in (*diff.added, *diff.changed)], diff.removed,
@@ -214,33 +215,41 @@ def _current(conn: Connection, repo: str) -> dict[str, tuple[str, str, bool]]:
 
 
 def _write(
-    conn: Connection, repo: str, commit: str, now: datetime, diff: Plan, by_id: Mapping[str, Flow]
+    conn: Connection, repo: str, commit: str, now: datetime, diff: Plan,
+    by_id: Mapping[str, Flow], paths: Mapping[str, str], kept: Sequence[str],
 ) -> None:
     t = registered_flows.c
-    if diff.removed:
-        conn.execute(delete(registered_flows).where(t.repo == repo, t.flow_id.in_(diff.removed)))
+    for chunk in _chunks(list(diff.removed)):
+        conn.execute(delete(registered_flows).where(t.repo == repo, t.flow_id.in_(chunk)))
     if diff.added:
         conn.execute(insert(registered_flows), [
             {**_row(by_id[fid], commit), "repo": repo, "flow_id": fid,
              "registered_at": now, "paused": False}
             for fid in diff.added
         ])
-    # changed flows get their new definition; unchanged ones only follow the commit
-    # (and a renamed file), so a scheduled run checks out the latest default branch
-    touched = [
-        {**_row(by_id[fid], commit), "k_repo": repo, "k_flow": fid,
-         "new_registered_at": now if fid in diff.changed else None}
-        for fid in (*diff.changed, *diff.unchanged)
-    ]
-    if not touched:
-        return  # nothing registered stays
+    # unchanged flows follow the commit (one statement), so a scheduled run checks
+    # out the latest default branch; kept flows stay at their last valid commit
+    follow = update(registered_flows).where(t.repo == repo).values(commit_sha=commit)
+    if kept:
+        follow = follow.where(t.flow_id.not_in(list(kept)))
+    conn.execute(follow)
+    # changed flows get their new definition; renamed files their new path
+    rewritten = [*diff.changed, *(f for f in diff.unchanged if by_id[f].path != paths[f])]
+    if not rewritten:
+        return  # nothing else to write
     new_at = bindparam("new_registered_at", type_=DateTime(timezone=True))
     conn.execute(
         update(registered_flows)
         .where(t.repo == bindparam("k_repo"), t.flow_id == bindparam("k_flow"))
         .values(registered_at=func.coalesce(new_at, t.registered_at)),
-        touched,  # the other keys (path, commit_sha, digest, data) are SET by name
-    )
+        [{**_row(by_id[fid], commit), "k_repo": repo, "k_flow": fid,
+          "new_registered_at": now if fid in diff.changed else None} for fid in rewritten],
+    )  # the other keys (path, commit_sha, digest, data) are SET by name
+
+
+def _chunks(items: list[str], size: int = 2000) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _row(flow: Flow, commit: str) -> dict[str, Any]:

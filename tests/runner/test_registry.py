@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 
 from runner.cron import FakeClock
 from runner.errors import DuplicateFlowId
+from runner.flows import flow_from_data
 from runner.registry import Plan, Registry, plan
 
 
@@ -102,3 +103,16 @@ def test_sync_of_thousands_of_flows_in_batches(sqlite_engine: Engine) -> None:
     assert len(first.plan.added) == 4500
     assert (len(again.plan.unchanged), len(again.plan.removed)) == (4000, 500)
     assert len(registry.digests("acme/big")) == 4000
+
+
+def test_a_renamed_file_with_an_unchanged_flow_follows_the_new_path(db_engine: Engine) -> None:
+    registry = Registry(db_engine, FakeClock(T0))
+    registry.sync("acme/data", "c1", [make_flow("a"), make_flow("b")])
+    moved = flow_from_data(make_flow("a").data, "flows/renamed.yml")
+
+    result = registry.sync("acme/data", "c2", [moved, make_flow("b")])
+
+    assert result.plan == Plan(unchanged=("a", "b"))
+    stored = registry.get("acme/data", "a")
+    assert stored is not None and (stored.path, stored.commit) == ("flows/renamed.yml", "c2")
+    assert stored.flow.path == "flows/renamed.yml"
