@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from bot.intake import Intake
 from bot.pages import pages_router
 from bot.services import Services
 from bot.settings import Settings
@@ -64,6 +65,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
         raise ConfigError("FLOWBOT_WEBHOOK_SECRET", NO_SECRET)
     secret = settings.webhook_secret.encode()
     app = FastAPI(title="flowbot", docs_url=None, redoc_url=None, openapi_url=None)
+    intake = Intake(services.deliveries)
 
     @app.post("/webhook")
     async def webhook(request: Request) -> Response:
@@ -82,7 +84,12 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
         delivery_id = request.headers.get("x-github-delivery", "")
         if not event or not delivery_id:
             return _reply(400, "missing X-GitHub-Event or X-GitHub-Delivery")
-        if not services.deliveries.record(delivery_id, event, body, payload):
+        try:
+            new = await intake.record(delivery_id, event, body, payload)
+        except Exception:  # not recorded, so not acknowledged: GitHub may redeliver
+            log.exception("delivery not recorded", extra={"delivery": delivery_id})
+            return _reply(503, "could not record the delivery; redeliver it later")
+        if not new:
             return _reply(200, "duplicate")
         services.notify_work()
         return _reply(202, "accepted")

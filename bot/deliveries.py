@@ -10,8 +10,11 @@ acknowledged is lost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -28,7 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from runner.cron import Clock
@@ -50,6 +53,9 @@ deliveries_table = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
 )
+
+
+NewDelivery = tuple[str, str, bytes, dict[str, Any]]  # id, event, raw body, parsed payload
 
 
 class DeliveryStatus(StrEnum):
@@ -88,12 +94,20 @@ class DeliveryStore:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
+        # SQLite has one writer: taking turns here is far cheaper than its busy-wait sleeps
+        self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext())
 
-    def record(self, delivery_id: str, event: str, body: bytes, payload: dict[str, Any]) -> bool:
-        """Store a new delivery; False if that id was recorded before (a redelivery)."""
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self._write_lock, self._engine.begin() as conn:
+            yield conn
+
+    def _values(self, delivery_id: str, event: str, body: bytes,
+                payload: dict[str, Any]) -> dict[str, Any]:
         repository = payload.get("repository") or {}
         action = payload.get("action")
-        values = {
+        return {
             "id": delivery_id,
             "event": event,
             "action": action if isinstance(action, str) else None,
@@ -103,43 +117,54 @@ class DeliveryStore:
             "attempts": 0,
             "received_at": self._clock.now(),
         }
+
+    def record(self, delivery_id: str, event: str, body: bytes, payload: dict[str, Any]) -> bool:
+        """Store a new delivery; False if that id was recorded before (a redelivery)."""
+        return self.record_many([(delivery_id, event, body, payload)])[0]
+
+    def record_many(self, items: Sequence[NewDelivery]) -> list[bool]:
+        """Store several deliveries in one transaction (group commit); for each,
+        whether it was new. A duplicate id inside the batch counts once."""
+        rows = [self._values(*item) for item in items]
+        t = deliveries_table
         try:
-            with self._engine.begin() as conn:
-                conn.execute(insert(deliveries_table).values(**values))
+            with self._writing() as conn:
+                known = set(conn.execute(
+                    select(t.c.id).where(t.c.id.in_({r["id"] for r in rows}))).scalars())
+                fresh: dict[str, dict[str, Any]] = {}
+                for row in rows:
+                    if row["id"] not in known:
+                        fresh.setdefault(row["id"], row)
+                if fresh:
+                    conn.execute(insert(t), list(fresh.values()))
         except IntegrityError:
-            return False  # the primary key says we have it already
-        return True
+            if len(rows) == 1:
+                return [False]  # another replica recorded it between our check and insert
+            return [self.record(*item) for item in items]  # sort out the race row by row
+        firsts = {id(row) for row in fresh.values()}
+        return [id(row) in firsts for row in rows]
 
     def claim(self, limit: int = 1) -> list[Delivery]:
-        """Take up to ``limit`` pending deliveries, oldest first, marking them processing."""
+        """Take up to ``limit`` pending deliveries, oldest first, marking them processing.
+
+        One ``UPDATE … RETURNING``: on PostgreSQL a row another worker took in the
+        meantime fails the status re-check and is not returned; SQLite serializes writers.
+        """
         t = deliveries_table
-        claimed: list[Delivery] = []
-        with self._engine.connect() as conn:
-            ids = conn.execute(
-                select(t.c.id)
-                .where(t.c.status == DeliveryStatus.PENDING.value)
-                .order_by(t.c.received_at)
-                .limit(limit * 4)
-            ).scalars().all()
-        for delivery_id in ids:
-            if len(claimed) >= limit:
-                break
-            with self._engine.begin() as conn:
-                won = conn.execute(
-                    update(t)
-                    .where(t.c.id == delivery_id, t.c.status == DeliveryStatus.PENDING.value)
-                    .values(status=DeliveryStatus.PROCESSING.value, attempts=t.c.attempts + 1)
-                ).rowcount
-                if not won:
-                    continue  # another worker took it
-                row = conn.execute(select(t).where(t.c.id == delivery_id)).one()
-            claimed.append(_row(row))
-        return claimed
+        pending = (select(t.c.id).where(t.c.status == DeliveryStatus.PENDING.value)
+                   .order_by(t.c.received_at).limit(limit).scalar_subquery())
+        query = (update(t)
+                 .where(t.c.id.in_(pending), t.c.status == DeliveryStatus.PENDING.value)
+                 .values(status=DeliveryStatus.PROCESSING.value, attempts=t.c.attempts + 1)
+                 .returning(*t.c))
+        with self._writing() as conn:
+            rows = conn.execute(query).all()
+        return sorted((_row(r) for r in rows), key=lambda d: d.received_at)
 
     def finish(self, delivery_id: str, error: str | None = None) -> None:
         """Mark a claimed delivery done, or failed with ``error``."""
         status = DeliveryStatus.FAILED if error else DeliveryStatus.DONE
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 update(deliveries_table)
                 .where(deliveries_table.c.id == delivery_id)
@@ -149,7 +174,7 @@ class DeliveryStore:
     def requeue_unfinished(self) -> int:
         """After a crash: deliveries left processing go back to pending. Returns how many."""
         t = deliveries_table
-        with self._engine.begin() as conn:
+        with self._writing() as conn:
             count = conn.execute(
                 update(t)
                 .where(t.c.status == DeliveryStatus.PROCESSING.value)

@@ -19,15 +19,21 @@ log = logging.getLogger(__name__)
 
 Dispatch = Callable[[Event], object]
 POLL_SECONDS = 1.0
+CLAIM_BATCH = 4  # small: a slow handler holds back at most the few claimed after it
 
 
 def process_one(store: DeliveryStore, dispatch: Dispatch) -> bool:
     """Claim and process one pending delivery; False if none was pending."""
-    claimed = store.claim(1)
-    if not claimed:
-        return False
-    _process(store, dispatch, claimed[0])
-    return True
+    return process_batch(store, dispatch, 1) > 0
+
+
+def process_batch(store: DeliveryStore, dispatch: Dispatch, limit: int = CLAIM_BATCH) -> int:
+    """Claim up to ``limit`` pending deliveries (one write) and process them in order,
+    each marked done or failed as soon as it is; returns how many."""
+    claimed = store.claim(limit)
+    for delivery in claimed:
+        _process(store, dispatch, delivery)
+    return len(claimed)
 
 
 def _process(store: DeliveryStore, dispatch: Dispatch, delivery: Delivery) -> None:
@@ -86,7 +92,7 @@ class Workers:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                worked = process_one(self._store, self._dispatch)
+                worked = process_batch(self._store, self._dispatch) > 0
             except Exception:  # the database hiccuped; try again after a pause
                 log.exception("delivery worker could not claim work")
                 worked = False

@@ -48,3 +48,13 @@ def test_unfinished_work_is_requeued_after_a_crash(db_engine: Engine) -> None:
     [again] = store.claim(1)
     assert again.id == claimed.id and again.attempts == 2
     assert again.payload["repository"]["full_name"] == "o/r"
+
+
+def test_record_many_counts_each_id_once(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _record(store, "old")
+    payload = {"zen": "x"}
+    body = json.dumps(payload).encode()
+    items = [(i, "ping", body, payload) for i in ("old", "a", "b", "a")]
+    assert store.record_many(items) == [False, True, True, False]
+    assert store.count() == 3
