@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from bot import render
-from bot.github import Annotation
+from bot.github import Annotation, trim_body
 from bot.router import Event, Router
 from bot.services import Services
 from runner.diagnostics import Diagnostic, Severity
@@ -78,8 +78,9 @@ def validate_pull_request(event: Event, services: Services) -> None:
         services.clock.now(),
     )
     client.upsert_comment(int(pull["number"]), render.VALIDATE_MARKER, body)
-    client.create_status(sha, "success" if ok else "failure", CONTEXT, render.status_text(summary))
+    verdict = "success" if ok else "failure"
+    client.create_status(sha, verdict, CONTEXT, render.status_text(summary))
     client.create_check_run(  # only an App may: with a token this does nothing
-        CHECK_NAME, sha, title=summary, summary=body, conclusion="success" if ok else "failure",
+        CHECK_NAME, sha, title=summary, summary=trim_body(body), conclusion=verdict,
         annotations=[_annotation(d) for d in report.diagnostics])
     log.info("pull request validated: %s", summary, extra=extra)

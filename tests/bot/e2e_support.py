@@ -119,12 +119,13 @@ def _all(bot: Bot) -> list[Any]:
         return [_row(r) for r in conn.execute(select(deliveries_table))]
 
 
-def make_bot(tmp_path: Path, fake: FakeGitHub, origin: Origin, data_dir: Path | None = None) -> Bot:
+def make_bot(tmp_path: Path, fake: FakeGitHub, origin: Origin, data_dir: Path | None = None,
+             github: PyGithubClients | None = None) -> Bot:
     settings = Settings(
         data_dir=data_dir or tmp_path / "data", webhook_secret=SECRET,
         github_api_url=fake.url, github_token=FAKE_TOKEN, public_url="http://flowbot.test",
         max_parallel_tasks=2, workers=2,
     )
-    github = PyGithubClients(fake.url, token=FAKE_TOKEN, policy=HttpPolicy.fast())
+    github = github or PyGithubClients(fake.url, token=FAKE_TOKEN, policy=HttpPolicy.fast())
     runtime = build_runtime(settings, github=github)
     return Bot(runtime, TestClient(create_app(settings, runtime.services)), fake, origin)

@@ -154,3 +154,41 @@ def test_permissions_unknown_flows_redelivery_and_signatures(bot: Bot) -> None:
         "X-Hub-Signature-256": sign("not-the-secret", body)})
     assert response.status_code == 401
     assert bot.runtime.services.deliveries.get("bad-sig") is None
+
+
+def test_as_a_github_app_a_check_run_carries_line_annotations(
+    tmp_path: Path, fake_github: FakeGitHub, busybox_image: str
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from bot.github_client import HttpPolicy, PyGithubClients
+    from tests.fakes import with_installation
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    fake_github.add_app(4242, public, slug="flowbot")
+    fake_github.add_installation(4242, 77)
+    origin = Origin(tmp_path / "origin")
+    bot = make_bot(tmp_path, fake_github, origin, github=PyGithubClients(
+        fake_github.url, app_id="4242", private_key=private, policy=HttpPolicy.fast()))
+    bot.runtime.start()
+    try:
+        sha = origin.commit({"flows/nightly.yml": NIGHTLY.format(key="comands")}, "broken")
+        number = fake_github.add_pull(FAKE_REPO, head_sha=sha)
+        bot.deliver("pull_request", with_installation(pull_request_event(
+            "opened", number, sha, repo=FAKE_REPO, clone_url=str(origin.path)), 77))
+        bot.settle()
+    finally:
+        bot.runtime.stop()
+    repo = fake_github.state.repo(*FAKE_REPO.split("/"))
+    assert repo is not None
+    [check] = repo.check_runs.values()
+    assert check["head_sha"] == sha and check["conclusion"] == "failure"
+    [sent] = fake_github.requests_to("POST", r"/repos/octo/flows/check-runs")
+    annotations = sent.body["output"]["annotations"]  # checked against GitHub's schema
+    assert any(a["path"] == "flows/nightly.yml" and "comands" in a["message"]
+               for a in annotations)
