@@ -184,6 +184,18 @@ class DeliveryStore:
             log.info("requeued unfinished deliveries", extra={"count": count})
         return int(count)
 
+    def installation_for(self, repo: str) -> int | None:
+        """The App installation of ``repo`` named by its latest delivery, if any (so a
+        scheduled run can be reported after a restart, before any new webhook)."""
+        t = deliveries_table
+        query = (select(t.c.payload).where(t.c.repo == repo)
+                 .order_by(t.c.received_at.desc()).limit(1))
+        with self._engine.connect() as conn:
+            payload = conn.execute(query).scalar()
+        installation = json.loads(payload).get("installation") if payload else None
+        value = installation.get("id") if isinstance(installation, dict) else None
+        return value if isinstance(value, int) else None
+
     def get(self, delivery_id: str) -> Delivery | None:
         with self._engine.connect() as conn:
             row = conn.execute(

@@ -74,14 +74,23 @@ class Services:
 
     def client(self, repo: str, installation_id: int | None) -> RepoClient:
         """The GitHub client for ``repo``; remembers the installation for later reports."""
-        if installation_id is not None:
-            self.installations[repo] = installation_id
-        return self.github.for_repo(repo, installation_id or self.installations.get(repo))
+        return self.github.for_repo(repo, self._installation(repo, installation_id))
+
+    def _installation(self, repo: str, given: int | None) -> int | None:
+        if given is not None:
+            self.installations[repo] = given
+            return given
+        if repo not in self.installations:
+            found = self.deliveries.installation_for(repo)
+            if found is None:
+                return None  # token auth, or no webhook from an App installation yet
+            self.installations[repo] = found
+        return self.installations[repo]
 
     def mirror(self, repo: str, clone_url: str, installation_id: int | None,
                want: str | None = None) -> Path:
         """The repository's mirror holding ``want``, cloned with the right credential."""
-        token = self.github.git_token(installation_id or self.installations.get(repo))
+        token = self.github.git_token(self._installation(repo, installation_id))
         return self.repos.mirror(repo, clone_url, want=want, token=token or None)
 
     def notify_work(self) -> None:

@@ -58,3 +58,12 @@ def test_record_many_counts_each_id_once(db_engine: Engine) -> None:
     items = [(i, "ping", body, payload) for i in ("old", "a", "b", "a")]
     assert store.record_many(items) == [False, True, True, False]
     assert store.count() == 3
+
+
+def test_installation_of_a_repo_from_its_latest_delivery(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    payload = {"action": "created", "repository": {"full_name": "o/app"},
+               "installation": {"id": 77}}
+    store.record("i1", "issue_comment", json.dumps(payload).encode(), payload)
+    assert store.installation_for("o/app") == 77
+    assert store.installation_for("o/r") is None
