@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Integer, String, Table, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from runner.db import metadata
 
@@ -48,6 +49,15 @@ class RunReports:
     def add(self, report: RunReport) -> None:
         with self._engine.begin() as conn:
             conn.execute(insert(run_reports).values(**report.__dict__))
+
+    def ensure(self, report: RunReport) -> None:
+        """Add ``report`` unless the run has one already."""
+        if self.get(report.run_id) is not None:
+            return  # already there
+        try:
+            self.add(report)
+        except IntegrityError:
+            return  # another thread added it first
 
     def get(self, run_id: str) -> RunReport | None:
         with self._engine.connect() as conn:

@@ -21,7 +21,7 @@ from bot.router import Router
 from bot.run_reports import RunReport, RunReports
 from bot.services import Services
 from runner.flows import flow_from_data
-from runner.records import EventKind, RunEvent, RunRecord, Status, TriggerType
+from runner.records import RunEvent, RunRecord, Status, TriggerType
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +122,17 @@ def _report_scheduled(services: Services, run: RunRecord) -> None:
         client.comment_issue(open_issue, ISSUE_AGAIN.format(**words))
 
 
-def report(services: Services, run_id: str, *, final_only: bool = False) -> None:
+def report(services: Services, run_id: str) -> None:
     """Bring everything ``run_id`` reports to up to date with its current state."""
     run = services.store.get_run(run_id)
     if run is None:
         return  # not ours
     with _lock(run_id):
         if run.trigger.type is TriggerType.SCHEDULE:
-            if not final_only or run.status.terminal:
-                _report_scheduled(services, run)
+            reports = RunReports(services.engine)
+            reports.ensure(RunReport(run.id, run.repo, None, None, None, run.commit, run.flow_id))
+            if reports.claim_final(run.id, state_of(run.status)):
+                _report_scheduled(services, run)  # once per state, even if events repeat
             return
         rep = RunReports(services.engine).get(run_id)
         if rep is None:
@@ -143,7 +145,7 @@ def run_listener(services: Services) -> Callable[[RunEvent], None]:
 
     def listen(event: RunEvent) -> None:
         try:
-            report(services, event.run_id, final_only=event.kind is EventKind.TASK)
+            report(services, event.run_id)
         except Exception:  # never let GitHub trouble reach the run
             log.exception("could not report run", extra={"run": event.run_id})
 

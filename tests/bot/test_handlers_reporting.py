@@ -33,7 +33,9 @@ def _scheduled_run(services: Services, status: Status) -> str:
     runs = services.runs
     assert isinstance(runs, FakeRuns)
     runs.finish(run.id, status, failed_task="hello" if status is not Status.SUCCESS else None)
-    run_listener(services)(RunEvent(run.id, EventKind.FINISHED, status=status))
+    listen = run_listener(services)
+    listen(RunEvent(run.id, EventKind.FINISHED, status=status))
+    listen(RunEvent(run.id, EventKind.FINISHED, status=status))  # a repeated event
     return run.id
 
 
