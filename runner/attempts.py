@@ -103,13 +103,16 @@ def follow(env: AttemptEnv, task: Task, attempt: int, handle: str) -> Outcome:
         args=(env.backend.logs(handle), path, env.secrets.values(), task.id, env.sink))
     pump.start()
     try:
-        outcome = _wait(env, task, handle)
+        try:
+            outcome = _wait(env, task, handle)
+        except FlowbotError as exc:  # the engine lost the container
+            outcome = Outcome(Status.FAILED, reason=str(exc))
         pump.join(_KILL_GRACE)
-        outcome = _with_outputs(env, task.id, attempt, outcome)
+        # stored before the container goes, so a crash here loses nothing
+        return _finish(env, task.id, attempt, _with_outputs(env, task.id, attempt, outcome))
     finally:
         env.register(task.id, None)
         env.backend.remove(handle)
-    return _finish(env, task.id, attempt, outcome)
 
 
 def abandon(env: AttemptEnv, task_id: str, attempt: int) -> Outcome:

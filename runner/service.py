@@ -71,6 +71,10 @@ class RunService:
         self._workers: list[threading.Thread] = []
         self._stopping = False
 
+    def add_listener(self, listener: Listener) -> None:
+        """Also tell ``listener`` about every run event from now on."""
+        self._listeners.append(listener)
+
     # --- submitting ---------------------------------------------------------
     def submit(
         self, flow: Flow, inputs: Mapping[str, Any], *, repo: str, commit: str | None,
