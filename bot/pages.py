@@ -21,12 +21,13 @@ from runner.schedule_view import schedule_rows
 
 NOT_FOUND = "no run with id {run_id}"
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>flowbot run {id}</title>
+<html lang="en"><head><meta charset="utf-8"><title>flowbot run {id}</title>{refresh}
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}
 pre{{background:#f6f8fa;padding:1em;overflow:auto;max-height:30em}}</style></head>
 <body><h1>Run {id}: {flow} — {status}</h1>
 <p>Repository {repo}, commit {commit}, triggered by {trigger}, created {created}.</p>
+<p>Inputs: {inputs}</p>
 {error}<table><tr><th>task</th><th>state</th><th>duration</th><th>exit code</th>
 <th>attempts</th><th>log</th></tr>{rows}</table>{logs}</body></html>
 """
@@ -79,6 +80,8 @@ def run_page(services: Services, run: RunRecord) -> str:
         id=e(run.id), flow=e(run.flow_id), status=e(str(run.status)), repo=e(run.repo),
         commit=e((run.commit or "–")[:12]), trigger=e(f"{run.trigger.type} {run.trigger.actor}"),
         created=e(run.created_at.isoformat()),
+        inputs=e(", ".join(f"{k}={v}" for k, v in sorted(run.inputs.items())) or "none"),
+        refresh="" if run.status.terminal else '<meta http-equiv="refresh" content="5">',
         error=f"<p><strong>{e(run.error)}</strong></p>" if run.error else "",
         rows="".join(_row(t, run.id) for t in tasks), logs=logs,
     )

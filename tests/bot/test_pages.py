@@ -59,6 +59,7 @@ def test_run_page_escapes_everything(services: Services, client: TestClient,
     assert "<script>x</script>" not in page.text and "&lt;script&gt;" in page.text
     assert "compiling &lt;b&gt;bold&lt;/b&gt; &amp; done" in page.text
     assert f'href="/runs/{run_id}/logs/build"' in page.text
+    assert 'http-equiv="refresh"' not in page.text  # over: no need to reload
     log = client.get(f"/runs/{run_id}/logs/build")
     assert log.headers["content-type"].startswith("text/plain")
     assert log.text == "compiling <b>bold</b> & done\nTOKEN=***\n"
