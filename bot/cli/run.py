@@ -31,8 +31,6 @@ from runner.service import RunService, owner_for
 from runner.store import RunStore
 
 _BAD_INPUT = "flowbot run: -i {item!r}: expected key=value"
-_PROCESS_WARNING = ("WARNING: the process backend runs tasks as plain processes on this machine, "
-                    "without any isolation; use it only for flows you trust")
 
 
 def add_parser(sub: Any) -> None:
@@ -107,10 +105,9 @@ def _repo_root(flow_file: Path, given: Path | None) -> Path:
 
 
 def _backend(name: str, owner: str) -> Backend:
-    if name == "process":
+    if name == "process":  # it warns loudly itself that nothing is isolated
         from runner.backends.process_backend import ProcessBackend
 
-        print(_PROCESS_WARNING, file=sys.stderr)
         process: Backend = ProcessBackend(owner=owner)
         return process
     from runner.backends.docker_backend import DockerBackend

@@ -106,3 +106,14 @@ def test_ctrl_c_cancels_the_run_and_removes_its_containers(
     owner = owner_for(data)
     label = {"label": f"{LABEL_OWNER}={owner}"}
     assert docker_client.containers.list(all=True, filters=label) == []
+
+
+def test_the_process_backend_runs_a_flow_without_docker(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = str(TEMPLATE / "flows" / "guarded-job.yml")
+    assert main(["run", flow, "--backend", "process"]) == 0
+    assert re.search(r"^work +success", capsys.readouterr().out, re.M)
+    assert main(["run", flow, "--backend", "process", "-i", "fail=yes"]) == 1
+    out = capsys.readouterr().out
+    assert "report-failure | reason: task \"work\" failed: exit code 1" in out
