@@ -144,6 +144,8 @@ class RunService:
         secrets = {n: self._secrets[n] for n in flow.secrets if n in self._secrets}
         execution = self._execution(run, flow, secrets, sink, adopt)
         with self._lock:
+            if run.id in self._executions:
+                raise FlowbotError(f"run {run.id} is already being executed")
             self._executions[run.id] = execution
         self._emit(RunEvent(run.id, EventKind.STARTED, status=Status.RUNNING))
         try:
