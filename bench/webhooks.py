@@ -7,7 +7,7 @@ turn with the same number of signed ``ping`` deliveries (bounded count,
 loopback only) and reports accepted deliveries/second and p50/p99 latency.
 Afterwards every delivery flowbot accepted must be in its database.
 
-    .venv/bin/python bench/webhooks.py [-n 2000] [-c 16]
+    .venv/bin/python bench/webhooks.py [-n 2000] [-c 16] [-w 2]
 
 Targets: flowbot >= half the bare throughput, p99 < 50 ms, all recorded.
 """
@@ -67,7 +67,7 @@ def serve_bare(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def serve_flowbot(port: int, data_dir: Path) -> None:
+def serve_flowbot(port: int, data_dir: Path, workers: int) -> None:
     import uvicorn
 
     from bot.app import create_app
@@ -75,7 +75,8 @@ def serve_flowbot(port: int, data_dir: Path) -> None:
     from bot.runtime import build_runtime
     from bot.settings import Settings
 
-    settings = Settings(data_dir=data_dir, webhook_secret=SECRET, host="127.0.0.1", port=port)
+    settings = Settings(data_dir=data_dir, webhook_secret=SECRET, host="127.0.0.1", port=port,
+                        workers=workers)
     runtime = build_runtime(settings, github=LocalGitHub(lambda text: None))
     runtime.start()
     try:
@@ -208,6 +209,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--count", type=int, default=2000, help="deliveries per server")
     parser.add_argument("-c", "--concurrency", type=int, default=16)
+    parser.add_argument("-w", "--workers", type=int, default=2,
+                        help="flowbot's delivery workers (FLOWBOT_WORKERS; default 2)")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-flowbot", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -217,14 +220,15 @@ def main() -> None:
     if args.serve_bare:
         return serve_bare(args.serve_bare)
     if args.serve_flowbot:
-        return serve_flowbot(args.serve_flowbot, args.data_dir)
+        return serve_flowbot(args.serve_flowbot, args.data_dir, args.workers)
     if args.load:
         return load(args.load, count, args.concurrency)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         bare_port, bot_port = _free_port(), _free_port()
         bare = _start(["--serve-bare", str(bare_port)], bare_port)
-        bot = _start(["--serve-flowbot", str(bot_port), "--data-dir", str(data_dir)], bot_port)
+        bot = _start(["--serve-flowbot", str(bot_port), "--data-dir", str(data_dir),
+                      "--workers", str(args.workers)], bot_port)
         try:
             bare_result = _measure(bare_port, count, args.concurrency)
             bot_result = _measure(bot_port, count, args.concurrency)
@@ -232,7 +236,8 @@ def main() -> None:
             _stop(bot)
             _stop(bare)
         recorded = _recorded(data_dir) - bot_result["warmup"]  # minus the warm-up deliveries
-    print(f"{count} signed deliveries per server, {args.concurrency} concurrent, loopback")
+    print(f"{count} signed deliveries per server, {args.concurrency} concurrent, loopback; "
+          f"flowbot with {args.workers} delivery worker(s) processing as they arrive")
     print(f"{'':24}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
     for name, r in (("bare HMAC endpoint", bare_result), ("flowbot /webhook", bot_result)):
         print(f"{name:24}{r['rate']:>12.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}")

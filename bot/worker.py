@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 Dispatch = Callable[[Event], object]
 POLL_SECONDS = 1.0
-CLAIM_BATCH = 4  # small: a slow handler holds back at most the few claimed after it
+CLAIM_BATCH = 8  # small: a slow handler holds back at most the few claimed after it
 
 
 def process_one(store: DeliveryStore, dispatch: Dispatch) -> bool:
