@@ -111,7 +111,12 @@ def _pr_head_flow(ctx: _Ctx, flow_id: str) -> tuple[Flow, str, Path] | None:
     """The PR head's valid version of ``flow_id``, for a same-repository PR only."""
     if "pull_request" not in ctx.event.payload["issue"]:
         return None  # an issue: the registered flow
-    pull = ctx.client.get_pull(ctx.number)
+    try:
+        pull = ctx.client.get_pull(ctx.number)
+    except GitHubError:
+        log.warning("could not read the pull request; using the registered flow",
+                    extra={"repo": ctx.event.repo, "pr": ctx.number})
+        return None
     if pull.is_fork:
         return None  # a fork never runs its own version
     services = ctx.services
