@@ -23,14 +23,17 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "examples" / "repo-template"
 REPO = "local/repo-template"
 SHOWN_LINES = 30
 MARKER = ".flowbot-demo"
+# Inputs the demo passes with each template flow's /run comment.
+DEMO_INPUTS = {"pipeline": ["region=us"]}
 
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser("demo", help="the whole loop on the template repo, without GitHub")
     parser.add_argument("--data-dir", type=Path, help="where to keep it (default .flowbot/demo)")
     parser.add_argument("--template", type=Path, default=TEMPLATE, help="repository to copy")
-    parser.add_argument("--flow", default="pipeline", help="flow to run (default pipeline)")
-    parser.add_argument("--inputs", nargs="*", default=["region=us"], metavar="KEY=VALUE")
+    parser.add_argument("--flow", help="run only this flow (default: every flow, one by one)")
+    parser.add_argument("--inputs", nargs="*", metavar="KEY=VALUE",
+                        help="inputs for --flow (default: the demo's own for each flow)")
     parser.add_argument("--port", type=int, default=8080, help="run page port (default 8080)")
     parser.add_argument("--serve-seconds", type=float, default=5.0,
                         help="how long to serve the run page before ending (default 5)")
@@ -133,19 +136,39 @@ def _walk(args: argparse.Namespace, runtime: Any, repo_path: Path, sha: str, url
     for row in runtime.services.registry.list(REPO):
         for trig in row.flow.triggers:
             print(f"   {row.flow.id}: schedule {trig.id} = {trig.cron!r} ({trig.timezone})")
-    command = " ".join([f"/run {args.flow}", *args.inputs])
-    print(f"\n4. Someone comments {command!r}: the flow runs in Docker")
-    runtime.dispatch(Event("issue_comment", payloads.issue_comment(repo, 2, command), "demo-run"))
-    runs = [r for r in runtime.services.store.list_runs(repo=REPO, flow_id=args.flow)
-            if r.trigger.type.value == "manual"]
-    if not runs:
-        print(f"flowbot demo: no run of {args.flow} was started (see the comment above)",
-              file=sys.stderr)
+    finished = _run_flows(args, runtime, repo)
+    if not finished:
         return 1
-    run = _wait(runtime, runs[0].id)
-    _summary(runtime, run, url)
+    print("\n5. Results")
+    for run in finished:
+        _summary(runtime, run)
+    _where(runtime, finished, url)
     _linger(args, server)
-    return 0 if run.status.value == "success" else 1
+    return 0 if all(run.status.value == "success" for run in finished) else 1
+
+
+def _run_flows(args: argparse.Namespace, runtime: Any, repo: dict[str, Any]) -> list[Any]:
+    """Comment /run for each flow in turn and wait for each run to end."""
+    from bot import payloads
+    from bot.router import Event
+
+    registered = [row.flow.id for row in runtime.services.registry.list(REPO)]
+    flow_ids = [args.flow] if args.flow else registered
+    finished = []
+    for number, flow_id in enumerate(flow_ids, start=2):
+        inputs = args.inputs if args.inputs is not None else DEMO_INPUTS.get(flow_id, [])
+        command = " ".join([f"/run {flow_id}", *inputs])
+        print(f"\n4. Someone comments {command!r}: the flow runs in Docker")
+        runtime.dispatch(Event("issue_comment", payloads.issue_comment(repo, number, command),
+                               f"demo-run-{flow_id}"))
+        runs = [r for r in runtime.services.store.list_runs(repo=REPO, flow_id=flow_id)
+                if r.trigger.type.value == "manual"]
+        if not runs:
+            print(f"flowbot demo: no run of {flow_id} was started (see the comment above)",
+                  file=sys.stderr)
+            return []
+        finished.append(_wait(runtime, runs[0].id))
+    return finished
 
 
 def _wait(runtime: Any, run_id: str) -> Any:
@@ -157,23 +180,28 @@ def _wait(runtime: Any, run_id: str) -> Any:
         time.sleep(0.2)
 
 
-def _summary(runtime: Any, run: Any, url: str) -> None:
-    print(f"\n5. Run {run.id} of {run.flow_id}: {run.status.value}")
+def _summary(runtime: Any, run: Any) -> None:
+    print(f"\n   Run {run.id} of {run.flow_id}: {run.status.value}")
     for task in runtime.services.store.task_rows(run.id):
         took = "-" if task.duration is None else f"{task.duration:.1f}s"
         code = "-" if task.exit_code is None else task.exit_code
-        print(f"   {task.task_id:<12} {task.status.value:<10} {took:>7}  exit {code}"
+        print(f"   {task.task_id:<16} {task.status.value:<10} {took:>7}  exit {code}"
               f"  attempts {task.attempts}")
-    last = runtime.services.store.task_rows(run.id)[-1:]
+    ran = [task for task in runtime.services.store.task_rows(run.id) if task.attempts]
+    last = ran[-1:]
     if last:
         from bot.pages import task_log
 
         text = task_log(runtime.services, run.id, last[0].task_id) or ""
         print(f"\n   output of {last[0].task_id}:")
         print("\n".join(f"   | {line}" for line in text.splitlines()[-10:]))
+
+
+def _where(runtime: Any, runs: list[Any], url: str) -> None:
     print("\nWhere to look:")
-    print(f"   run page        {url}/runs/{run.id}")
-    print(f"   a task's log    {url}/runs/{run.id}/logs/<task>")
+    for run in runs:
+        print(f"   run page        {url}/runs/{run.id}   ({run.flow_id})")
+    print(f"   a task's log    {url}/runs/<run>/logs/<task>")
     print(f"   flows           {url}/api/flows?repo={REPO}")
     print(f"   schedules       {url}/api/schedules")
     print(f"   runs            {url}/api/runs")
