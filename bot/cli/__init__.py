@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.cli import demo, run, schedules, serve, validate
+from runner.errors import FlowbotError
 
 _COMMANDS = (validate, run, serve, schedules, demo)
 
@@ -39,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except FlowbotError as exc:  # a setting or input the user can fix: no traceback
+        print(f"flowbot {args.command}: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -1,0 +1,47 @@
+"""The flow model: defaults filled in, durations, retries, digests."""
+
+import pytest
+
+from runner.flows import ConcurrencyPolicy, PullPolicy, flow_from_data, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90.0), ("10m", 600.0), ("1h30m", 5400.0), ("2h", 7200.0), ("1h0m5s", 3605.0)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "1d", "m", "10 m", "1m1h"])
+def test_malformed_durations(text: str) -> None:
+    assert parse_duration(text) is None
+
+
+def test_defaults_are_filled_in() -> None:
+    data = {"id": "f", "tasks": [{"id": "t", "image": "busybox", "commands": ["true"]}]}
+    flow = flow_from_data(data)
+    task = flow.tasks[0]
+    assert (task.shell, task.workdir, task.network, task.pull) == (
+        "sh", "/workspace", "bridge", PullPolicy.IF_NOT_PRESENT)
+    assert task.retry.limit == 0 and flow.concurrency is None and flow.notify.status
+
+
+def test_retries_and_backoff() -> None:
+    flow = flow_from_data({"id": "f", "concurrency": {"limit": 2, "policy": "skip"}, "tasks": [
+        {"id": "a", "image": "busybox", "script": "true", "retries": 3},
+        {"id": "b", "image": "busybox", "script": "true",
+         "retries": {"limit": 2, "delay": "10s", "backoff": 2}},
+    ]})
+    assert flow.task("a").retry.limit == 3
+    retry = flow.task("b").retry
+    assert [retry.delay_before(n) for n in (1, 2)] == [10.0, 20.0]
+    assert flow.concurrency is not None and flow.concurrency.policy is ConcurrencyPolicy.SKIP
+
+
+def test_digest_tells_changed_from_unchanged() -> None:
+    data = {"id": "f", "tasks": [{"id": "t", "image": "busybox", "commands": ["true"]}]}
+    same = {"tasks": [{"commands": ["true"], "image": "busybox", "id": "t"}], "id": "f"}
+    changed = {"id": "f", "tasks": [{"id": "t", "image": "busybox", "commands": ["false"]}]}
+    assert flow_from_data(data).digest == flow_from_data(same).digest
+    assert flow_from_data(data).digest != flow_from_data(changed).digest
