@@ -1,8 +1,11 @@
 """Safe YAML loading that remembers where every node came from.
 
-Flow files are read from a libyaml event stream (PyYAML's C parser when it is
-built, the pure-Python one otherwise) and turned into plain Python data by
-this module, not by PyYAML's constructors. That gives us, in one pass:
+Ordinary flow files are composed by libyaml and walked once by
+:mod:`runner.yamlfast`; anything unusual (errors, tags, anchors, several
+documents...) is read here from the event stream (PyYAML's C parser when it
+is built, the pure-Python one otherwise), which words each problem exactly.
+Either way the data is built by flowbot, not by PyYAML's constructors. That
+gives us, in one pass:
 
 - the 1-based ``(line, col)`` of every mapping key, value and sequence item;
 - YAML 1.2 core scalars only (``true``/``false``, ints, floats, null); forms
@@ -21,7 +24,8 @@ from typing import Any
 
 import yaml
 
-from runner import yamlscalars
+from runner import yamlfast, yamlscalars
+from runner.yamlfast import _KINDS, _MAYBE_TYPED, DUPLICATE_KEY, NON_TEXT_KEY
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -41,12 +45,10 @@ MULTI_DOC = (
 )
 EMPTY = "file is empty; a flow is a mapping with at least `id` and `tasks`"
 NOT_MAPPING = "the file must be a mapping (id: ..., tasks: ...), not {what}"
-DUPLICATE_KEY = 'duplicate key "{key}" (first defined on line {line}); a key may appear once'
 COMPLEX_KEY = (
     'keys must be plain text, not {what}; text that starts with "{{" or "[" '
     '(like {{{{ inputs.x }}}}) or contains ": " must be quoted'
 )
-NON_TEXT_KEY = 'unquoted key `{text}` is read as {what}; keys must be text, quote it: "{text}":'
 SYNTAX = "invalid YAML: {problem}"
 UNCLOSED_QUOTE = "invalid YAML: the quoted text starting here is never closed"
 CONTROL_CHAR = "control character U+{code:04X} is not allowed in a flow file; remove it"
@@ -86,10 +88,6 @@ class Loaded:
         return self.keys.get(path) or self.value_pos(path)
 
 
-_KINDS: dict[type, str] = {bool: "a boolean", int: "a number", float: "a number"}
-_KINDS[type(None)] = "null"
-
-
 class _Fatal(Exception):
     def __init__(self, line: int, col: int, message: str) -> None:
         super().__init__(message)
@@ -119,11 +117,20 @@ def decode(data: bytes | str) -> str:
 _LEADING_TAB = re.compile(r"^[ ]*\t")
 
 
-def load(data: bytes | str) -> Loaded:
-    """Parse one flow file. Never raises for bad input: problems are in the result."""
+def load(data: bytes | str, *, fast: bool = True) -> Loaded:
+    """Parse one flow file. Never raises for bad input: problems are in the result.
+
+    ``fast=False`` reads every file from the event stream (tests check both
+    paths give identical results)."""
     try:
         text = decode(data)
         loaded = Loaded(data=None, lines=text.splitlines())
+        built = yamlfast.build(text, MAX_DEPTH) if fast else None
+        if built is not None:  # an ordinary file: libyaml composed it, one walk did the rest
+            loaded.data, loaded.values, loaded.keys = built.data, built.values, built.keys
+            loaded.blocks = built.blocks
+            loaded.problems = [Problem(*problem) for problem in built.problems]
+            return loaded
         loaded.data = _Builder(text, loaded).run()
     except _Fatal as fatal:
         return Loaded(data=None, problems=[fatal.problem])
@@ -168,10 +175,6 @@ _SCALAR = yaml.ScalarEvent
 _SEQUENCE = yaml.SequenceStartEvent
 _SEQUENCE_END = yaml.SequenceEndEvent
 _MAPPING_END = yaml.MappingEndEvent
-
-
-# Plain scalars starting with anything else are text in YAML 1.1 and 1.2 alike.
-_MAYBE_TYPED = frozenset("0123456789+-.~yYnNoOtTfF")
 
 
 def _short_tag(tag: str) -> str:

@@ -1,0 +1,154 @@
+"""The fast path of :mod:`runner.yamlload`: libyaml's composer, walked once.
+
+libyaml (through PyYAML's C ``CParser``) builds the node tree with start marks
+in C; this module walks it once in Python to produce exactly what the
+event-by-event builder in :mod:`runner.yamlload` produces for an ordinary
+flow file: data, positions, block styles, and the non-fatal problems
+(duplicate keys, YAML 1.1 scalars, non-text keys).
+
+Anything out of the ordinary makes :func:`build` give up (return None) so
+that the slower builder produces its exact, positioned message: parse errors,
+several or no documents, explicit tags, anchors and aliases, complex keys,
+deep nesting, a root that is not a mapping. Anchors are excluded up front
+(``&`` in the text): the composer forgets them, and an alias needs one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from runner import yamlscalars
+
+_CParser: Any = getattr(getattr(yaml, "_yaml", None), "CParser", None)
+
+DUPLICATE_KEY = 'duplicate key "{key}" (first defined on line {line}); a key may appear once'
+NON_TEXT_KEY = 'unquoted key `{text}` is read as {what}; keys must be text, quote it: "{text}":'
+
+_KINDS: dict[type, str] = {
+    bool: "a boolean", int: "a number", float: "a number", type(None): "null"
+}
+# Plain scalars starting with anything else are text in YAML 1.1 and 1.2 alike.
+_MAYBE_TYPED = frozenset("0123456789+-.~yYnNoOtTfF")
+# What an untagged (or "!"-tagged) node's tag is: never a real tag, which is text.
+_UNTAGGED = None
+_BLOCK = ("|", ">")
+
+Path = tuple[str | int, ...]
+Pos = tuple[int, int]
+
+
+class _GiveUp(Exception):
+    """Something the event builder reports better; let it."""
+
+
+class _Composer(_CParser or object):  # type: ignore[misc]
+    """libyaml's composer with no implicit resolution: every untagged node has tag None,
+    plain scalars stay text with ``style == ''`` (resolved by :mod:`runner.yamlscalars`)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> None:
+        return _UNTAGGED
+
+    def descend_resolver(self, parent: Any, index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+
+class Result:
+    """What the walk produced; the caller copies it into a ``Loaded``."""
+
+    __slots__ = ("data", "problems", "values", "keys", "blocks")
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.problems: list[tuple[int, int, str]] = []
+        self.values: dict[Path, Pos] = {}
+        self.keys: dict[Path, Pos] = {}
+        self.blocks: dict[Path, str] = {}
+
+
+def build(text: str, max_depth: int) -> Result | None:
+    """The loaded file, or None when the event builder must handle it."""
+    if _CParser is None or "&" in text:
+        return None  # no libyaml, or anchors/aliases (named only by the builder)
+    parser = _Composer(text)
+    try:
+        root = parser.get_single_node()
+    except Exception:  # any parse problem: the builder words it exactly
+        return None
+    finally:
+        parser.dispose()
+    if type(root) is not MappingNode or root.tag is not _UNTAGGED:
+        return None  # empty, a list or a scalar at the root: the builder says which
+    result = Result()
+    try:
+        result.data = _Walk(result, max_depth).node(root, (), 1)
+    except _GiveUp:
+        return None
+    return result
+
+
+class _Walk:
+    def __init__(self, result: Result, max_depth: int) -> None:
+        self.result = result
+        self.values = result.values
+        self.max_depth = max_depth
+
+    def node(self, node: Any, path: Path, depth: int) -> Any:
+        mark = node.start_mark
+        self.values[path] = start = (mark.line + 1, mark.column + 1)
+        if node.tag is not _UNTAGGED:
+            raise _GiveUp
+        kind = type(node)
+        if kind is ScalarNode:
+            text: str = node.value
+            style = node.style
+            if style:  # quoted or block: always text
+                if style in _BLOCK:
+                    self.result.blocks[path] = style
+                return text
+            if text and text[0] not in _MAYBE_TYPED:
+                return text
+            value, problem = yamlscalars.resolve(text)
+            if problem:
+                self.result.problems.append((*start, problem))
+            return value
+        if depth > self.max_depth:
+            raise _GiveUp
+        if kind is SequenceNode:
+            return [self.node(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return self.mapping(node, path, depth)
+
+    def mapping(self, node: Any, path: Path, depth: int) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        keys = self.result.keys
+        for key_node, value_node in node.value:
+            key = self.key(key_node)
+            child = (*path, key)
+            mark = key_node.start_mark
+            if key in result:
+                message = DUPLICATE_KEY.format(key=key, line=keys[child][0])
+                self.result.problems.append((mark.line + 1, mark.column + 1, message))
+                self.node(value_node, (*path, f"{key} (again)"), depth + 1)
+            else:
+                keys[child] = (mark.line + 1, mark.column + 1)
+                result[key] = self.node(value_node, child, depth + 1)
+        return result
+
+    def key(self, node: Any) -> str:
+        if type(node) is not ScalarNode or node.tag is not _UNTAGGED:
+            raise _GiveUp  # a list or mapping as a key, or a tagged key
+        text: str = node.value
+        if node.style or (text and text[0] not in _MAYBE_TYPED):
+            return text  # quoted keys and words are always text
+        value, problem = yamlscalars.resolve(text, key=True)
+        if problem is None and not isinstance(value, str):
+            problem = NON_TEXT_KEY.format(text=text, what=_KINDS[type(value)])
+        if problem is not None:
+            mark = node.start_mark
+            self.result.problems.append((mark.line + 1, mark.column + 1, problem))
+        return text
