@@ -25,6 +25,7 @@ class Settings:
     max_parallel_tasks: int = 4
     secrets_file: Path | None = None  # KEY=VALUE lines; FLOWBOT_SECRET_<NAME> wins
     webhook_secret: str = field(default="", repr=False)
+    api_token: str = field(default="", repr=False)  # bearer token for API writes; empty: read-only
     github_api_url: str = "https://api.github.com"
     github_token: str = field(default="", repr=False)
     github_app_id: str = ""

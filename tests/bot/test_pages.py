@@ -1,4 +1,5 @@
-"""Run pages and the JSON API over a real database and real log files."""
+"""Run pages over a real database and real log files: everything escaped, only the
+runner's masked logs served, no secret anywhere."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,8 +9,13 @@ from sqlalchemy.engine import Engine
 
 from bot.app import create_app
 from bot.services import Services
-from runner.cron import FakeClock
+from runner.backends.process_backend import ProcessBackend
+from runner.cron import FakeClock, SystemClock
+from runner.flows import flow_from_data
+from runner.logstore import log_path
 from runner.records import Status, Trigger, TriggerType
+from runner.service import RunService
+from runner.store import RunStore
 from runner.validate import validate_files
 from tests.fakes import FakeRuns, TestClient, make_services
 
@@ -41,7 +47,8 @@ def _run(services: Services, tmp_path: Path) -> str:
     run = services.store.create_run(registered.flow, repo="acme/flows", commit="a" * 40,
                                     trigger=Trigger(TriggerType.MANUAL, "<script>x</script>"),
                                     inputs={})
-    log = tmp_path / "build.log"
+    log = log_path(tmp_path, run.id, "build", 1)
+    log.parent.mkdir(parents=True)
     log.write_text("compiling <b>bold</b> & done\nTOKEN=***\n")
     services.store.start_attempt(run.id, "build", 1, str(log))
     services.store.finish_attempt(run.id, "build", 1, Status.FAILED, exit_code=2)
@@ -73,14 +80,62 @@ def test_missing_runs_and_logs_are_404(services: Services, client: TestClient,
     assert client.get("/runs/nope/logs/build").status_code == 404
 
 
-def test_api_runs_flows_and_schedules(services: Services, client: TestClient,
-                                      tmp_path: Path) -> None:
+def test_flow_task_and_input_values_are_escaped(services: Services, client: TestClient) -> None:
+    # ids are validated before registration; the page escapes them all the same
+    flow = flow_from_data({"id": "<script>alert(1)</script>", "tasks": [
+        {"id": "<img src=x onerror=alert(2)>", "image": "busybox:latest", "commands": ["true"]}]},
+        path="flows/x.yml")
+    run = services.store.create_run(flow, repo="acme/<i>flows</i>", commit="b" * 40,
+                                    trigger=Trigger(TriggerType.MANUAL, "octocat"),
+                                    inputs={"note": "<script>alert(3)</script>"})
+    page = client.get(f"/runs/{run.id}").text
+    assert "<script>" not in page and "<img" not in page and "<i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "note=&lt;script&gt;alert(3)&lt;/script&gt;" in page
+    assert "logs/%3Cimg%20src%3Dx%20onerror%3Dalert%282%29%3E" in page  # quoted, then escaped
+    missing = client.get("/runs/<script>alert(4)")
+    assert missing.status_code == 404 and missing.text == "no run with id <script>alert(4)"
+    assert missing.headers["content-type"].startswith("text/plain")
+    assert missing.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_log_recorded_outside_the_runners_log_dir_is_never_served(
+    services: Services, client: TestClient, tmp_path: Path
+) -> None:
     run_id = _run(services, tmp_path)
-    [run] = client.get("/api/runs").json()
-    assert (run["id"], run["status"], run["failed_task"]) == (run_id, "failed", "build")
-    assert client.get("/api/runs", params={"repo": "other/repo"}).json() == []
-    [flow] = client.get("/api/flows", params={"repo": "acme/flows"}).json()
-    assert flow["id"] == "tricky" and flow["triggers"][0]["timezone"] == "Europe/Paris"
-    [schedule] = client.get("/api/schedules").json()
-    assert (schedule["flow_id"], schedule["trigger_id"]) == ("tricky", "hourly")
-    assert schedule["next_fires"][0] == "2026-03-01T14:00:00+01:00"  # in Paris time
+    elsewhere = tmp_path / "secrets.env"
+    elsewhere.write_text("TOKEN=hunter2\n")
+    services.store.start_attempt(run_id, "test", 1, str(elsewhere))
+    assert client.get(f"/runs/{run_id}/logs/test").status_code == 404
+    assert "hunter2" not in client.get(f"/runs/{run_id}").text
+
+
+SECRET = "hunter2-Sup3r/s3cret+value"
+LEAKY = {"id": "leaky", "secrets": ["TOKEN"],
+         "inputs": {"note": {"type": "string", "default": "plain"}},
+         "tasks": [{"id": "leak", "image": "busybox:latest",
+                    "env": {"TOKEN": "{{ secrets.TOKEN }}"},
+                    "commands": ["echo arg={{ secrets.TOKEN }}", 'echo "env=$TOKEN"',
+                                 'echo "out=$TOKEN" >> "$FLOWBOT_OUTPUT"', "exit 3"]}]}
+
+
+def test_no_secret_appears_on_any_page_or_api(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """A real run (process backend: no Docker needed) that prints its secret and fails."""
+    clock = SystemClock()
+    store = RunStore(sqlite_engine, clock)
+    runs = RunService(store, ProcessBackend(owner="test-pages"), tmp_path, {"TOKEN": SECRET},
+                      clock, owner="test-pages")
+    services = make_services(sqlite_engine, clock, runs=runs, data_dir=tmp_path)
+    source = tmp_path / "repo"
+    source.mkdir()
+    flow = flow_from_data(LEAKY, path="flows/leaky.yml")
+    submitted = runs.submit(flow, {"note": "visible"}, repo="acme/flows", commit=None,
+                            source=source, trigger=Trigger(TriggerType.MANUAL, "octocat"))
+    assert runs.execute(submitted.run_id).status is Status.FAILED
+    client = TestClient(create_app(services.settings, services))
+    log = client.get(f"/runs/{submitted.run_id}/logs/leak").text
+    assert "arg=***" in log and "env=***" in log  # the task did print it
+    answers = [log, client.get(f"/runs/{submitted.run_id}").text,
+               *(client.get(path).text for path in ("/api/runs", "/api/flows", "/api/schedules"))]
+    assert "visible" in answers[1] and "visible" in answers[2]  # inputs are shown
+    assert all(SECRET not in answer for answer in answers)

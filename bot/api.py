@@ -1,0 +1,160 @@
+"""The JSON API: ``GET /api/flows``, ``/api/runs``, ``/api/schedules``, ``/healthz``,
+and ``POST /api/flows/{owner}/{name}/{flow_id}/pause`` and ``.../resume``.
+
+Reads are open: they show what the run pages show, and nothing the runner
+stores holds a secret unmasked. Writes need ``Authorization: Bearer <token>``
+with ``FLOWBOT_API_TOKEN``; without that setting the API is read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select, text
+
+from bot.services import Services
+from runner.diagnostics import did_you_mean
+from runner.errors import FlowNotFound
+from runner.records import RunRecord
+from runner.registry import RegisteredFlow, registered_flows
+from runner.schedule_view import schedule_rows
+
+log = logging.getLogger(__name__)
+
+READ_ONLY = "the API is read-only: set FLOWBOT_API_TOKEN"
+BAD_TOKEN = "missing or wrong bearer token (Authorization: Bearer <FLOWBOT_API_TOKEN>)"
+UNKNOWN_FLOW = 'no flow with id "{flow_id}" in {repo}{hint}'
+PAUSED = "{repo} {flow_id}: schedules paused"
+RESUMED = ("{repo} {flow_id}: schedules resumed; "
+           "{count} slot(s) missed while paused recorded as skipped")
+MAX_RUNS = 500
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run.id, "repo": run.repo, "flow_id": run.flow_id, "commit": run.commit,
+        "status": str(run.status), "error": run.error, "failed_task": run.failed_task,
+        "trigger": {"type": str(run.trigger.type), "actor": run.trigger.actor,
+                    "scheduled_at": _iso(run.trigger.scheduled_at)},
+        "inputs": run.inputs, "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
+    }
+
+
+def flow_json(repo: str, registered: RegisteredFlow) -> dict[str, Any]:
+    flow = registered.flow
+    return {
+        "repo": repo, "id": flow.id, "path": registered.path, "commit": registered.commit,
+        "digest": registered.digest, "paused": registered.paused,
+        "description": flow.description,
+        "triggers": [{"id": t.id, "cron": t.cron, "timezone": t.timezone} for t in flow.triggers],
+    }
+
+
+def registered_repos(services: Services) -> list[str]:
+    """Every repository with at least one registered flow, sorted."""
+    query = select(registered_flows.c.repo).distinct().order_by(registered_flows.c.repo)
+    with services.engine.connect() as conn:
+        return [row[0] for row in conn.execute(query)]
+
+
+def token_ok(expected: str, header: str | None) -> bool:
+    """True if ``header`` is ``Bearer <expected>`` (constant time, length hidden too)."""
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    digest = hashlib.sha256  # equal-length inputs: compare_digest then leaks nothing
+    return hmac.compare_digest(digest(given.strip().encode()).digest(),
+                               digest(expected.encode()).digest())
+
+
+def _reply(status: int, message: str, **more: Any) -> JSONResponse:
+    return JSONResponse({"message": message, **more}, status_code=status)
+
+
+def _refusal(services: Services, request: Request) -> JSONResponse | None:
+    """Why a write is refused (403 read-only, 401 bad token), or None to go ahead."""
+    expected = services.settings.api_token
+    if not expected:
+        return _reply(403, READ_ONLY)
+    if not token_ok(expected, request.headers.get("authorization")):
+        return JSONResponse({"message": BAD_TOKEN}, status_code=401,
+                            headers={"WWW-Authenticate": 'Bearer realm="flowbot"'})
+    return None
+
+
+def _unknown(repo: str, exc: FlowNotFound) -> JSONResponse:
+    hint = did_you_mean(exc.flow_id, exc.known)
+    return _reply(404, UNKNOWN_FLOW.format(flow_id=exc.flow_id, repo=repo, hint=hint),
+                  known=exc.known)
+
+
+def api_router(services: Services) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/api/runs")
+    def api_runs(repo: str | None = None, flow: str | None = None, limit: int = 50) -> Response:
+        found = services.store.list_runs(repo=repo, flow_id=flow,
+                                         limit=max(1, min(limit, MAX_RUNS)))
+        return JSONResponse([run_json(r) for r in found])
+
+    @router.get("/api/flows")
+    def api_flows(repo: str | None = None) -> Response:
+        repos = [repo] if repo is not None else registered_repos(services)
+        return JSONResponse([flow_json(name, registered) for name in repos
+                             for registered in services.registry.list(name)])
+
+    @router.get("/api/schedules")
+    def api_schedules(repo: str | None = None) -> Response:
+        return JSONResponse(schedule_rows(services.engine, repo))
+
+    @router.post("/api/flows/{owner}/{name}/{flow_id}/pause")
+    def api_pause(owner: str, name: str, flow_id: str, request: Request) -> Response:
+        repo = f"{owner}/{name}"
+        refused = _refusal(services, request)
+        if refused is not None:
+            return refused
+        try:
+            services.schedules.pause(repo, flow_id)
+        except FlowNotFound as exc:
+            return _unknown(repo, exc)
+        services.wake_scheduler.set()  # it re-reads its earliest next fire time
+        log.info("flow paused through the API", extra={"repo": repo, "flow": flow_id})
+        return _reply(200, PAUSED.format(repo=repo, flow_id=flow_id),
+                      repo=repo, flow_id=flow_id, state="paused")
+
+    @router.post("/api/flows/{owner}/{name}/{flow_id}/resume")
+    def api_resume(owner: str, name: str, flow_id: str, request: Request) -> Response:
+        repo = f"{owner}/{name}"
+        refused = _refusal(services, request)
+        if refused is not None:
+            return refused
+        try:
+            skipped = services.schedules.resume(repo, flow_id)
+        except FlowNotFound as exc:
+            return _unknown(repo, exc)
+        services.wake_scheduler.set()
+        log.info("flow resumed through the API", extra={"repo": repo, "flow": flow_id})
+        return _reply(200, RESUMED.format(repo=repo, flow_id=flow_id, count=skipped),
+                      repo=repo, flow_id=flow_id, state="active", skipped=skipped)
+
+    @router.get("/healthz")
+    def healthz() -> Response:
+        try:
+            with services.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not healthy"
+            return JSONResponse({"ok": False, "error": type(exc).__name__}, status_code=503)
+        return JSONResponse({"ok": True})
+
+    return router
