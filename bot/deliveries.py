@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Column,
     DateTime,
@@ -56,6 +57,7 @@ deliveries_table = Table(
 
 
 NewDelivery = tuple[str, str, bytes, dict[str, Any]]  # id, event, raw body, parsed payload
+Outcome = tuple[str, str | None]  # delivery id, error text (None when it succeeded)
 
 
 class DeliveryStatus(StrEnum):
@@ -80,7 +82,7 @@ def _row(row: Any) -> Delivery:
     return Delivery(
         id=row.id,
         event=row.event,
-        payload=json.loads(row.payload),
+        payload=orjson.loads(row.payload),
         status=DeliveryStatus(row.status),
         attempts=row.attempts,
         error=row.error,
@@ -163,13 +165,25 @@ class DeliveryStore:
 
     def finish(self, delivery_id: str, error: str | None = None) -> None:
         """Mark a claimed delivery done, or failed with ``error``."""
-        status = DeliveryStatus.FAILED if error else DeliveryStatus.DONE
+        self.finish_many([(delivery_id, error)])
+
+    def finish_many(self, outcomes: Sequence[Outcome]) -> None:
+        """Mark several claimed deliveries done (error None) or failed, in one write."""
+        if not outcomes:
+            return  # nothing finished: no transaction
+        t = deliveries_table
+        now = self._clock.now()
+        done = [delivery_id for delivery_id, error in outcomes if not error]
         with self._writing() as conn:
-            conn.execute(
-                update(deliveries_table)
-                .where(deliveries_table.c.id == delivery_id)
-                .values(status=status.value, error=error, finished_at=self._clock.now())
-            )
+            if done:
+                conn.execute(update(t).where(t.c.id.in_(done))
+                             .values(status=DeliveryStatus.DONE.value, error=None,
+                                     finished_at=now))
+            for delivery_id, error in outcomes:
+                if error:
+                    conn.execute(update(t).where(t.c.id == delivery_id)
+                                 .values(status=DeliveryStatus.FAILED.value, error=error,
+                                         finished_at=now))
 
     def requeue_unfinished(self) -> int:
         """After a crash: deliveries left processing go back to pending. Returns how many."""

@@ -1,25 +1,37 @@
 """Background workers: drain recorded deliveries through the router.
 
-Each worker thread claims one pending delivery at a time from the database,
-dispatches it, and marks it done or failed with the error text. A wake-up
-event makes a new delivery start within milliseconds; a short poll catches
-deliveries recorded by another replica or left over from before a restart.
+Each worker thread claims a few pending deliveries at a time from the database,
+dispatches them in order, and marks them done or failed with the error text. A
+wake-up event makes a new delivery start within milliseconds; a short poll
+catches deliveries recorded by another replica or left over from a restart.
+
+Intake comes first: answering GitHub quickly is what must not slip, and the
+workers share the process (and its interpreter lock) with the web server. So
+while deliveries keep arriving a worker pauses briefly between batches instead
+of competing for every cycle; it still makes progress under any load and runs
+flat out once the burst is over. Outcomes of quick deliveries are written
+together, one write per batch instead of one per delivery.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
-from bot.deliveries import Delivery, DeliveryStore
+from bot.deliveries import Delivery, DeliveryStore, Outcome
 from bot.router import Event
 
 log = logging.getLogger(__name__)
 
 Dispatch = Callable[[Event], object]
+Monotonic = Callable[[], float]
 POLL_SECONDS = 1.0
 CLAIM_BATCH = 8  # small: a slow handler holds back at most the few claimed after it
+FLUSH_SECONDS = 0.05  # an outcome waits at most this long for the batch's shared write
+BUSY_SECONDS = 0.05  # a delivery recorded this recently means intake is busy
+BUSY_PAUSE = 0.05  # while it is, a worker rests this long between batches
 
 
 def process_one(store: DeliveryStore, dispatch: Dispatch) -> bool:
@@ -27,26 +39,37 @@ def process_one(store: DeliveryStore, dispatch: Dispatch) -> bool:
     return process_batch(store, dispatch, 1) > 0
 
 
-def process_batch(store: DeliveryStore, dispatch: Dispatch, limit: int = CLAIM_BATCH) -> int:
-    """Claim up to ``limit`` pending deliveries (one write) and process them in order,
-    each marked done or failed as soon as it is; returns how many."""
+def process_batch(store: DeliveryStore, dispatch: Dispatch, limit: int = CLAIM_BATCH,
+                  monotonic: Monotonic = time.monotonic) -> int:
+    """Claim up to ``limit`` pending deliveries (one write) and process them in order;
+    returns how many. Outcomes are written together at the end of the batch, or
+    before the next delivery once the oldest unwritten one is
+    :data:`FLUSH_SECONDS` old, so a crash repeats at most a moment's quick work."""
     claimed = store.claim(limit)
+    outcomes: list[Outcome] = []
+    since = 0.0
     for delivery in claimed:
-        _process(store, dispatch, delivery)
+        if outcomes and monotonic() - since >= FLUSH_SECONDS:
+            store.finish_many(outcomes)
+            outcomes = []
+        if not outcomes:
+            since = monotonic()
+        outcomes.append((delivery.id, _process(dispatch, delivery)))
+    store.finish_many(outcomes)
     return len(claimed)
 
 
-def _process(store: DeliveryStore, dispatch: Dispatch, delivery: Delivery) -> None:
+def _process(dispatch: Dispatch, delivery: Delivery) -> str | None:
+    """Dispatch one delivery; the error text if its handler failed."""
     event = Event(delivery.event, delivery.payload, delivery.id)
     context = {"delivery": delivery.id, "event": delivery.event, "repo": event.repo}
     try:
         dispatch(event)
     except Exception as exc:  # a handler's failure must not stop the worker
         log.exception("delivery failed", extra=context)
-        store.finish(delivery.id, f"{type(exc).__name__}: {exc}")
-        return
-    store.finish(delivery.id)
+        return f"{type(exc).__name__}: {exc}"
     log.debug("delivery done", extra=context)
+    return None
 
 
 def drain(store: DeliveryStore, dispatch: Dispatch, limit: int = 10_000) -> int:
@@ -60,17 +83,25 @@ def drain(store: DeliveryStore, dispatch: Dispatch, limit: int = 10_000) -> int:
 class Workers:
     """``count`` threads processing deliveries until :meth:`stop`."""
 
-    def __init__(self, store: DeliveryStore, dispatch: Dispatch, count: int = 2) -> None:
+    def __init__(self, store: DeliveryStore, dispatch: Dispatch, count: int = 2,
+                 monotonic: Monotonic = time.monotonic) -> None:
         self._store = store
         self._dispatch = dispatch
         self._count = max(1, count)
+        self._monotonic = monotonic
+        self._last_delivery = float("-inf")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def notify(self) -> None:
         """A delivery was recorded: wake a worker now rather than at the next poll."""
+        self._last_delivery = self._monotonic()
         self._wake.set()
+
+    def intake_busy(self) -> bool:
+        """True while deliveries are arriving (one was recorded moments ago)."""
+        return self._monotonic() - self._last_delivery < BUSY_SECONDS
 
     def start(self) -> None:
         self._store.requeue_unfinished()  # work a crash interrupted is done again
@@ -92,11 +123,14 @@ class Workers:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                worked = process_batch(self._store, self._dispatch) > 0
+                worked = process_batch(self._store, self._dispatch,
+                                       monotonic=self._monotonic) > 0
             except Exception:  # the database hiccuped; try again after a pause
                 log.exception("delivery worker could not claim work")
                 worked = False
             if worked:
+                if self.intake_busy():
+                    self._stop.wait(BUSY_PAUSE)  # let the web server answer first
                 continue
             self._wake.wait(POLL_SECONDS)
             self._wake.clear()
