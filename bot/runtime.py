@@ -106,7 +106,7 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     services = Services(
         settings=settings, clock=clock, engine=engine,
         deliveries=DeliveryStore(engine, clock), registry=registry,
-        schedules=Schedules(engine, clock), store=store,
+        schedules=Schedules(engine, clock, instance_id=_instance_id(data_dir)), store=store,
         github=github or default_github(settings), repos=mirrors, wake_scheduler=wake,
     )
     listener = run_listener(services)
