@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -169,8 +170,8 @@ def dst_warnings(expr: str, tz: str, start: datetime, days: int = 366) -> list[s
     """Warnings naming the dates on which a slot falls in a skipped or repeated hour."""
     zone_info = zone(tz)
     warnings = []
-    for local_from, local_to in _transition_windows(zone_info, start, days):
-        for local in _slots_in(expr, local_from, local_to):
+    for local_from, local_to, shifted in _transition_windows(zone_info, start, days):
+        for local in _shifted_slots(expr, local_from, local_to, shifted):
             if not _exists(local, zone_info):
                 fired = to_instant(local, zone_info).astimezone(zone_info)
                 warnings.append(
@@ -191,6 +192,26 @@ def _repeated(local: datetime, tz: ZoneInfo) -> bool:
     return first != second
 
 
+_Range = tuple[datetime, datetime]
+
+
+def _shifted_slots(
+    expr: str, local_from: datetime, local_to: datetime, shifted: tuple[_Range, ...]
+) -> list[datetime]:
+    """The slots in (local_from, local_to] that fall in a skipped or repeated range:
+    only those can warn, and walking just them (not the whole window) keeps a
+    frequent schedule cheap."""
+    found: list[datetime] = []
+    for low, high in shifted:
+        low, high = max(low, local_from + _TICK), min(high, local_to + _TICK)
+        if low < high:
+            found.extend(_slots_in(expr, low - _TICK, high - _TICK))
+    return found
+
+
+_TICK = timedelta(microseconds=1)
+
+
 def _slots_in(expr: str, local_from: datetime, local_to: datetime) -> list[datetime]:
     slots = _local_slots(expr, local_from)
     found = []
@@ -202,10 +223,13 @@ def _slots_in(expr: str, local_from: datetime, local_to: datetime) -> list[datet
     return found
 
 
+@lru_cache(maxsize=256)
 def _transition_windows(
     tz: ZoneInfo, start: datetime, days: int
-) -> list[tuple[datetime, datetime]]:
-    """Local wall-clock windows, one per UTC day in the period whose offset changes."""
+) -> tuple[tuple[datetime, datetime, tuple[_Range, ...]], ...]:
+    """Local wall-clock windows, one per UTC day in the period whose offset changes,
+    each with the local ranges near it that are skipped or repeated (sorted, merged).
+    Cached: a validation run asks about the same few zones from one ``start``."""
     found = []
     day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     previous = day.astimezone(tz).utcoffset()
@@ -216,9 +240,56 @@ def _transition_windows(
             found.append((
                 (day - _MAX_GAP).astimezone(tz).replace(tzinfo=None),
                 (next_day + _MAX_GAP).astimezone(tz).replace(tzinfo=None),
+                _shifted_ranges(tz, day - 2 * _MAX_GAP, next_day + 2 * _MAX_GAP),
             ))
         day, previous = next_day, offset
-    return found
+    return tuple(found)
+
+
+def _shifted_ranges(tz: ZoneInfo, utc_from: datetime, utc_to: datetime) -> tuple[_Range, ...]:
+    """Local ranges skipped or repeated by offset changes between two instants
+    (sampled hourly; no zone changes its offset twice within an hour). The span
+    reaches _MAX_GAP beyond the window on each side: a change just outside it can
+    still skip or repeat local times inside it."""
+    ranges: list[_Range] = []
+    low, before = utc_from, utc_from.astimezone(tz).utcoffset()
+    while low < utc_to:
+        high = low + _HOUR
+        after = high.astimezone(tz).utcoffset()
+        if after != before and before is not None and after is not None:
+            instant = _change(low, high, tz)
+            wall = instant.replace(tzinfo=None)
+            first, second = sorted((wall + before, wall + after))
+            ranges.append((first, second))
+        low, before = high, after
+    return tuple(_merged(sorted(ranges)))
+
+
+_HOUR = timedelta(hours=1)
+_SECOND = timedelta(seconds=1)
+
+
+def _change(low: datetime, high: datetime, tz: ZoneInfo) -> datetime:
+    """The first whole second in (low, high] with ``high``'s offset (bisection)."""
+    target = high.astimezone(tz).utcoffset()
+    while high - low > _SECOND:
+        middle = low + (high - low) / 2
+        if middle.astimezone(tz).utcoffset() == target:
+            high = middle
+        else:
+            low = middle
+    whole = high.replace(microsecond=0)
+    return whole if whole.astimezone(tz).utcoffset() == target else whole + _SECOND
+
+
+def _merged(ranges: list[_Range]) -> list[_Range]:
+    merged: list[_Range] = []
+    for low, high in ranges:
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(high, merged[-1][1]))
+        else:
+            merged.append((low, high))
+    return merged
 
 
 class Clock(Protocol):

@@ -23,6 +23,10 @@ _ANNOTATIONS = frozenset(
 )
 
 
+_OBJECT_KEYWORDS = frozenset({"properties", "additionalProperties", "required", "propertyNames"})
+_ARRAY_KEYWORDS = frozenset({"items", "minItems", "uniqueItems"})
+
+
 class UnsupportedSchema(ValueError):
     """The schema uses a keyword the fast checker does not implement."""
 
@@ -43,19 +47,22 @@ _TYPES: dict[str, Check] = {
 }
 
 
-def _identity(value: Any) -> str:
-    """JSON equality: true is not 1, 1 is 1.0."""
+def _identity(value: Any) -> Any:
+    """JSON equality: true is not 1, 1 is 1.0 (text, the common case, skips json.dumps)."""
+    if type(value) is str:
+        return value
     if isinstance(value, bool) or not _is_number(value):
-        return json.dumps(value, sort_keys=True)
+        return ("json", json.dumps(value, sort_keys=True))
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return repr(value)
+        return ("number", str(int(value)))
+    return ("number", repr(value))
 
 
 class _Compiler:
     def __init__(self, root: dict[str, Any]) -> None:
         self.root = root
         self.refs: dict[str, Check] = {}
+        self.compiling: set[str] = set()
 
     def compile(self, node: Any) -> Check:
         if node is True or node == {}:
@@ -63,8 +70,11 @@ class _Compiler:
         if node is False:
             return lambda v: False
         checks = []
+        fused, used = self._fused(node)
+        if fused is not None:
+            checks.append(fused)
         for key, value in node.items():
-            if key in _ANNOTATIONS:
+            if key in _ANNOTATIONS or key in used:
                 continue
             build: Callable[[Any, dict[str, Any]], Check] | None = getattr(
                 self, "_kw_" + key.lstrip("$"), None
@@ -83,20 +93,81 @@ class _Compiler:
 
         return all_of
 
+    def _fused(self, node: dict[str, Any]) -> tuple[Check | None, frozenset[str]]:
+        """One closure for ``type: object``/``type: array`` and the keywords that only
+        apply to that type: one call per value instead of one per keyword."""
+        kind = node.get("type")
+        if kind == "object":
+            used = _OBJECT_KEYWORDS.intersection(node)
+            return self._object(node), used | {"type"}
+        if kind == "array":
+            used = _ARRAY_KEYWORDS.intersection(node)
+            return self._array(node), used | {"type"}
+        return None, frozenset()
+
+    def _object(self, node: dict[str, Any]) -> Check:
+        props = {name: self.compile(sub) for name, sub in node.get("properties", {}).items()}
+        required = tuple(node.get("required", ()))
+        extra = node.get("additionalProperties", True)
+        closed = extra is False
+        extra_check = None if closed or extra is True or extra == {} else self.compile(extra)
+        names = self.compile(node["propertyNames"]) if "propertyNames" in node else None
+
+        def check_object(v: Any) -> bool:
+            if not isinstance(v, dict):
+                return False
+            for name in required:
+                if name not in v:
+                    return False
+            for key, item in v.items():
+                if names is not None and not names(key):
+                    return False
+                sub = props.get(key)
+                if sub is not None:
+                    if not sub(item):
+                        return False
+                elif closed or (extra_check is not None and not extra_check(item)):
+                    return False
+            return True
+
+        return check_object
+
+    def _array(self, node: dict[str, Any]) -> Check:
+        each = self.compile(node["items"]) if "items" in node else None
+        least = node.get("minItems", 0)
+        unique = node.get("uniqueItems", False)
+
+        def check_array(v: Any) -> bool:
+            if not isinstance(v, list) or len(v) < least:
+                return False
+            if each is not None:
+                for item in v:
+                    if not each(item):
+                        return False
+            return not unique or len({_identity(i) for i in v}) == len(v)
+
+        return check_array
+
     def _kw_ref(self, ref: str, node: dict[str, Any]) -> Check:
         if not ref.startswith("#/"):
             raise UnsupportedSchema(f"only local $ref are supported, not {ref!r}")
         if ref not in self.refs:
+            self.compiling.add(ref)
             self.refs[ref] = lambda v: True  # placeholder while compiling recursive refs
             target: Any = self.root
             for part in ref[2:].split("/"):
                 target = target[part]
             self.refs[ref] = self.compile(target)
+            self.compiling.discard(ref)
+        if ref not in self.compiling:
+            return self.refs[ref]  # compiled: call it directly
         refs = self.refs
-        return lambda v: refs[ref](v)
+        return lambda v: refs[ref](v)  # a recursive reference: look it up when called
 
     def _kw_type(self, names: str | list[str], node: dict[str, Any]) -> Check:
         preds = [_TYPES[n] for n in ([names] if isinstance(names, str) else names)]
+        if len(preds) == 1:
+            return preds[0]
         return lambda v: any(p(v) for p in preds)
 
     def _kw_properties(self, props: dict[str, Any], node: dict[str, Any]) -> Check:

@@ -93,39 +93,59 @@ def build(text: str, max_depth: int) -> Result | None:
 
 
 class _Walk:
+    """One recursive pass; scalars (most nodes) are handled inline in their parent."""
+
     def __init__(self, result: Result, max_depth: int) -> None:
         self.result = result
         self.values = result.values
+        self.blocks = result.blocks
         self.max_depth = max_depth
 
     def node(self, node: Any, path: Path, depth: int) -> Any:
         mark = node.start_mark
-        self.values[path] = start = (mark.line + 1, mark.column + 1)
+        self.values[path] = (mark.line + 1, mark.column + 1)
         if node.tag is not _UNTAGGED:
             raise _GiveUp
         kind = type(node)
         if kind is ScalarNode:
-            text: str = node.value
-            style = node.style
-            if style:  # quoted or block: always text
-                if style in _BLOCK:
-                    self.result.blocks[path] = style
-                return text
-            if text and text[0] not in _MAYBE_TYPED:
-                return text
-            value, problem = yamlscalars.resolve(text)
-            if problem:
-                self.result.problems.append((*start, problem))
-            return value
+            return self.scalar(node, path)
         if depth > self.max_depth:
             raise _GiveUp
         if kind is SequenceNode:
-            return [self.node(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+            return self.sequence(node, path, depth)
         return self.mapping(node, path, depth)
+
+    def scalar(self, node: Any, path: Path) -> Any:
+        """A scalar's value; its position is already recorded."""
+        text: str = node.value
+        style = node.style
+        if style:  # quoted or block: always text
+            if style in _BLOCK:
+                self.blocks[path] = style
+            return text
+        if text and text[0] not in _MAYBE_TYPED:
+            return text
+        value, problem = yamlscalars.resolve(text)
+        if problem:
+            self.result.problems.append((*self.values[path], problem))
+        return value
+
+    def sequence(self, node: Any, path: Path, depth: int) -> list[Any]:
+        items: list[Any] = []
+        values = self.values
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            if type(item) is ScalarNode and item.tag is _UNTAGGED:
+                mark = item.start_mark
+                values[child] = (mark.line + 1, mark.column + 1)
+                items.append(self.scalar(item, child))
+            else:
+                items.append(self.node(item, child, depth + 1))
+        return items
 
     def mapping(self, node: Any, path: Path, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        keys = self.result.keys
+        keys, values = self.result.keys, self.values
         for key_node, value_node in node.value:
             key = self.key(key_node)
             child = (*path, key)
@@ -134,8 +154,13 @@ class _Walk:
                 message = DUPLICATE_KEY.format(key=key, line=keys[child][0])
                 self.result.problems.append((mark.line + 1, mark.column + 1, message))
                 self.node(value_node, (*path, f"{key} (again)"), depth + 1)
+                continue
+            keys[child] = (mark.line + 1, mark.column + 1)
+            if type(value_node) is ScalarNode and value_node.tag is _UNTAGGED:
+                mark = value_node.start_mark
+                values[child] = (mark.line + 1, mark.column + 1)
+                result[key] = self.scalar(value_node, child)
             else:
-                keys[child] = (mark.line + 1, mark.column + 1)
                 result[key] = self.node(value_node, child, depth + 1)
         return result
 

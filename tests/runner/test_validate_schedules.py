@@ -1,10 +1,14 @@
-"""runner.schedule_facts: the DST pre-filter never changes what dst_warnings says."""
+"""runner.schedule_facts: the DST pre-filter never changes what dst_warnings says;
+runner.cron.dst_warnings, which only walks slots in skipped or repeated ranges,
+says what walking every slot of each transition day says."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from croniter import croniter
 
 from runner import cron
 from runner.schedule_facts import cron_problem, local_shifted_ranges, schedule_facts
@@ -54,3 +58,38 @@ def test_never_firing_schedule() -> None:
 )
 def test_cached_cron_problem_matches_cron_check(expr: str) -> None:
     assert cron_problem(expr) == cron.check(expr)
+
+
+def _every_slot_warnings(expr: str, tz: str, start: datetime) -> list[str]:
+    """dst_warnings as first written: every slot of each window, checked one by one."""
+    zone = ZoneInfo(tz)
+    gap = timedelta(hours=3)
+    found = []
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    for _ in range(366):
+        next_day = day + timedelta(days=1)
+        if day.astimezone(zone).utcoffset() != next_day.astimezone(zone).utcoffset():
+            local_from = (day - gap).astimezone(zone).replace(tzinfo=None)
+            local_to = (next_day + gap).astimezone(zone).replace(tzinfo=None)
+            slots = croniter(cron.expand(expr), local_from)
+            while (local := slots.get_next(datetime)) <= local_to:
+                if not cron._exists(local, zone):
+                    fired = cron.to_instant(local, zone).astimezone(zone)
+                    found.append(
+                        f"{local:%Y-%m-%d %H:%M} does not exist in {tz} (clocks go forward); "
+                        f"that slot fires once at {fired:%H:%M}"
+                    )
+                elif cron._repeated(local, zone):
+                    found.append(
+                        f"{local:%Y-%m-%d %H:%M} happens twice in {tz} (clocks go back); "
+                        "that slot fires once, at its first occurrence"
+                    )
+        day = next_day
+    return found
+
+
+@pytest.mark.parametrize("tz", ZONES)
+def test_dst_warnings_equal_walking_every_slot(tz: str) -> None:
+    for now in (*STARTS, datetime(2026, 10, 24, 22, 30, tzinfo=UTC)):
+        for expr in CRONS:
+            assert cron.dst_warnings(expr, tz, now) == _every_slot_warnings(expr, tz, now), expr
