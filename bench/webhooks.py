@@ -7,7 +7,12 @@ turn with the same number of signed ``ping`` deliveries (bounded count,
 loopback only) and reports accepted deliveries/second and p50/p99 latency.
 Afterwards every delivery flowbot accepted must be in its database.
 
-    .venv/bin/python bench/webhooks.py [-n 2000] [-c 16] [-w 2]
+    .venv/bin/python bench/webhooks.py [-n 2000] [-c 16] [-r 5] [-w 2]
+
+Rounds alternate between the servers (and which goes first), and each round
+starts only once flowbot's workers have processed every earlier delivery, so
+neither server is measured while the other still works. Reported figures are
+the medians over the rounds.
 
 Targets: flowbot >= half the bare throughput, p99 < 50 ms, all recorded.
 """
@@ -20,16 +25,20 @@ import hashlib
 import hmac
 import json
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 SECRET = "bench-secret"
 BODY = json.dumps({"zen": "Practicality beats purity.", "hook_id": 1,
@@ -192,23 +201,97 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def _recorded(data_dir: Path) -> int:
-    from sqlalchemy import func, select
-
-    from bot.deliveries import deliveries_table
+def _engine(data_dir: Path) -> Engine:
     from runner.db import open_engine
 
-    engine = open_engine(f"sqlite:///{data_dir / 'flowbot.db'}")
+    return open_engine(f"sqlite:///{data_dir / 'flowbot.db'}")
+
+
+def _recorded(engine: Engine) -> int:
+    """Deliveries in flowbot's database, not counting the warm-up ones."""
+    from sqlalchemy import func, select
+
+    from bot.deliveries import deliveries_table as t
+
+    query = select(func.count()).select_from(t).where(t.c.id.not_like("warm-%"))
     with engine.connect() as conn:
-        total = int(conn.execute(select(func.count()).select_from(deliveries_table)).scalar_one())
-    engine.dispose()
-    return total
+        return int(conn.execute(query).scalar_one())
+
+
+def _settle(engine: Engine, timeout: float = 120.0) -> None:
+    """Wait until flowbot's workers have processed every delivery, so that no round
+    (of either server) shares the CPU with the previous round's backlog."""
+    from sqlalchemy import func, select
+
+    from bot.deliveries import DeliveryStatus
+    from bot.deliveries import deliveries_table as t
+
+    busy = (DeliveryStatus.PENDING.value, DeliveryStatus.PROCESSING.value)
+    query = select(func.count()).select_from(t).where(t.c.status.in_(busy))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if not conn.execute(query).scalar_one():
+                return
+        time.sleep(0.2)
+    raise SystemExit("flowbot did not finish processing its deliveries")
+
+
+def _median(results: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in results))
+
+
+def _rounds(args: argparse.Namespace, count: int, data_dir: Path) -> dict[str, Any]:
+    """Alternate bare and flowbot rounds, each started on an idle machine."""
+    bare_port, bot_port = _free_port(), _free_port()
+    bare = _start(["--serve-bare", str(bare_port)], bare_port)
+    bot = _start(["--serve-flowbot", str(bot_port), "--data-dir", str(data_dir),
+                  "--workers", str(args.workers)], bot_port)
+    engine = _engine(data_dir)
+    results: dict[str, list[dict[str, Any]]] = {"bare": [], "flowbot": []}
+    try:
+        for number in range(args.rounds):
+            order = [("bare", bare_port), ("flowbot", bot_port)]
+            for name, port in order if number % 2 == 0 else order[::-1]:
+                _settle(engine)
+                results[name].append(_measure(port, count, args.concurrency))
+        _settle(engine)
+        recorded = _recorded(engine)
+    finally:
+        engine.dispose()
+        _stop(bot)
+        _stop(bare)
+    return {"results": results, "recorded": recorded}
+
+
+def _report(args: argparse.Namespace, count: int, outcome: dict[str, Any]) -> None:
+    results = outcome["results"]
+    print(f"{args.rounds} alternating rounds of {count} signed deliveries per server, "
+          f"{args.concurrency} concurrent, loopback; flowbot with {args.workers} delivery "
+          "worker(s) processing as they arrive")
+    print(f"{'':24}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
+    for name, label in (("bare", "bare HMAC endpoint"), ("flowbot", "flowbot /webhook")):
+        for number, r in enumerate(results[name], 1):
+            print(f"  round {number} {name:14}{r['rate']:>12.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}")
+        print(f"{label + ' (median)':24}{_median(results[name], 'rate'):>12.0f}"
+              f"{_median(results[name], 'p50'):>10.2f}{_median(results[name], 'p99'):>10.2f}")
+    ratio = _median(results["flowbot"], "rate") / _median(results["bare"], "rate")
+    p99 = _median(results["flowbot"], "p99")
+    print(f"flowbot/bare throughput: {ratio:.2f} (target >= 0.5); "
+          f"p99 {p99:.1f} ms (target < 50)")
+    accepted = sum(r["accepted"] for r in results["flowbot"])
+    errors = {name: sum(r["errors"] for r in rs) for name, rs in results.items()}
+    print(f"durably recorded: {outcome['recorded']} of {accepted} accepted; "
+          f"connection errors: bare {errors['bare']}, flowbot {errors['flowbot']}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--count", type=int, default=2000, help="deliveries per server")
+    parser.add_argument("-n", "--count", type=int, default=2000,
+                        help="deliveries per server per round")
     parser.add_argument("-c", "--concurrency", type=int, default=16)
+    parser.add_argument("-r", "--rounds", type=int, default=5,
+                        help="rounds per server, alternating which goes first")
     parser.add_argument("-w", "--workers", type=int, default=2,
                         help="flowbot's delivery workers (FLOWBOT_WORKERS; default 2)")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
@@ -217,6 +300,7 @@ def main() -> None:
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
     count = max(1, min(args.count, 50_000))  # bounded load
+    args.rounds = max(1, min(args.rounds, 10))
     if args.serve_bare:
         return serve_bare(args.serve_bare)
     if args.serve_flowbot:
@@ -224,28 +308,8 @@ def main() -> None:
     if args.load:
         return load(args.load, count, args.concurrency)
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp)
-        bare_port, bot_port = _free_port(), _free_port()
-        bare = _start(["--serve-bare", str(bare_port)], bare_port)
-        bot = _start(["--serve-flowbot", str(bot_port), "--data-dir", str(data_dir),
-                      "--workers", str(args.workers)], bot_port)
-        try:
-            bare_result = _measure(bare_port, count, args.concurrency)
-            bot_result = _measure(bot_port, count, args.concurrency)
-        finally:
-            _stop(bot)
-            _stop(bare)
-        recorded = _recorded(data_dir) - bot_result["warmup"]  # minus the warm-up deliveries
-    print(f"{count} signed deliveries per server, {args.concurrency} concurrent, loopback; "
-          f"flowbot with {args.workers} delivery worker(s) processing as they arrive")
-    print(f"{'':24}{'accepted/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
-    for name, r in (("bare HMAC endpoint", bare_result), ("flowbot /webhook", bot_result)):
-        print(f"{name:24}{r['rate']:>12.0f}{r['p50']:>10.2f}{r['p99']:>10.2f}")
-    ratio = bot_result["rate"] / bare_result["rate"]
-    print(f"flowbot/bare throughput: {ratio:.2f} (target >= 0.5); "
-          f"p99 {bot_result['p99']:.1f} ms (target < 50)")
-    print(f"durably recorded: {recorded} of {bot_result['accepted']} accepted; "
-          f"connection errors: bare {bare_result['errors']}, flowbot {bot_result['errors']}")
+        outcome = _rounds(args, count, Path(tmp))
+    _report(args, count, outcome)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 _Waiter = tuple[NewDelivery, asyncio.AbstractEventLoop, "asyncio.Future[bool]"]
+_Result = tuple["asyncio.Future[bool]", bool | BaseException]
 
 
 def _resolve(future: asyncio.Future[bool], result: bool | BaseException) -> None:
@@ -29,6 +30,11 @@ def _resolve(future: asyncio.Future[bool], result: bool | BaseException) -> None
         future.set_exception(result)
     else:
         future.set_result(result)
+
+
+def _resolve_all(resolved: list[_Result]) -> None:
+    for future, result in resolved:
+        _resolve(future, result)
 
 
 class Intake:
@@ -51,6 +57,8 @@ class Intake:
         return await future
 
     def _ensure_thread(self) -> None:
+        if self._thread is not None:
+            return  # started already: no lock on the hot path
         with self._start_lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="flowbot-intake",
@@ -74,5 +82,9 @@ class Intake:
         except Exception as exc:  # the database is down: every waiter gets the error
             log.exception("could not record deliveries", extra={"count": len(batch)})
             results = [exc] * len(batch)
+        # one wake-up per event loop rather than one per request
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
         for (_, loop, future), result in zip(batch, results, strict=True):
-            loop.call_soon_threadsafe(_resolve, future, result)
+            by_loop.setdefault(loop, []).append((future, result))
+        for loop, resolved in by_loop.items():
+            loop.call_soon_threadsafe(_resolve_all, resolved)

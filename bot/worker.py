@@ -43,8 +43,9 @@ def process_batch(store: DeliveryStore, dispatch: Dispatch, limit: int = CLAIM_B
                   monotonic: Monotonic = time.monotonic) -> int:
     """Claim up to ``limit`` pending deliveries (one write) and process them in order;
     returns how many. Outcomes are written together at the end of the batch, or
-    before the next delivery once the oldest unwritten one is
-    :data:`FLUSH_SECONDS` old, so a crash repeats at most a moment's quick work."""
+    before the next delivery starts once :data:`FLUSH_SECONDS` have passed since
+    the first unwritten one started: a slow handler's outcome is written before
+    the next delivery runs, and a crash repeats at most a moment's quick work."""
     claimed = store.claim(limit)
     outcomes: list[Outcome] = []
     since = 0.0

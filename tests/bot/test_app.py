@@ -86,3 +86,31 @@ def test_healthz_answers_when_the_database_does(client: TestClient, services: Se
     Path(str(services.engine.url.database)).unlink()
     Path(str(services.engine.url.database)).mkdir()  # a directory is no database
     assert client.get("/healthz").status_code == 503
+
+
+def test_body_that_is_not_utf8_is_400(client: TestClient, services: Services) -> None:
+    assert _post(client, None, body=b'{"zen": "\xff"}') == (400, "body is not JSON")
+    assert services.deliveries.count() == 0
+
+
+def test_missing_delivery_id_is_400(client: TestClient, services: Services) -> None:
+    raw = json.dumps(ping_event()).encode()
+    response = client.post("/webhook", content=raw, headers={
+        "X-GitHub-Event": "ping", "X-Hub-Signature-256": sign(SECRET, raw)})
+    assert response.status_code == 400
+    assert "X-GitHub-Delivery" in response.json()["message"]
+    assert services.deliveries.count() == 0
+
+
+def test_webhook_takes_only_post(client: TestClient) -> None:
+    assert client.get("/webhook").status_code == 405
+
+
+def test_body_in_chunks_is_verified_whole(client: TestClient, services: Services) -> None:
+    raw = json.dumps(ping_event()).encode()
+    chunks = iter([raw[:10], raw[10:]])
+    response = client.post("/webhook", content=chunks, headers={
+        "X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-9",
+        "X-Hub-Signature-256": sign(SECRET, raw)})
+    assert response.status_code == 202
+    assert services.deliveries.get("d-9") is not None

@@ -67,3 +67,17 @@ def test_installation_of_a_repo_from_its_latest_delivery(db_engine: Engine) -> N
     store.record("i1", "issue_comment", json.dumps(payload).encode(), payload)
     assert store.installation_for("o/app") == 77
     assert store.installation_for("o/r") is None
+
+
+def test_finish_many_marks_done_and_failed_together(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    for n in range(3):
+        _record(store, f"d{n}")
+    assert len(store.claim(3)) == 3
+    store.finish_many([("d0", None), ("d1", "KeyError: boom"), ("d2", None)])
+    store.finish_many([])  # nothing to write
+    got = {d: store.get(d) for d in ("d0", "d1", "d2")}
+    assert {d: x.status for d, x in got.items() if x} == {
+        "d0": DeliveryStatus.DONE, "d1": DeliveryStatus.FAILED, "d2": DeliveryStatus.DONE}
+    assert [x.error for x in got.values() if x] == [None, "KeyError: boom", None]
+    assert store.count(DeliveryStatus.PROCESSING) == 0

@@ -8,7 +8,14 @@ from sqlalchemy.engine import Engine
 
 from bot.deliveries import DeliveryStatus, DeliveryStore
 from bot.router import Event, Router
-from bot.worker import Workers, drain, process_one
+from bot.worker import (
+    BUSY_SECONDS,
+    FLUSH_SECONDS,
+    Workers,
+    drain,
+    process_batch,
+    process_one,
+)
 from runner.cron import FakeClock
 
 
@@ -65,3 +72,59 @@ def test_threads_take_work_left_by_a_crash(sqlite_engine: Engine) -> None:
         workers.stop()
     assert seen == ["d0"]
     assert store.count(DeliveryStatus.PROCESSING) == 0
+
+
+class _Ticks:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_quick_outcomes_are_written_together(sqlite_engine: Engine) -> None:
+    store, ticks = _store(sqlite_engine), _Ticks()
+    seen: list[tuple[str, DeliveryStatus]] = []
+
+    def dispatch(event: Event) -> None:  # what the store says of d0 while each runs
+        seen.append((event.delivery_id, store.get("d0").status))  # type: ignore[union-attr]
+
+    assert process_batch(store, dispatch, 3, monotonic=ticks) == 3
+    assert [status for _, status in seen] == [DeliveryStatus.PROCESSING] * 3
+    assert store.count(DeliveryStatus.DONE) == 3
+
+
+def test_an_outcome_waits_at_most_the_flush_time(sqlite_engine: Engine) -> None:
+    store, ticks = _store(sqlite_engine), _Ticks()
+    seen: list[DeliveryStatus] = []
+
+    def slow(event: Event) -> None:
+        seen.append(store.get("d0").status)  # type: ignore[union-attr]
+        ticks.now += FLUSH_SECONDS + 1  # this handler took longer than the flush time
+
+    assert process_batch(store, slow, 3, monotonic=ticks) == 3
+    assert seen == [DeliveryStatus.PROCESSING, DeliveryStatus.DONE, DeliveryStatus.DONE]
+    assert store.count(DeliveryStatus.DONE) == 3
+
+
+def test_workers_make_progress_while_intake_is_busy(sqlite_engine: Engine) -> None:
+    store, ticks, seen = _store(sqlite_engine), _Ticks(), []
+    router = _router(seen)
+    workers = Workers(store, lambda e: router.dispatch(e, None), count=1, monotonic=ticks)
+    assert not workers.intake_busy()
+    workers.notify()  # a delivery just arrived, and the clock stands still: busy throughout
+    assert workers.intake_busy()
+    workers.start()
+    try:
+        for _ in range(300):
+            if store.count(DeliveryStatus.PENDING) == 0 and store.count(
+                    DeliveryStatus.PROCESSING) == 0:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        workers.stop()
+    assert seen == ["d0"] and store.count(DeliveryStatus.DONE) == 2
+    ticks.now += BUSY_SECONDS + 1  # no delivery for a while
+    assert not workers.intake_busy()
