@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 
+from runner import patterns
 from runner.errors import InputError
 from runner.flows import InputSpec, InputType
 
@@ -25,6 +26,8 @@ EXPECTED_BOOL = "expected true/false (also yes/no, 1/0), got {value!r}"
 EXPECTED_CHOICE = "expected one of {choices}, got {value!r}"
 EXPECTED_PATTERN = "expected text matching the pattern {pattern} in full, got {value!r}"
 EXPECTED_STRING = "expected text, got {value!r}"
+PATTERN_TOO_SLOW = "pattern took too long to check; the flow's pattern needs fixing"
+PATTERN_INVALID = "the flow's pattern {pattern} is not a valid regular expression: {error}"
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -78,7 +81,16 @@ def _to_string(spec: InputSpec, value: object) -> str:
     if isinstance(value, dict | list | tuple | set):
         raise InputError(spec.name, EXPECTED_STRING.format(value=value))
     text = "true" if value is True else "false" if value is False else str(value)
-    if spec.pattern is not None and re.fullmatch(spec.pattern, text) is None:
+    if spec.pattern is None:
+        return text  # any text will do
+    try:
+        matched = patterns.full_match(spec.pattern, text)
+    except ValueError as exc:
+        problem = PATTERN_INVALID.format(pattern=spec.pattern, error=exc)
+        raise InputError(spec.name, problem) from None
+    if matched is None:  # the engine gave up: a backtracking pattern, not a bad value
+        raise InputError(spec.name, PATTERN_TOO_SLOW)
+    if not matched:
         raise InputError(spec.name, EXPECTED_PATTERN.format(pattern=spec.pattern, value=text))
     return text
 

@@ -12,16 +12,21 @@ import zoneinfo
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
-from runner import schedule_facts
+from runner import patterns, schedule_facts
 from runner.diagnostics import Reporter, did_you_mean
 from runner.schema_messages import describe
+from runner.yamlload import Path
 
 WRONG_VALUE = 'expected {expected} for input "{name}" (type {type}), got {got}'
 NOT_A_CHOICE = 'expected one of: {choices} for input "{name}", got {got}{hint}'
 PATTERN_MISMATCH = 'input "{name}": {got} does not match its pattern {pattern}'
 BAD_PATTERN = "pattern {pattern} is not a valid regular expression: {error}"
+PATTERN_TOO_SLOW = (
+    "pattern {pattern} took too long to check {got} (catastrophic backtracking); "
+    "rewrite it so no part can match the same text in several ways, e.g. (a+)+ as a+"
+)
 CHOICES_NOT_CHOICE = 'choices only apply to inputs of type choice (this one is "{type}")'
 CHOICE_WITHOUT_CHOICES = "an input of type choice needs a list of choices"
 PATTERN_NOT_STRING = 'pattern only applies to inputs of type string (this one is "{type}")'
@@ -45,30 +50,52 @@ _EXPECTED: dict[str, tuple[str, Callable[[Any], bool]]] = {
 }
 
 
-def value_problem(name: str, spec: dict[str, Any], value: Any) -> str | None:
+class ValueProblem(NamedTuple):
+    """What is wrong with a value; ``at_pattern`` when the input's pattern is to blame."""
+
+    message: str
+    at_pattern: bool = False
+
+
+def value_problem(name: str, spec: dict[str, Any], value: Any) -> ValueProblem | None:
     """What is wrong with ``value`` for the input ``name`` declared as ``spec``."""
     kind = spec["type"]
     words, accepts = _EXPECTED[kind]
     if not accepts(value):
-        return WRONG_VALUE.format(expected=words, name=name, type=kind, got=describe(value))
+        got = describe(value)
+        return ValueProblem(WRONG_VALUE.format(expected=words, name=name, type=kind, got=got))
     choices = spec.get("choices")
     if kind == "choice" and choices and value not in choices:
         hint = did_you_mean(value, choices)
-        return NOT_A_CHOICE.format(
+        return ValueProblem(NOT_A_CHOICE.format(
             choices=", ".join(choices), name=name, got=describe(value), hint=hint
-        )
+        ))
     pattern = spec.get("pattern")
-    if kind == "string" and pattern and _compiled(pattern) is not None:
-        if not re.fullmatch(pattern, value):
-            return PATTERN_MISMATCH.format(name=name, got=describe(value), pattern=pattern)
+    if kind != "string" or not pattern or not _valid(pattern):
+        return None  # no pattern to match (a bad one is reported at the pattern)
+    matched = patterns.full_match(pattern, value)
+    if matched is None:
+        return ValueProblem(PATTERN_TOO_SLOW.format(pattern=pattern, got=describe(value)), True)
+    if not matched:
+        got = describe(value)
+        return ValueProblem(PATTERN_MISMATCH.format(name=name, got=got, pattern=pattern))
     return None
 
 
-def _compiled(pattern: str) -> re.Pattern[str] | None:
+def _valid(pattern: str) -> bool:
     try:
-        return re.compile(pattern)
+        re.compile(pattern)
     except (re.error, RecursionError, OverflowError):
-        return None
+        return False
+    return patterns.compiled(pattern) is not None
+
+
+def _report_value(
+    report: Reporter, where: Path, name: str, spec: dict[str, Any], value: Any
+) -> None:
+    problem = value_problem(name, spec, value)
+    if problem is not None:
+        report.at(("inputs", name, "pattern") if problem.at_pattern else where, problem.message)
 
 
 def check_inputs(data: dict[str, Any], report: Reporter) -> None:
@@ -82,9 +109,7 @@ def check_inputs(data: dict[str, Any], report: Reporter) -> None:
         if "pattern" in spec:
             _check_pattern(spec, path, report)
         if "default" in spec:
-            problem = value_problem(name, spec, spec["default"])
-            if problem:
-                report.at((*path, "default"), problem)
+            _report_value(report, (*path, "default"), name, spec, spec["default"])
 
 
 def _check_pattern(spec: dict[str, Any], path: tuple[str, str], report: Reporter) -> None:
@@ -92,8 +117,10 @@ def _check_pattern(spec: dict[str, Any], path: tuple[str, str], report: Reporter
         report.at((*path, "pattern"), PATTERN_NOT_STRING.format(type=spec["type"]))
     try:
         re.compile(spec["pattern"])
+        error = patterns.compile_error(spec["pattern"])  # matching uses the regex engine
     except (re.error, RecursionError, OverflowError) as exc:
         error = str(exc) or type(exc).__name__
+    if error is not None:
         report.at((*path, "pattern"), BAD_PATTERN.format(pattern=spec["pattern"], error=error))
 
 
@@ -121,9 +148,7 @@ def _check_trigger_inputs(
             hint = did_you_mean(name, inputs)
             report.at(where, UNKNOWN_TRIGGER_INPUT.format(name=name, hint=hint), key=True)
             continue
-        problem = value_problem(name, inputs[name], value)
-        if problem:
-            report.at(where, problem)
+        _report_value(report, where, name, inputs[name], value)
     for name, spec in inputs.items():
         if spec.get("required") and "default" not in spec and name not in given:
             report.at(path, MISSING_TRIGGER_INPUT.format(name=name))
