@@ -42,7 +42,8 @@ def _router(seen: list[str]) -> Router[None]:
 
 
 def test_drain_marks_done_and_failed(sqlite_engine: Engine) -> None:
-    store, seen = _store(sqlite_engine), []
+    store = _store(sqlite_engine)
+    seen: list[str] = []
     router = _router(seen)
     assert drain(store, lambda e: router.dispatch(e, None)) == 3
     assert seen == ["d0"]
@@ -54,7 +55,8 @@ def test_drain_marks_done_and_failed(sqlite_engine: Engine) -> None:
 
 
 def test_threads_take_work_left_by_a_crash(sqlite_engine: Engine) -> None:
-    store, seen = _store(sqlite_engine), []
+    store = _store(sqlite_engine)
+    seen: list[str] = []
     store.claim(3)  # a previous process took them all and died
     done = threading.Event()
     router = _router(seen)
@@ -110,7 +112,8 @@ def test_an_outcome_waits_at_most_the_flush_time(sqlite_engine: Engine) -> None:
 
 
 def test_workers_make_progress_while_intake_is_busy(sqlite_engine: Engine) -> None:
-    store, ticks, seen = _store(sqlite_engine), _Ticks(), []
+    store, ticks = _store(sqlite_engine), _Ticks()
+    seen: list[str] = []
     router = _router(seen)
     workers = Workers(store, lambda e: router.dispatch(e, None), count=1, monotonic=ticks)
     assert not workers.intake_busy()
