@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from runner import templates
@@ -87,12 +88,20 @@ def check_task(task: dict[str, Any], path: Path, scope: Scope, report: Reporter)
 def check_string(text: str, path: Path, scope: Scope, report: Reporter) -> None:
     if "{{" not in text:
         return  # the common case: nothing to resolve
-    for ref in templates.scan(text):
+    refs, unclosed = _scanned(text)
+    for ref in refs:
         message = _problem(ref, scope)
         if message is not None:
             report.at(path, message, offset=ref.start)
-    if templates.has_unclosed(text):
+    if unclosed:
         report.at(path, UNCLOSED.format(), offset=_unclosed_offset(text))
+
+
+@lru_cache(maxsize=4096)
+def _scanned(text: str) -> tuple[tuple[Reference, ...], bool]:
+    """The references in ``text`` and whether a "{{" is left open; cached, because
+    a repository's flows repeat the same few template strings many times."""
+    return tuple(templates.scan(text)), templates.has_unclosed(text)
 
 
 def _unclosed_offset(text: str) -> int:
