@@ -9,6 +9,7 @@ a trap, so :func:`resolve` reports each such form with advice to quote it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 _INT10 = re.compile(r"^[-+]?[0-9]+$")
@@ -53,6 +54,22 @@ _SPECIAL_START = _NUMERIC_START | frozenset("yYnNoO")
 
 def resolve(text: str, *, key: bool = False) -> tuple[Any, str | None]:
     """The value of a plain scalar, and a problem message for YAML 1.1-only forms."""
+    if len(text) > _CACHED_LENGTH:
+        return _resolve(text, key)
+    return _resolve_cached(text, key)
+
+
+# Values are immutable and flows repeat the same short ones (``2``, ``10m``, ``5s``);
+# long text is rarely repeated and would make the cache large.
+_CACHED_LENGTH = 40
+
+
+@lru_cache(maxsize=4096)
+def _resolve_cached(text: str, key: bool) -> tuple[Any, str | None]:
+    return _resolve(text, key)
+
+
+def _resolve(text: str, key: bool) -> tuple[Any, str | None]:
     if text in _WORDS:
         return _WORDS[text], None
     if text[0] not in _SPECIAL_START:
