@@ -118,6 +118,16 @@ def _local_slots(expr: str, start_local: datetime) -> croniter:
     return slots
 
 
+def next_local_slot(expr: str, after_local: datetime) -> datetime | None:
+    """The first naive local slot strictly after ``after_local``; None if it never fires.
+    (Reuses the parsed expression: cheap enough to ask per DST range.)"""
+    try:
+        slot: datetime = _local_slots(expr, after_local).get_next(datetime)
+    except (CroniterBadDateError, CroniterError):
+        return None
+    return slot
+
+
 def next_fire(expr: str, tz: str, after: datetime) -> datetime | None:
     """The first fire instant strictly after ``after`` (aware), in UTC; None if never."""
     times = fire_times(expr, tz, after, 1)

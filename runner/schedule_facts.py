@@ -12,12 +12,11 @@ schedules, and one validation run uses one ``now``.
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from croniter import CroniterBadDateError, CroniterError, croniter
+from croniter import croniter
 
 from runner import cron
 
@@ -88,25 +87,5 @@ def _shifted_range(instant: datetime, zone: ZoneInfo) -> tuple[datetime, datetim
 
 
 def _has_slot_in(expr: str, start: datetime, end: datetime) -> bool:
-    slots = _parsed(cron.expand(expr))
-    slots.set_current(start - _ONE_SECOND, force=True)
-    try:
-        slot = slots.get_next(datetime)
-    except (CroniterBadDateError, CroniterError):
-        return False
-    return bool(slot < end)
-
-
-_PARSED = threading.local()  # per thread: a croniter is a stateful iterator
-
-
-def _parsed(text: str) -> croniter:
-    """A parsed expression, to be moved to each new start: parsing costs far more
-    than a step. Each caller moves it first and is done with it before the next."""
-    cache: dict[str, croniter] = _PARSED.__dict__.setdefault("slots", {})
-    slots = cache.get(text)
-    if slots is None:
-        if len(cache) >= 1024:
-            cache.clear()
-        slots = cache[text] = croniter(text, datetime(2000, 1, 1))
-    return slots
+    slot = cron.next_local_slot(expr, start - _ONE_SECOND)
+    return slot is not None and slot < end

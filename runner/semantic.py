@@ -152,7 +152,8 @@ def _check_durations(data: dict[str, Any], report: Reporter) -> None:
         for index, task in enumerate(data.get(group) or []):
             timeouts.append(((group, index, "timeout"), task.get("timeout")))
     for path, value in timeouts:
-        if isinstance(value, str) and parse_duration(value) == 0:
+        # Schema-valid durations are zero only when every digit is 0: skip parsing the rest.
+        if isinstance(value, str) and not value.strip("0hms") and parse_duration(value) == 0:
             report.at(path, ZERO_DURATION.format(value=f'"{value}"'))
 
 
