@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runner import schema_messages, semantic, yamlload
+from runner import schema_messages, semantic, yamlfast, yamlload
 from runner.diagnostics import Diagnostic, Reporter, Severity, sort_key
 from runner.flows import Flow, flow_from_data
 
@@ -111,7 +111,11 @@ def validate_text(path: str, data: bytes | str, *, now: datetime | None = None) 
     ``now`` anchors the time-dependent checks (a schedule that never fires, DST
     warnings for the coming year); it defaults to the current time.
     """
-    moment = now or datetime.now(UTC)
+    with yamlfast.collector_paused():
+        return _validate_text(path, data, now or datetime.now(UTC))
+
+
+def _validate_text(path: str, data: bytes | str, moment: datetime) -> FileReport:
     loaded = yamlload.load(data)
     report = Reporter(path, loaded)
     for problem in loaded.problems:

@@ -16,6 +16,8 @@ deep nesting, a root that is not a mapping. Anchors are excluded up front
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
@@ -76,21 +78,28 @@ def build(text: str, max_depth: int) -> Result | None:
     """The loaded file, or None when the event builder must handle it."""
     if _CParser is None or "&" in text:
         return None  # no libyaml, or anchors/aliases (named only by the builder)
-    paused = gc.isenabled()
-    if paused:  # see _composed
+    with collector_paused():
+        return _composed(text, max_depth)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cycle collector (re-enabling it only if it was on). Loading and
+    checking a flow allocates thousands of short-lived, acyclic objects that are
+    freed by reference counting; left on, the collector keeps rescanning
+    everything the process holds (~15-20% of validation time). Cycles made
+    meanwhile are not lost, only collected after."""
+    was_enabled = gc.isenabled()
+    if was_enabled:
         gc.disable()
     try:
-        return _composed(text, max_depth)
+        yield
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 
 def _composed(text: str, max_depth: int) -> Result | None:
-    """Compose and walk with the cycle collector paused (by :func:`build`): the node
-    tree is acyclic and freed by reference counting when the walk ends, but its
-    thousands of allocations would otherwise set off collections that rescan
-    everything the process holds (~15% of validation time)."""
     parser = _Composer(text)
     try:
         root = parser.get_single_node()

@@ -80,3 +80,23 @@ def test_non_fatal_problems_come_from_the_fast_path_with_their_positions() -> No
 @given(yamlish)
 def test_arbitrary_yamlish_text_loads_the_same_on_both_paths(text: str) -> None:
     _same(text)
+
+
+def test_the_cycle_collector_is_paused_only_while_loading_and_stays_off_if_it_was() -> None:
+    import gc
+
+    from runner.validate import validate_text
+
+    assert gc.isenabled()
+    with yamlfast.collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    validate_text("f.yml", "id: a\ntasks: []\n")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with yamlfast.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
