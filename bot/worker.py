@@ -31,7 +31,7 @@ POLL_SECONDS = 1.0
 CLAIM_BATCH = 8  # small: a slow handler holds back at most the few claimed after it
 FLUSH_SECONDS = 0.05  # an outcome waits at most this long for the batch's shared write
 BUSY_SECONDS = 0.05  # a delivery recorded this recently means intake is busy
-BUSY_PAUSE = 0.05  # while it is, a worker rests this long between batches
+BUSY_PAUSE = 0.1  # while it is, a worker rests this long between batches
 
 
 def process_one(store: DeliveryStore, dispatch: Dispatch) -> bool:
