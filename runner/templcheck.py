@@ -64,10 +64,16 @@ def strings(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
         yield path, value
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from strings(item, (*path, key))
+            if type(item) is str:  # flat env maps: no generator per value
+                yield (*path, key), item
+            else:
+                yield from strings(item, (*path, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from strings(item, (*path, index))
+            if type(item) is str:  # command lists
+                yield (*path, index), item
+            else:
+                yield from strings(item, (*path, index))
 
 
 def check_task(task: dict[str, Any], path: Path, scope: Scope, report: Reporter) -> None:

@@ -172,7 +172,10 @@ class _Walk:
         result: dict[str, Any] = {}
         keys, values = self.result.keys, self.values
         for key_node, value_node in node.value:
-            key = self.key(key_node)
+            key = key_node.value
+            if (type(key_node) is not ScalarNode or key_node.tag is not _UNTAGGED
+                    or not (key_node.style or (key and key[0] not in _MAYBE_TYPED))):
+                key = self.key(key_node)  # not a plain word: check it (most keys are)
             child = (*path, key)
             mark = key_node.start_mark
             if key in result:
