@@ -62,16 +62,30 @@ class _Composer(_CParser or object):  # type: ignore[misc]
 
 
 class Result:
-    """What the walk produced; the caller copies it into a ``Loaded``."""
+    """What the walk produced: data and problems now, positions when first asked for."""
 
-    __slots__ = ("data", "problems", "values", "keys", "blocks")
+    __slots__ = ("data", "problems", "root")
 
-    def __init__(self) -> None:
+    def __init__(self, root: Any) -> None:
         self.data: dict[str, Any] = {}
         self.problems: list[tuple[int, int, str]] = []
-        self.values: dict[Path, Pos] = {}
-        self.keys: dict[Path, Pos] = {}
-        self.blocks: dict[Path, str] = {}
+        self.root = root
+
+    def positions(self) -> tuple[dict[Path, Pos], dict[Path, Pos], dict[Path, str]]:
+        """Where each value starts, where each key is, and the block scalars' styles,
+        by path (a second walk, only needed when something is reported)."""
+        located = _Positions()
+        located.node(self.root, ())
+        return located.values, located.keys, located.blocks
+
+    def top_value_pos(self, key: str) -> Pos:
+        """``positions()[0]`` at ``(key,)`` (or at the root if absent), without the walk."""
+        for key_node, value_node in self.root.value:
+            if key_node.value == key:
+                mark = value_node.start_mark
+                return (mark.line + 1, mark.column + 1)
+        mark = self.root.start_mark
+        return (mark.line + 1, mark.column + 1)
 
 
 def build(text: str, max_depth: int) -> Result | None:
@@ -109,99 +123,113 @@ def _composed(text: str, max_depth: int) -> Result | None:
         parser.dispose()
     if type(root) is not MappingNode or root.tag is not _UNTAGGED:
         return None  # empty, a list or a scalar at the root: the builder says which
-    result = Result()
+    result = Result(root)
     try:
-        result.data = _Walk(result, max_depth).node(root, (), 1)
+        result.data = _Walk(result, max_depth).node(root, 1)
     except _GiveUp:
         return None
     return result
 
 
 class _Walk:
-    """One recursive pass; scalars (most nodes) are handled inline in their parent."""
+    """Data and problems in one recursive pass; scalars (most nodes) inline."""
 
     def __init__(self, result: Result, max_depth: int) -> None:
-        self.result = result
-        self.values = result.values
-        self.blocks = result.blocks
+        self.problems = result.problems
         self.max_depth = max_depth
 
-    def node(self, node: Any, path: Path, depth: int) -> Any:
-        mark = node.start_mark
-        self.values[path] = (mark.line + 1, mark.column + 1)
+    def node(self, node: Any, depth: int) -> Any:
         if node.tag is not _UNTAGGED:
             raise _GiveUp
         kind = type(node)
         if kind is ScalarNode:
-            return self.scalar(node, path)
+            return self.scalar(node)
         if depth > self.max_depth:
             raise _GiveUp
         if kind is SequenceNode:
-            return self.sequence(node, path, depth)
-        return self.mapping(node, path, depth)
+            return self.sequence(node, depth)
+        return self.mapping(node, depth)
 
-    def scalar(self, node: Any, path: Path) -> Any:
-        """A scalar's value; its position is already recorded."""
+    def scalar(self, node: Any) -> Any:
         text: str = node.value
-        style = node.style
-        if style:  # quoted or block: always text
-            if style in _BLOCK:
-                self.blocks[path] = style
-            return text
-        if text and text[0] not in _MAYBE_TYPED:
-            return text
+        if node.style or (text and text[0] not in _MAYBE_TYPED):
+            return text  # quoted, block, or a word: always text
         value, problem = yamlscalars.resolve(text)
         if problem:
-            self.result.problems.append((*self.values[path], problem))
+            mark = node.start_mark
+            self.problems.append((mark.line + 1, mark.column + 1, problem))
         return value
 
-    def sequence(self, node: Any, path: Path, depth: int) -> list[Any]:
+    def sequence(self, node: Any, depth: int) -> list[Any]:
         items: list[Any] = []
-        values = self.values
-        for index, item in enumerate(node.value):
-            child = (*path, index)
+        for item in node.value:
             if type(item) is ScalarNode and item.tag is _UNTAGGED:
-                mark = item.start_mark
-                values[child] = (mark.line + 1, mark.column + 1)
-                items.append(self.scalar(item, child))
+                items.append(self.scalar(item))
             else:
-                items.append(self.node(item, child, depth + 1))
+                items.append(self.node(item, depth + 1))
         return items
 
-    def mapping(self, node: Any, path: Path, depth: int) -> dict[str, Any]:
+    def mapping(self, node: Any, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        keys, values = self.result.keys, self.values
         for key_node, value_node in node.value:
             key = key_node.value
             if (type(key_node) is not ScalarNode or key_node.tag is not _UNTAGGED
                     or not (key_node.style or (key and key[0] not in _MAYBE_TYPED))):
                 key = self.key(key_node)  # not a plain word: check it (most keys are)
-            child = (*path, key)
-            mark = key_node.start_mark
             if key in result:
-                message = DUPLICATE_KEY.format(key=key, line=keys[child][0])
-                self.result.problems.append((mark.line + 1, mark.column + 1, message))
-                self.node(value_node, (*path, f"{key} (again)"), depth + 1)
-                continue
-            keys[child] = (mark.line + 1, mark.column + 1)
-            if type(value_node) is ScalarNode and value_node.tag is _UNTAGGED:
-                mark = value_node.start_mark
-                values[child] = (mark.line + 1, mark.column + 1)
-                result[key] = self.scalar(value_node, child)
+                self._duplicate(node, key_node)
+                self.node(value_node, depth + 1)  # for the problems inside it
+            elif type(value_node) is ScalarNode and value_node.tag is _UNTAGGED:
+                result[key] = self.scalar(value_node)
             else:
-                result[key] = self.node(value_node, child, depth + 1)
+                result[key] = self.node(value_node, depth + 1)
         return result
+
+    def _duplicate(self, node: Any, again: Any) -> None:
+        first = next(k for k, _ in node.value if k.value == again.value)
+        message = DUPLICATE_KEY.format(key=again.value, line=first.start_mark.line + 1)
+        mark = again.start_mark
+        self.problems.append((mark.line + 1, mark.column + 1, message))
 
     def key(self, node: Any) -> str:
         if type(node) is not ScalarNode or node.tag is not _UNTAGGED:
             raise _GiveUp  # a list or mapping as a key, or a tagged key
         text: str = node.value
-        if node.style or (text and text[0] not in _MAYBE_TYPED):
-            return text  # quoted keys and words are always text
         value, problem = yamlscalars.resolve(text, key=True)
         if problem is None and not isinstance(value, str):
             problem = NON_TEXT_KEY.format(text=text, what=_KINDS[type(value)])
         if problem is not None:
             mark = node.start_mark
-            self.result.problems.append((mark.line + 1, mark.column + 1, problem))
+            self.problems.append((mark.line + 1, mark.column + 1, problem))
         return text
+
+
+class _Positions:
+    """The positions the event builder records, from a tree :class:`_Walk` accepted."""
+
+    def __init__(self) -> None:
+        self.values: dict[Path, Pos] = {}
+        self.keys: dict[Path, Pos] = {}
+        self.blocks: dict[Path, str] = {}
+
+    def node(self, node: Any, path: Path) -> None:
+        mark = node.start_mark
+        self.values[path] = (mark.line + 1, mark.column + 1)
+        kind = type(node)
+        if kind is ScalarNode:
+            if node.style in _BLOCK:
+                self.blocks[path] = node.style
+        elif kind is SequenceNode:
+            for index, item in enumerate(node.value):
+                self.node(item, (*path, index))
+        else:
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = key_node.value
+                if key in seen:
+                    self.node(value_node, (*path, f"{key} (again)"))
+                    continue
+                seen.add(key)
+                mark = key_node.start_mark
+                self.keys[(*path, key)] = (mark.line + 1, mark.column + 1)
+                self.node(value_node, (*path, key))

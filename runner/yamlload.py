@@ -68,17 +68,46 @@ class Problem:
 
 @dataclass
 class Loaded:
-    """The result of :func:`load`: ``data`` is None when loading failed outright."""
+    """The result of :func:`load`: ``data`` is None when loading failed outright.
+
+    ``values``, ``keys`` and ``blocks`` map data paths to positions and block
+    styles; for files read by :mod:`runner.yamlfast` they are worked out on
+    first use (most valid files never need them)."""
 
     data: Any
     problems: list[Problem] = field(default_factory=list)
-    values: dict[Path, Pos] = field(default_factory=dict)  # where each value starts
-    keys: dict[Path, Pos] = field(default_factory=dict)  # where each mapping key is
-    blocks: dict[Path, str] = field(default_factory=dict)  # '|' or '>' block scalars
     lines: list[str] = field(default_factory=list)
+    tree: yamlfast.Result | None = field(default=None, repr=False, compare=False)
+    _maps: tuple[dict[Path, Pos], dict[Path, Pos], dict[Path, str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    @property
+    def values(self) -> dict[Path, Pos]:
+        """Where each value starts."""
+        return self._positions()[0]
+
+    @property
+    def keys(self) -> dict[Path, Pos]:
+        """Where each mapping key is."""
+        return self._positions()[1]
+
+    @property
+    def blocks(self) -> dict[Path, str]:
+        """``'|'`` or ``'>'`` for block scalars."""
+        return self._positions()[2]
+
+    def _positions(self) -> tuple[dict[Path, Pos], dict[Path, Pos], dict[Path, str]]:
+        if self._maps is None:
+            self._maps = self.tree.positions() if self.tree is not None else ({}, {}, {})
+        return self._maps
 
     def value_pos(self, path: Path) -> Pos:
         """Position of the value at ``path``, or of its nearest known ancestor."""
+        top = path[0] if len(path) == 1 else None
+        if self._maps is None and self.tree is not None and isinstance(top, str):
+            if not top.endswith(" (again)"):  # a duplicate's value needs the full walk
+                return self.tree.top_value_pos(top)  # e.g. every file's id: no walk
         while path not in self.values and path:
             path = path[:-1]
         return self.values.get(path, (1, 1))
@@ -127,8 +156,7 @@ def load(data: bytes | str, *, fast: bool = True) -> Loaded:
         loaded = Loaded(data=None, lines=text.splitlines())
         built = yamlfast.build(text, MAX_DEPTH) if fast else None
         if built is not None:  # an ordinary file: libyaml composed it, one walk did the rest
-            loaded.data, loaded.values, loaded.keys = built.data, built.values, built.keys
-            loaded.blocks = built.blocks
+            loaded.data, loaded.tree = built.data, built
             loaded.problems = [Problem(*problem) for problem in built.problems]
             return loaded
         loaded.data = _Builder(text, loaded).run()
