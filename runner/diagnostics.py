@@ -104,11 +104,12 @@ class Reporter:
         value = _get(self.loaded.data, path)
         if not isinstance(value, str):
             return line, col
-        if "\n" not in value[:offset] and path not in self.loaded.blocks:
+        style = self.loaded.block_style(path)
+        if "\n" not in value[:offset] and style is None:
             source = self.loaded.lines[line - 1] if line <= len(self.loaded.lines) else ""
             quoted = col <= len(source) and source[col - 1] in "'\""
             return line, col + offset + (1 if quoted else 0)
-        if self.loaded.blocks.get(path) != "|":
+        if style != "|":
             return line, col
         row = value.count("\n", 0, offset)
         start = value.rfind("\n", 0, offset) + 1

@@ -13,11 +13,13 @@ import json
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
+@lru_cache(maxsize=1024)  # flows repeat a few durations ("10m", "5s") many times
 def parse_duration(text: str) -> float | None:
     """Seconds in a duration such as ``90s``, ``10m`` or ``1h30m``; None if malformed."""
     match = _DURATION.match(text)
@@ -161,36 +163,51 @@ def _duration(value: str | None) -> float | None:
     return None if value is None else parse_duration(value)
 
 
+# The small immutable parts are shared: flows repeat the same few retry policies,
+# most tasks set no resources, and a repository's many flows need not each carry
+# copies (fewer objects to build, and to hold).
+_NO_RETRY = Retry()
+_NO_RESOURCES = Resources()
+_PULL = {policy.value: policy for policy in PullPolicy}
+
+
+@lru_cache(maxsize=256)
+def _retry_of(limit: int, delay: str | None, backoff: float) -> Retry:
+    return Retry(limit=limit, delay=_duration(delay) or 0.0, backoff=float(backoff))
+
+
 def _retry(value: Any) -> Retry:
     if value is None:
-        return Retry()
+        return _NO_RETRY
     if isinstance(value, int):
-        return Retry(limit=value)
-    return Retry(
-        limit=value["limit"],
-        delay=_duration(value.get("delay")) or 0.0,
-        backoff=float(value.get("backoff", 1.0)),
-    )
+        return _retry_of(value, None, 1.0)
+    return _retry_of(value["limit"], value.get("delay"), value.get("backoff", 1.0))
+
+
+def _resources(value: dict[str, Any] | None) -> Resources:
+    if not value:
+        return _NO_RESOURCES
+    return Resources(cpus=value.get("cpus"), memory=value.get("memory"))
 
 
 def task_from_data(data: dict[str, Any]) -> Task:
-    commands = data.get("commands") or ()
-    resources = data.get("resources") or {}
+    get = data.get
+    commands, env, needs = get("commands"), get("env"), get("needs")
     return Task(
         id=data["id"],
         image=data["image"],
-        commands=tuple(commands),
-        script=data.get("script"),
-        shell=data.get("shell", "sh"),
-        env=dict(data.get("env") or {}),
-        needs=tuple(data.get("needs") or ()),
-        timeout=_duration(data.get("timeout")),
-        retry=_retry(data.get("retries")),
-        resources=Resources(cpus=resources.get("cpus"), memory=resources.get("memory")),
-        network=data.get("network", "bridge"),
-        pull=PullPolicy(data.get("pull", "if-not-present")),
-        workdir=data.get("workdir", "/workspace"),
-        description=data.get("description", ""),
+        commands=tuple(commands) if commands else (),
+        script=get("script"),
+        shell=get("shell", "sh"),
+        env=dict(env) if env else {},
+        needs=tuple(needs) if needs else (),
+        timeout=_duration(get("timeout")),
+        retry=_retry(get("retries")),
+        resources=_resources(get("resources")),
+        network=get("network", "bridge"),
+        pull=_PULL[get("pull", "if-not-present")],
+        workdir=get("workdir", "/workspace"),
+        description=get("description", ""),
     )
 
 

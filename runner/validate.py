@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from runner import schema_messages, semantic, yamlfast, yamlload
@@ -42,12 +43,22 @@ INTERNAL = "internal error while validating ({kind}); please report this file to
 
 @dataclass
 class FileReport:
-    """Validation result of one file; ``flow`` is set when it has no errors."""
+    """Validation result of one file; ``flow`` is set when it has no errors.
+
+    ``locate_id`` finds where the flow's ``id`` is, for the cross-file check of
+    duplicate ids; it is dropped once :func:`validate_files` has made that check
+    (positions are worked out only when something is reported)."""
 
     path: str
     diagnostics: list[Diagnostic]
     flow: Flow | None = None
-    id_pos: tuple[int, int] = field(default=(1, 1), repr=False, compare=False)
+    locate_id: Callable[[], tuple[int, int]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    @property
+    def id_pos(self) -> tuple[int, int]:
+        return self.locate_id() if self.locate_id is not None else (1, 1)
 
     @property
     def ok(self) -> bool:
@@ -133,7 +144,7 @@ def _validate_text(path: str, data: bytes | str, moment: datetime) -> FileReport
             )
             flow = None
     diagnostics = sorted(set(report.diagnostics), key=sort_key)
-    result = FileReport(path, diagnostics, id_pos=loaded.value_pos(("id",)))
+    result = FileReport(path, diagnostics, locate_id=partial(loaded.value_pos, ("id",)))
     result.flow = flow if result.ok else None
     return result
 
@@ -149,8 +160,11 @@ def _check(data: dict[str, object], report: Reporter, now: datetime, path: str) 
 def validate_files(files: Mapping[str, bytes], *, now: datetime | None = None) -> RepoReport:
     """Validate several files (path -> content) and check flow ids are unique across them."""
     moment = now or datetime.now(UTC)  # one instant for all files, so results agree
-    reports = [validate_text(path, data, now=moment) for path, data in files.items()]
+    with yamlfast.collector_paused():  # one collection after the batch, not one per file
+        reports = [_validate_text(path, data, moment) for path, data in files.items()]
     _check_unique_flow_ids(reports)
+    for report in reports:
+        report.locate_id = None  # let each file's text and parse go
     return RepoReport(reports)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from runner import yamlscalars
+from runner import yamlryml, yamlscalars
 
 _CParser: Any = getattr(getattr(yaml, "_yaml", None), "CParser", None)
 
@@ -62,14 +62,28 @@ class _Composer(_CParser or object):  # type: ignore[misc]
 
 
 class Result:
-    """What the walk produced: data and problems now, positions when first asked for."""
+    """What the walk produced: data and problems now, positions when first asked for.
 
-    __slots__ = ("data", "problems", "root")
+    ``root`` is the composed node tree; a file loaded by :mod:`runner.yamlryml`
+    has none until a position is asked for, and is composed then."""
 
-    def __init__(self, root: Any) -> None:
+    __slots__ = ("_root", "data", "problems", "text")
+
+    def __init__(self, root: Any, text: str = "") -> None:
         self.data: dict[str, Any] = {}
         self.problems: list[tuple[int, int, str]] = []
-        self.root = root
+        self._root = root
+        self.text = text
+
+    @property
+    def root(self) -> Any:
+        if self._root is None:
+            parser = _Composer(self.text)
+            try:
+                self._root = parser.get_single_node()
+            finally:
+                parser.dispose()
+        return self._root
 
     def positions(self) -> tuple[dict[Path, Pos], dict[Path, Pos], dict[Path, str]]:
         """Where each value starts, where each key is, and the block scalars' styles,
@@ -78,21 +92,47 @@ class Result:
         located.node(self.root, ())
         return located.values, located.keys, located.blocks
 
-    def top_value_pos(self, key: str) -> Pos:
-        """``positions()[0]`` at ``(key,)`` (or at the root if absent), without the walk."""
-        for key_node, value_node in self.root.value:
-            if key_node.value == key:
-                mark = value_node.start_mark
-                return (mark.line + 1, mark.column + 1)
-        mark = self.root.start_mark
-        return (mark.line + 1, mark.column + 1)
+    def locate(self, path: Path) -> tuple[Pos, Pos | None, str | None]:
+        """What ``positions()`` holds for ``path``, found by descending the tree
+        instead of walking all of it: where the value starts (or its nearest
+        ancestor's, if ``path`` goes further than the file), where its key is
+        (None for a list item, the root or a path not in the file) and its
+        block style. Duplicate keys resolve to their first occurrence, as in
+        ``positions()``."""
+        node, key_mark, found = self.root, None, True
+        for part in path:
+            kind = type(node)
+            if kind is MappingNode and type(part) is str:
+                for key_node, value_node in node.value:
+                    if key_node.value == part:
+                        node, key_mark = value_node, key_node.start_mark
+                        break
+                else:
+                    found = False
+            elif kind is SequenceNode and isinstance(part, int) and 0 <= part < len(node.value):
+                node, key_mark = node.value[part], None
+            else:
+                found = False
+            if not found:
+                break
+        mark = node.start_mark
+        key = (key_mark.line + 1, key_mark.column + 1) if found and key_mark else None
+        style = node.style if found and type(node) is ScalarNode and node.style in _BLOCK else None
+        return (mark.line + 1, mark.column + 1), key, style
 
 
 def build(text: str, max_depth: int) -> Result | None:
     """The loaded file, or None when the event builder must handle it."""
-    if _CParser is None or "&" in text:
-        return None  # no libyaml, or anchors/aliases (named only by the builder)
+    if _CParser is None:
+        return None  # no libyaml: the pure-Python event builder reads everything
     with collector_paused():
+        data = yamlryml.load(text, max_depth)  # most files; refuses anchors itself
+        if data is not None:
+            result = Result(None, text)
+            result.data = data
+            return result
+        if "&" in text:
+            return None  # maybe anchors/aliases, which the composer forgets: the builder
         return _composed(text, max_depth)
 
 

@@ -104,17 +104,31 @@ class Loaded:
 
     def value_pos(self, path: Path) -> Pos:
         """Position of the value at ``path``, or of its nearest known ancestor."""
-        top = path[0] if len(path) == 1 else None
-        if self._maps is None and self.tree is not None and isinstance(top, str):
-            if not top.endswith(" (again)"):  # a duplicate's value needs the full walk
-                return self.tree.top_value_pos(top)  # e.g. every file's id: no walk
+        if self._can_locate(path):
+            return self.tree.locate(path)[0]  # type: ignore[union-attr]
         while path not in self.values and path:
             path = path[:-1]
         return self.values.get(path, (1, 1))
 
     def key_pos(self, path: Path) -> Pos:
         """Position of the key naming ``path``; its value's position for list items."""
+        if self._can_locate(path):
+            value, key, _ = self.tree.locate(path)  # type: ignore[union-attr]
+            return key or value
         return self.keys.get(path) or self.value_pos(path)
+
+    def block_style(self, path: Path) -> str | None:
+        """``'|'`` or ``'>'`` if the value at ``path`` is a block scalar."""
+        if self._can_locate(path):
+            return self.tree.locate(path)[2]  # type: ignore[union-attr]
+        return self.blocks.get(path)
+
+    def _can_locate(self, path: Path) -> bool:
+        """Whether one descent of the composed tree answers for ``path``: a file
+        reported on once or twice needs no map of every node."""
+        if self._maps is not None or self.tree is None:
+            return False
+        return not any(type(part) is str and part.endswith(" (again)") for part in path)
 
 
 class _Fatal(Exception):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner import yamlfast
+from runner import yamlfast, yamlryml
 from runner.yamlload import MAX_DEPTH, Loaded, load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,9 +30,14 @@ yamlish = st.lists(st.sampled_from(_TOKENS) | st.text(max_size=5), max_size=80).
 
 def _same(text: str | bytes) -> None:
     fast, slow = load(text), load(text, fast=False)
-    if isinstance(slow.data, dict):  # top-level positions, answered before the full walk
-        for key in [*slow.data, "nope"]:
-            assert fast.value_pos((key,)) == slow.value_pos((key,))
+    if isinstance(slow.data, dict):  # positions found by one descent, before any full walk
+        paths = [*slow.values, ("nope",), ("tasks", 99, "id"), *[(*p, "x") for p in slow.values]]
+        for path in paths:
+            assert fast.value_pos(path) == slow.value_pos(path), path
+            assert fast.key_pos(path) == slow.key_pos(path), path
+            assert fast.block_style(path) == slow.block_style(path), path
+        again = any(str(part).endswith(" (again)") for path in paths for part in path)
+        assert again or fast._maps is None or fast.tree is None  # no map of every node
     assert _fields(fast) == _fields(slow)
 
 
@@ -52,6 +57,7 @@ def test_generated_flows_load_the_same_on_both_paths_and_take_the_fast_one() -> 
     for n in range(50):
         text = flow_text(n, rng)
         assert yamlfast.build(text, MAX_DEPTH) is not None
+        assert yamlryml.load(text, MAX_DEPTH) is not None  # the quickest tier takes them
         _same(text)
 
 
@@ -103,3 +109,99 @@ def test_the_cycle_collector_is_paused_only_while_loading_and_stays_off_if_it_wa
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# The quickest tier (rapidyaml's data, libyaml's verdict) must agree with the event
+# builder on everything it accepts: scalars of every style, nesting, and text that
+# looks like other types.
+_SCALARS = st.sampled_from([
+    "", " ", "a", "yes", "no", "on", "off", "y", "true", "True", "FALSE", "null", "Null", "~",
+    "0", "-0", "010", "0o17", "0x1F", "1_000", "1:30", "1.5", "1e3", "-1.5e-3", ".5", "+1",
+    ".inf", "-.Inf", ".nan", "1.", "a: b", "a #b", "#x", "- x", "[x]", "{x}", "x, y",
+    "'q'", '"q"', "back\\slash", "tab\there", "line\nbreak", "trail \n", "  lead",
+    "{{ inputs.x }}", "echo \"$X\" && exit 1", "|", ">", "*x", "&x", "!x", "%x", "@x", "`x`",
+    "key:", "é", "a\u2028b",
+]) | st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
+_VALUES = st.recursive(
+    _SCALARS | st.integers(-1000, 1000) | st.booleans() | st.none() | st.floats(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(_SCALARS, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(_SCALARS, _VALUES, min_size=1, max_size=5),
+    st.sampled_from([None, "'", '"', "|", ">"]),
+    st.sampled_from([None, False, True]),
+    st.sampled_from([20, 80]),
+)
+def test_dumped_documents_of_every_style_load_the_same_on_every_path(
+    data: dict[str, object], style: str | None, flow: bool | None, width: int
+) -> None:
+    import yaml
+
+    text = yaml.safe_dump(data, default_style=style, default_flow_style=flow, width=width,
+                          sort_keys=False)
+    _same(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: |\n  one\n  two\n\n\nb: x\n",  # literal, clip
+        "a: |-\n  one\n  two\n\nb: x\n",  # strip
+        "a: |+\n  one\n\n\nb: x\n",  # keep
+        "a: |2\n    indented\n  less\n",  # explicit indentation
+        "a: >\n  folded\n  text\n\n  para\n    more\n  back\n",  # folded with a more-indented line
+        "a: plain\n  continued\n\n  after blank\n",  # multi-line plain
+        "a: 'single ''quoted''\n  folded'\n",
+        'a: "esc \\" \\\\ \\n \\t \\x41 \\u00e9 \\\n  joined"\n',
+        "a: [x, 'y', \"z\", {k: v}, [1, 2]]\nb: {c: , d: [], e: {}}\n",
+        "a:\n- x\n- - y\n  - z\n- k: v\n  l: w\n",
+        "a: # comment\n  b # not a comment? it is text\n",
+        "? a\n: b\n",  # explicit key syntax
+        "a: 1\nb: 0o17\nc: 0x1F\nd: 1e3\ne: .5\nf: -1\ng: +2\nh: .inf\ni: 1.\n",
+        "a: \nb: ~\nc: null\nd:\n",
+        "'1': x\n\"true\": y\n",  # quoted keys that look like other types
+        "a: b\n...\n",  # a document end marker
+        "%YAML 1.2\n---\na: b\n",
+    ],
+)
+def test_tricky_but_valid_documents_load_the_same_on_every_path(text: str) -> None:
+    _same(text)
+
+
+def test_the_quickest_tier_refuses_what_it_cannot_vouch_for() -> None:
+    for text in ["a: yes\n", "a: 1\na: 2\n", "1: x\n", "a: &x 1\nb: *x\n", "a: !!str 1\n",
+                 "a: é\n", "a:\tb\n", "- a\n", "a: 1\n---\nb: 2\n", "a: 'open\n", "on: x\n"]:
+        assert yamlryml.load(text, MAX_DEPTH) is None, text
+
+
+def test_mutated_flows_read_by_the_quickest_tier_match_the_builder_and_print_nothing(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Flows with random edits: whatever the quickest tier accepts, it reads exactly as
+    the event builder does, and rapidyaml never gets a file it refuses (it would print
+    its complaint to stderr)."""
+    rng = random.Random(5)
+    flows = [flow_text(n, rng) for n in range(20)]
+    pieces = ["'", '"', "\\", "#", " #", "{", "}", "[", "]", ",", "- ", ": ", "\n", "  ", "|-",
+              ">+", "*", "&", "!", "?", "%", "@", "inf", "-.nan", "0x10", "1:30", "yes", "~"]
+    accepted = 0
+    for _ in range(1500):
+        text = rng.choice(flows)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(text) + 1)
+            if rng.random() < 0.5:
+                text = text[:at] + rng.choice(pieces) + text[at:]
+            else:
+                text = text[:at] + text[at + rng.randint(1, 5):]
+        data = yamlryml.load(text, MAX_DEPTH)
+        if data is not None:
+            accepted += 1
+            slow = load(text, fast=False)
+            assert (repr(data), slow.problems) == (repr(slow.data), []), text
+    assert accepted > 300  # the tier was really exercised
+    assert capfd.readouterr().err == ""
