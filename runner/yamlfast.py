@@ -21,6 +21,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import yaml
+from yaml.events import (
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamStartEvent,
+)
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from runner import yamlryml, yamlscalars
@@ -64,16 +73,19 @@ class _Composer(_CParser or object):  # type: ignore[misc]
 class Result:
     """What the walk produced: data and problems now, positions when first asked for.
 
-    ``root`` is the composed node tree; a file loaded by :mod:`runner.yamlryml`
-    has none until a position is asked for, and is composed then."""
+    ``root`` is the composed node tree. A file loaded by :mod:`runner.yamlryml`
+    has none: the first few positions asked for are found by reading libyaml's
+    events only as far as each one (most files are reported on at one place, if
+    at all), and the tree is composed if more are wanted."""
 
-    __slots__ = ("_root", "data", "problems", "text")
+    __slots__ = ("_found", "_root", "data", "problems", "text")
 
     def __init__(self, root: Any, text: str = "") -> None:
         self.data: dict[str, Any] = {}
         self.problems: list[tuple[int, int, str]] = []
         self._root = root
         self.text = text
+        self._found: dict[Path, Located] = {}
 
     @property
     def root(self) -> Any:
@@ -92,33 +104,105 @@ class Result:
         located.node(self.root, ())
         return located.values, located.keys, located.blocks
 
-    def locate(self, path: Path) -> tuple[Pos, Pos | None, str | None]:
-        """What ``positions()`` holds for ``path``, found by descending the tree
-        instead of walking all of it: where the value starts (or its nearest
-        ancestor's, if ``path`` goes further than the file), where its key is
-        (None for a list item, the root or a path not in the file) and its
-        block style. Duplicate keys resolve to their first occurrence, as in
-        ``positions()``."""
-        node, key_mark, found = self.root, None, True
+    def locate(self, path: Path) -> Located:
+        """What ``positions()`` holds for ``path``, without a map of every node:
+        where the value starts (or its nearest ancestor's, if ``path`` goes
+        further than the file), where its key is (None for a list item, the root
+        or a path not in the file) and its block style. Duplicate keys resolve
+        to their first occurrence, as in ``positions()``."""
+        found = self._found.get(path)
+        if found is None:
+            if self._root is None and len(self._found) < _EVENT_LOOKUPS:
+                found = _locate_in_events(self.text, path)
+            else:
+                found = _locate_in_tree(self.root, path)
+            self._found[path] = found
+        return found
+
+
+Located = tuple[Pos, Pos | None, str | None]
+# Past this many positions in one file, composing its tree once costs less.
+_EVENT_LOOKUPS = 3
+
+
+def _located(mark: Any, key_mark: Any, style: str | None, found: bool) -> Located:
+    key = (key_mark.line + 1, key_mark.column + 1) if found and key_mark is not None else None
+    return (mark.line + 1, mark.column + 1), key, style if found and style in _BLOCK else None
+
+
+def _locate_in_tree(node: Any, path: Path) -> Located:
+    key_mark, found = None, True
+    for part in path:
+        kind = type(node)
+        if kind is MappingNode and type(part) is str:
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    node, key_mark = value_node, key_node.start_mark
+                    break
+            else:
+                found = False
+        elif kind is SequenceNode and isinstance(part, int) and 0 <= part < len(node.value):
+            node, key_mark = node.value[part], None
+        else:
+            found = False
+        if not found:
+            break
+    style = node.style if type(node) is ScalarNode else None
+    return _located(node.start_mark, key_mark, style, found)
+
+
+def _locate_in_events(text: str, path: Path) -> Located:
+    """:func:`_locate_in_tree` over libyaml's events, stopping at ``path``'s node."""
+    parser = _Composer(text)
+    try:
+        event = parser.get_event()
+        while type(event) in (StreamStartEvent, DocumentStartEvent):
+            event = parser.get_event()
+        key_mark, found = None, True
         for part in path:
-            kind = type(node)
-            if kind is MappingNode and type(part) is str:
-                for key_node, value_node in node.value:
-                    if key_node.value == part:
-                        node, key_mark = value_node, key_node.start_mark
+            kind = type(event)
+            if kind is MappingStartEvent and type(part) is str:
+                found = False
+                while type(key := parser.get_event()) is not MappingEndEvent:
+                    value = parser.get_event() if _skipped(parser, key) else None
+                    if value is None:  # a complex key: never equal to a path part
+                        _skipped(parser, parser.get_event())
+                    elif key.value == part:
+                        event, key_mark, found = value, key.start_mark, True
                         break
-                else:
-                    found = False
-            elif kind is SequenceNode and isinstance(part, int) and 0 <= part < len(node.value):
-                node, key_mark = node.value[part], None
+                    else:
+                        _skipped(parser, value)
+            elif kind is SequenceStartEvent and isinstance(part, int) and part >= 0:
+                found = False
+                index = 0
+                while type(item := parser.get_event()) is not SequenceEndEvent:
+                    if index == part:
+                        event, key_mark, found = item, None, True
+                        break
+                    _skipped(parser, item)
+                    index += 1
             else:
                 found = False
             if not found:
                 break
-        mark = node.start_mark
-        key = (key_mark.line + 1, key_mark.column + 1) if found and key_mark else None
-        style = node.style if found and type(node) is ScalarNode and node.style in _BLOCK else None
-        return (mark.line + 1, mark.column + 1), key, style
+        style = event.style if type(event) is ScalarEvent else None
+        return _located(event.start_mark, key_mark, style, found)
+    finally:
+        parser.dispose()
+
+
+def _skipped(parser: Any, event: Any) -> bool:
+    """Read past the node ``event`` starts; True if it was a scalar."""
+    if type(event) is ScalarEvent:
+        return True
+    depth = 1
+    while depth:
+        kind = type(parser.get_event())
+        if kind is MappingStartEvent or kind is SequenceStartEvent:
+            depth += 1
+        elif kind is MappingEndEvent or kind is SequenceEndEvent:
+            depth -= 1
+    return False
 
 
 def build(text: str, max_depth: int) -> Result | None:
