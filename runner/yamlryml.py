@@ -83,16 +83,16 @@ def _unusual(text: str) -> bool:
 
 if ryml is not None:
     _TYPE = _ryml.Tree_type
-    _FIRST = _ryml.Tree_first_child
-    _NEXT = _ryml.Tree_next_sibling
+    _SIZE = _ryml.Tree_size
     _VAL = _ryml.Tree_val
-    _NONE = ryml.NONE
     _MAP, _SEQ, _VALUE = int(ryml.MAP), int(ryml.SEQ), int(ryml.VAL)
     _KEY_PLAIN, _VAL_PLAIN = int(ryml.KEY_PLAIN), int(ryml.VAL_PLAIN)
     # anchors, aliases and tags: refused by the event builder, which names them
     _SPECIAL = int(
         ryml.KEYANCH | ryml.VALANCH | ryml.KEYREF | ryml.VALREF | ryml.KEYTAG | ryml.VALTAG
     )
+    # what a node is; anchors, aliases and tags make it none of a map, list or value
+    _SHAPE = _MAP | _SEQ | _VALUE | _SPECIAL
     # what the root must be: a mapping, not a list, a scalar or a document marker
     _ROOT_KINDS = int(ryml.MAP | ryml.SEQ | ryml.VAL | ryml.DOC | ryml.STREAM)
 
@@ -131,51 +131,53 @@ def load(text: str, max_depth: int) -> dict[str, Any] | None:
         if type(data) is not dict:
             return None
         walk = _Walk(tree.this, max_depth)  # the raw SWIG object: calls ~4x quicker
-        walk.mapping(data, root, 1)
+        size = walk.mapping(data, root, 1)
     except (_GiveUp, orjson.JSONDecodeError, ryml.ExceptionBasic):
         return None
-    if walk.events + 2 + _FRAME_EVENTS != events:
-        return None  # the two parsers disagree on the shape: trust neither here
+    if size != _SIZE(tree.this) or walk.events + 2 + _FRAME_EVENTS != events:
+        return None  # a key given twice, or the parsers disagree on the shape
     return data
 
 
 class _Walk:
-    """One pass over the tree beside the data, counting what libyaml would emit."""
+    """One pass over the tree beside the data, counting what libyaml would emit.
+
+    A freshly parsed rapidyaml tree numbers its nodes in document order, so a
+    node's first child is the next id and its next sibling follows its subtree;
+    :func:`load` checks the count against the tree's size (a key given twice,
+    which JSON keeps once, shows there) and libyaml's event count."""
 
     def __init__(self, tree: Any, max_depth: int) -> None:
         self.tree = tree
         self.max_depth = max_depth
         self.events = 0
 
-    def mapping(self, data: dict[str, Any], node: int, depth: int) -> None:
+    def mapping(self, data: dict[str, Any], node: int, depth: int) -> int:
+        """Check the mapping at ``node``; return the id after its subtree."""
         if depth > self.max_depth:
             raise _GiveUp
         tree = self.tree
-        child = _FIRST(tree, node)
-        events = 0
+        child = node + 1
+        events = len(data)  # the keys
         for key, value in data.items():
-            if child == _NONE:
-                raise _GiveUp
             kind = _TYPE(tree, child)
-            if kind & _SPECIAL:
-                raise _GiveUp
             if kind & _KEY_PLAIN and (not key or key in _WORDS or key[0] in _NUMERIC_START):
                 resolved, problem = yamlscalars.resolve(key, key=True)
                 if problem is not None or type(resolved) is not str:
                     raise _GiveUp  # a YAML 1.1 or non-text key: the composer reports it
             value_type = type(value)
             if value_type is dict:
-                if not kind & _MAP:
+                if kind & _SHAPE != _MAP:
                     raise _GiveUp
-                self.mapping(value, child, depth + 1)
-                events += 3  # the key, the mapping's start and end
+                child = self.mapping(value, child, depth + 1)
+                events += 2  # the mapping's start and end
             elif value_type is list:
-                if not kind & _SEQ:
+                if kind & _SHAPE != _SEQ:
                     raise _GiveUp
-                self.sequence(value, child, depth + 1)
-                events += 3
+                child = self.sequence(value, child, depth + 1)
+                events += 2
             else:
-                if kind & (_MAP | _SEQ) or not kind & _VALUE:
+                if kind & _SHAPE != _VALUE:
                     raise _GiveUp
                 if kind & _VAL_PLAIN:
                     if value_type is not str:
@@ -184,37 +186,33 @@ class _Walk:
                         data[key] = _resolved(value)
                 elif value_type is not str:
                     raise _GiveUp
-                events += 2  # the key and the value
-            child = _NEXT(tree, child)
-        if child != _NONE:
-            raise _GiveUp  # a key given twice: JSON kept one, the composer names both
+                child += 1
+                events += 1
         self.events += events
+        return child
 
-    def sequence(self, data: list[Any], node: int, depth: int) -> None:
+    def sequence(self, data: list[Any], node: int, depth: int) -> int:
+        """Check the list at ``node``; return the id after its subtree."""
         if depth > self.max_depth:
             raise _GiveUp
         tree = self.tree
-        child = _FIRST(tree, node)
+        child = node + 1
         events = 0
         for index, value in enumerate(data):
-            if child == _NONE:
-                raise _GiveUp
             kind = _TYPE(tree, child)
-            if kind & _SPECIAL:
-                raise _GiveUp
             value_type = type(value)
             if value_type is dict:
-                if not kind & _MAP:
+                if kind & _SHAPE != _MAP:
                     raise _GiveUp
-                self.mapping(value, child, depth + 1)
+                child = self.mapping(value, child, depth + 1)
                 events += 2
             elif value_type is list:
-                if not kind & _SEQ:
+                if kind & _SHAPE != _SEQ:
                     raise _GiveUp
-                self.sequence(value, child, depth + 1)
+                child = self.sequence(value, child, depth + 1)
                 events += 2
             else:
-                if kind & (_MAP | _SEQ) or not kind & _VALUE:
+                if kind & _SHAPE != _VALUE:
                     raise _GiveUp
                 if kind & _VAL_PLAIN:
                     if value_type is not str:
@@ -223,11 +221,10 @@ class _Walk:
                         data[index] = _resolved(value)
                 elif value_type is not str:
                     raise _GiveUp
+                child += 1
                 events += 1
-            child = _NEXT(tree, child)
-        if child != _NONE:
-            raise _GiveUp
         self.events += events
+        return child
 
     def plain(self, node: int) -> Any:
         """A plain scalar read by flowbot's rules from its text, not rapidyaml's typing."""

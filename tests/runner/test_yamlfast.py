@@ -58,6 +58,7 @@ def test_generated_flows_load_the_same_on_both_paths_and_take_the_fast_one() -> 
         text = flow_text(n, rng)
         assert yamlfast.build(text, MAX_DEPTH) is not None
         assert yamlryml.load(text, MAX_DEPTH) is not None  # the quickest tier takes them
+        _numbered_in_document_order(text)
         _same(text)
 
 
@@ -145,6 +146,27 @@ def test_dumped_documents_of_every_style_load_the_same_on_every_path(
     text = yaml.safe_dump(data, default_style=style, default_flow_style=flow, width=width,
                           sort_keys=False)
     _same(text)
+    if yamlryml.load(text, MAX_DEPTH) is not None:
+        _numbered_in_document_order(text)
+
+
+def _numbered_in_document_order(text: str) -> None:
+    """The quickest tier counts node ids instead of asking for children and siblings:
+    rapidyaml must number a fresh tree's nodes in document order."""
+    import ryml
+
+    tree = ryml.parse_in_arena(text.encode())
+    order: list[int] = []
+
+    def visit(node: int) -> None:
+        order.append(node)
+        child = tree.first_child(node)
+        while child != ryml.NONE:
+            visit(child)
+            child = tree.next_sibling(child)
+
+    visit(tree.root_id())
+    assert order == list(range(tree.size()))
 
 
 @pytest.mark.parametrize(
