@@ -21,7 +21,9 @@ from runner import schema_fast
 from runner.diagnostics import Reporter, did_you_mean
 from runner.yamlload import Path
 
-SCHEMA_PATH = FsPath(__file__).resolve().parent.parent / "schemas" / "flow.schema.json"
+# A link to schemas/flow.schema.json in the source tree, so that a built wheel
+# carries the schema inside the package (setuptools copies the file it points at).
+SCHEMA_PATH = FsPath(__file__).parent / "flow.schema.json"
 
 UNKNOWN_KEY = 'unknown key "{key}"{hint}'
 MISSING_KEY = 'missing required key "{key}"'

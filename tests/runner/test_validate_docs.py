@@ -57,3 +57,12 @@ def test_the_complete_example_is_a_valid_flow() -> None:
     example = text.split("## A complete example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     report = validate_text("docs/flows.md", example, now=datetime(2026, 1, 1, tzinfo=UTC))
     assert [str(d) for d in report.diagnostics] == []
+
+
+def test_the_validator_reads_the_one_schema_in_schemas() -> None:
+    """runner/flow.schema.json is a link (a wheel gets a copy), never a second definition."""
+    from runner.schema_messages import SCHEMA_PATH
+
+    root = Path(__file__).resolve().parents[2]
+    assert SCHEMA_PATH.is_symlink()
+    assert SCHEMA_PATH.resolve() == root / "schemas" / "flow.schema.json"
