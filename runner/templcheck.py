@@ -119,6 +119,8 @@ def _unclosed_offset(text: str) -> int:
 
 
 def _problem(ref: Reference, scope: Scope) -> str | None:
+    if _plainly_fine(ref.path, scope):
+        return None
     if not ref.valid_syntax:
         return MALFORMED.format(text=ref.text)
     root, rest, text = ref.path[0], ref.path[1:], "{{ " + ref.text + " }}"
@@ -139,6 +141,30 @@ def _problem(ref: Reference, scope: Scope) -> str | None:
             return ERRORS_ONLY.format(text=text)
         return None
     return UNKNOWN_ROOT.format(text=text)
+
+
+def _plainly_fine(path: tuple[str, ...], scope: Scope) -> bool:
+    """The references flows are full of, answered without building any message text:
+    a declared input or secret, an upstream task's output, a known run field. Anything
+    else goes through :func:`_problem`'s full checks."""
+    size = len(path)
+    if size < 2:
+        return False
+    root = path[0]
+    if root == "inputs":
+        return size == 2 and path[1] in scope.inputs
+    if scope.image:
+        return False
+    if root == "secrets":
+        return size == 2 and path[1] in scope.secrets
+    if root == "tasks":
+        name = path[1]
+        return (size == 4 and path[2] == "outputs" and scope.task is not None
+                and name in scope.tasks and name != scope.task
+                and (scope.in_errors or name in scope.upstream))
+    known = _FIELDS.get(root)
+    return (known is not None and size == 2 and path[1] in known
+            and (scope.in_errors or (root, path[1]) not in _ERRORS_ONLY))
 
 
 def _named(text: str, rest: tuple[str, ...], names: list[str], template: str) -> str | None:
