@@ -17,8 +17,8 @@ only Python-level work is one pass over the tree's node types. That pass:
 libyaml remains the judge of what is valid YAML: its parser runs over the
 text first (in C, creating no Python objects) and counts the events; the
 tree rapidyaml built must account for exactly that many, or this path gives
-up. Positions are not recorded here: they are worked out by the libyaml
-composer only when something is reported (:class:`runner.yamlfast.Result`).
+up. Positions are not recorded here: :class:`runner.yamlfast.Result` works
+them out from libyaml only when something is reported.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import re
 from typing import Any
 
 import orjson
+import yaml
 
 from runner import yamlscalars
 
@@ -37,27 +38,24 @@ except ImportError:  # pragma: no cover - exercised only where the wheel is miss
     ryml = None
     _ryml = None
 
-import yaml
-
 _CParser: Any = getattr(getattr(yaml, "_yaml", None), "CParser", None)
 
 AVAILABLE = ryml is not None and _CParser is not None
 
-# What this path leaves to the libyaml ones, as cheap text tests that may
-# over-match (:func:`_unusual`): tabs and CR (libyaml itself refuses other control
-# characters); non-ASCII text; infinities and NaNs (``inf``, ``.NaN``...), which
-# rapidyaml's JSON rewrites even when quoted; and where rapidyaml refuses forms libyaml takes
-# (printing to stderr as it does): what may be a tag (``!``), an explicit key
-# (``?``), an anchor or an alias (``&a``, ``*a``) at the start of a node, and a
-# line that leaves a quote, bracket or brace open (a quoted scalar or a flow
-# collection may go on over several lines).
-# inf, -.Inf, NaN, infinity... as whole words (a scalar of its own, or maybe)
+# What this path leaves to the libyaml ones, by cheap text tests that may
+# over-match (:func:`_unusual`):
+# - tabs and CR (libyaml itself refuses other control characters), non-ASCII;
+# - infinities and NaNs (inf, -.Inf, NaN...), which rapidyaml's JSON rewrites
+#   even when quoted: any such whole word;
+# - forms rapidyaml refuses although libyaml takes them (it prints to stderr
+#   when it refuses): a tag (!), an explicit key (?), an anchor or alias (&a, *a)
+#   at the start of a node, a "#" right after a closing quote or bracket, and a
+#   quoted scalar or flow collection going on over several lines.
 _INF_NAN = re.compile(r"(?<![\w.])[+-]?\.?(?i:inf(?:inity)?|nan)(?![\w.])")
-# A line is ordinary when it is made of: text without quotes, brackets or node
-# marks; quoted text closed on the line; [...] and {...} closed on the line (one
-# level of nesting inside), none of them with a "#" right after; and !?&* where
-# they cannot start a node (inside a word, "&&", or "*" before a space or quote,
-# as in cron fields).
+# An ordinary line is made of: text without quotes, brackets or node marks;
+# quoted text closed on the line; [...] and {...} closed on the line (one level
+# of nesting inside); and !?&* where they cannot start a node: inside a word,
+# as "&&", or "*" before a space or quote (cron fields).
 _QUOTED = r"""\"[^"\n]*+"(?!#)|'[^'\n]*+'(?!#)"""
 _MARK_OK = r"""(?<=[^\s\[{,])[!?&*]|&&|[&*](?=[\s'"]|$)"""
 _FLAT = rf"""(?:[^"'\[\]{{}}!?&*\n]++|{_MARK_OK})"""

@@ -62,6 +62,21 @@ def test_generated_flows_load_the_same_on_both_paths_and_take_the_fast_one() -> 
         _same(text)
 
 
+def test_without_rapidyaml_the_composer_reads_ordinary_files_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the rapidyaml wheel is missing, the libyaml composer tier takes over."""
+    monkeypatch.setattr(yamlryml, "AVAILABLE", False)
+    rng = random.Random(9)
+    for n in range(30):
+        text = flow_text(n, rng)
+        result = yamlfast.build(text, MAX_DEPTH)
+        assert result is not None and result._root is not None  # composed, not rapidyaml
+        _same(text)
+    for path in CORPUS + EXAMPLES:
+        _same(path.read_bytes())
+
+
 @pytest.mark.parametrize(
     "text",
     [
