@@ -104,31 +104,34 @@ class Loaded:
 
     def value_pos(self, path: Path) -> Pos:
         """Position of the value at ``path``, or of its nearest known ancestor."""
-        if self._can_locate(path):
-            return self.tree.locate(path)[0]  # type: ignore[union-attr]
+        if (tree := self._locator(path)) is not None:
+            return tree.locate(path)[0]
         while path not in self.values and path:
             path = path[:-1]
         return self.values.get(path, (1, 1))
 
     def key_pos(self, path: Path) -> Pos:
         """Position of the key naming ``path``; its value's position for list items."""
-        if self._can_locate(path):
-            value, key, _ = self.tree.locate(path)  # type: ignore[union-attr]
+        if (tree := self._locator(path)) is not None:
+            value, key, _ = tree.locate(path)
             return key or value
         return self.keys.get(path) or self.value_pos(path)
 
     def block_style(self, path: Path) -> str | None:
         """``'|'`` or ``'>'`` if the value at ``path`` is a block scalar."""
-        if self._can_locate(path):
-            return self.tree.locate(path)[2]  # type: ignore[union-attr]
+        if (tree := self._locator(path)) is not None:
+            return tree.locate(path)[2]
         return self.blocks.get(path)
 
-    def _can_locate(self, path: Path) -> bool:
-        """Whether one descent of the composed tree answers for ``path``: a file
-        reported on once or twice needs no map of every node."""
+    def _locator(self, path: Path) -> yamlfast.Result | None:
+        """The loaded file, when it can find ``path`` on its own (libyaml's events
+        read as far as the node, or one descent of the tree): a file reported on
+        once or twice needs no map of every node. A duplicate key's path needs it."""
         if self._maps is not None or self.tree is None:
-            return False
-        return not any(type(part) is str and part.endswith(" (again)") for part in path)
+            return None
+        if any(type(part) is str and part.endswith(" (again)") for part in path):
+            return None
+        return self.tree
 
 
 class _Fatal(Exception):
