@@ -130,7 +130,7 @@ def measure(label: str, cpu: float, wall: float, files: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3, help="passes per side; best is kept")
+    parser.add_argument("--rounds", type=int, default=5, help="passes per side; best is kept")
     parser.add_argument("--profile", action="store_true", help="print the top functions")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):

@@ -72,15 +72,23 @@ class Loaded:
 
     ``values``, ``keys`` and ``blocks`` map data paths to positions and block
     styles; for files read by :mod:`runner.yamlfast` they are worked out on
-    first use (most valid files never need them)."""
+    first use (most valid files never need them), as are the source ``lines``."""
 
     data: Any
     problems: list[Problem] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
+    text: str = field(default="", repr=False, compare=False)
     tree: yamlfast.Result | None = field(default=None, repr=False, compare=False)
     _maps: tuple[dict[Path, Pos], dict[Path, Pos], dict[Path, str]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _lines: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def lines(self) -> list[str]:
+        """The file's lines (of the text that loaded; none if loading failed outright)."""
+        if self._lines is None:
+            self._lines = self.text.splitlines()
+        return self._lines
 
     @property
     def values(self) -> dict[Path, Pos]:
@@ -170,7 +178,7 @@ def load(data: bytes | str, *, fast: bool = True) -> Loaded:
     paths give identical results)."""
     try:
         text = decode(data)
-        loaded = Loaded(data=None, lines=text.splitlines())
+        loaded = Loaded(data=None, text=text)
         built = yamlfast.build(text, MAX_DEPTH) if fast else None
         if built is not None:  # an ordinary file: libyaml composed it, one walk did the rest
             loaded.data, loaded.tree = built.data, built
