@@ -28,6 +28,8 @@ def compiled(pattern: str) -> regex.Pattern[str] | None:
 
 def compile_error(pattern: str) -> str | None:
     """Why ``pattern`` does not compile, or None when it does."""
+    if compiled(pattern) is not None:
+        return None  # cached: flows repeat the same few patterns
     try:
         regex.compile(pattern)
     except (regex.error, RecursionError, OverflowError, ValueError) as exc:
