@@ -83,11 +83,21 @@ def check_task(task: dict[str, Any], path: Path, scope: Scope, report: Reporter)
         if value is None:
             continue
         scope.image = name == "image"
-        if isinstance(value, str):  # the common case, without walking
-            check_string(value, (*path, name), scope, report)
-            continue
-        for where, text in strings(value, (*path, name)):
-            check_string(text, where, scope, report)
+        kind = type(value)
+        if kind is str:  # the common shapes without walking: a string,
+            if "{{" in value:
+                check_string(value, (*path, name), scope, report)
+        elif kind is list and all(type(item) is str for item in value):  # a command list,
+            for index, item in enumerate(value):
+                if "{{" in item:
+                    check_string(item, (*path, name, index), scope, report)
+        elif kind is dict and all(type(item) is str for item in value.values()):  # an env map
+            for key, item in value.items():
+                if "{{" in item:
+                    check_string(item, (*path, name, key), scope, report)
+        else:
+            for where, text in strings(value, (*path, name)):
+                check_string(text, where, scope, report)
     scope.image = False
 
 
