@@ -1,8 +1,26 @@
 """The flow model: defaults filled in, durations, retries, digests."""
 
+import dataclasses
+import random
+import sys
+from pathlib import Path
+
 import pytest
 
-from runner.flows import ConcurrencyPolicy, PullPolicy, flow_from_data, parse_duration
+from runner.flows import (
+    ConcurrencyPolicy,
+    Flow,
+    InputSpec,
+    PullPolicy,
+    ScheduleTrigger,
+    Task,
+    flow_from_data,
+    parse_duration,
+)
+from runner.yamlload import load
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from validate import flow_text  # noqa: E402  -- the benchmark's generated flows
 
 
 @pytest.mark.parametrize(
@@ -45,3 +63,21 @@ def test_digest_tells_changed_from_unchanged() -> None:
     changed = {"id": "f", "tasks": [{"id": "t", "image": "busybox", "commands": ["false"]}]}
     assert flow_from_data(data).digest == flow_from_data(same).digest
     assert flow_from_data(data).digest != flow_from_data(changed).digest
+
+
+def test_flows_built_from_data_equal_the_constructors_and_set_every_field() -> None:
+    """flow_from_data skips the frozen dataclasses' __init__ for speed: it must still
+    give every field, and the same objects the constructors give."""
+    rng = random.Random(3)
+    kinds: set[type] = set()
+    for n in range(20):
+        flow = flow_from_data(load(flow_text(n, rng)).data, f"f{n}.yml")
+        made = [flow, *flow.tasks, *flow.errors, *flow.inputs.values(), *flow.triggers]
+        kinds.update(type(o) for o in made)
+        for obj in made:
+            names = {f.name for f in dataclasses.fields(obj)}
+            assert set(vars(obj)) == names, type(obj).__name__
+            assert type(obj)(**{name: getattr(obj, name) for name in names}) == obj
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            flow.tasks[0].id = "changed"  # type: ignore[misc]
+    assert kinds == {Flow, Task, InputSpec, ScheduleTrigger}
