@@ -182,6 +182,9 @@ def _duration(value: str | None) -> float | None:
 _NO_RETRY = Retry()
 _NO_RESOURCES = Resources()
 _PULL = {policy.value: policy for policy in PullPolicy}
+_INPUT_TYPES = {kind.value: kind for kind in InputType}
+_CATCHUP = {policy.value: policy for policy in CatchUp}
+_CONCURRENCY = {policy.value: policy for policy in ConcurrencyPolicy}
 
 
 @lru_cache(maxsize=256)
@@ -229,7 +232,7 @@ def _input(name: str, data: dict[str, Any]) -> InputSpec:
     return _made(
         InputSpec,
         name=name,
-        type=InputType(data["type"]),
+        type=_INPUT_TYPES[data["type"]],
         required=bool(data.get("required", False)),
         default=data.get("default"),
         description=data.get("description", ""),
@@ -245,7 +248,7 @@ def _trigger(data: dict[str, Any]) -> ScheduleTrigger:
         cron=data["cron"],
         timezone=data.get("timezone", "UTC"),
         inputs=dict(data.get("inputs") or {}),
-        catchup=CatchUp(data.get("catchup", "latest")),
+        catchup=_CATCHUP[data.get("catchup", "latest")],
         catchup_limit=int(data.get("catchup_limit", 10)),
         enabled=bool(data.get("enabled", True)),
     )
@@ -266,7 +269,7 @@ def flow_from_data(data: dict[str, Any], path: str = "") -> Flow:
         secrets=tuple(data.get("secrets") or ()),
         triggers=tuple(_trigger(t) for t in data.get("triggers") or ()),
         concurrency=(
-            Concurrency(concurrency["limit"], ConcurrencyPolicy(concurrency.get("policy", "queue")))
+            Concurrency(concurrency["limit"], _CONCURRENCY[concurrency.get("policy", "queue")])
             if concurrency
             else None
         ),

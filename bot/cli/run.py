@@ -16,19 +16,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.cli.runview import LiveView, summary_table
 from bot.settings import Settings
 from runner.backends.base import Backend
 from runner.cron import SystemClock
 from runner.db import connect
 from runner.errors import FlowbotError, InputError
-from runner.flows import Flow, flow_from_data
+from runner.flows import Flow
 from runner.inputs import coerce_inputs
 from runner.records import RunRecord, Status, Trigger, TriggerType
 from runner.service import RunService, owner_for
 from runner.store import RunStore
+from runner.validate import validate_paths
 
 _BAD_INPUT = "flowbot run: -i {item!r}: expected key=value"
 
@@ -81,20 +80,15 @@ def _load_flow(path: Path) -> Flow | None:
     """The flow in ``path`` after full validation; prints diagnostics and returns None."""
     if not path.is_file():
         raise FlowbotError(f"{path}: no such file")
-    try:
-        from runner.validate import validate_paths
-    except ImportError:  # a build without the validator: trust the schema-shaped file
-        return flow_from_data(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
     report = validate_paths([path])
     if not report.ok:
-        for diagnostic in getattr(report, "diagnostics", []):
+        for diagnostic in report.diagnostics:
             print(str(diagnostic), file=sys.stderr)
         return None
-    flows = list(report.flows.values()) if isinstance(report.flows, dict) else list(report.flows)
+    flows = report.flows
     if len(flows) != 1:
         raise FlowbotError(f"{path}: expected one flow, found {len(flows)}")
-    flow: Flow = flows[0]
-    return flow
+    return flows[0]
 
 
 def _repo_root(flow_file: Path, given: Path | None) -> Path:
