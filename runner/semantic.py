@@ -97,6 +97,8 @@ def _report_cycles(
 ) -> None:
     """Name each dependency cycle once, at the ``needs`` of its first task."""
     index_of = {task["id"]: i for i, task in reversed(list(enumerate(data.get(group) or [])))}
+    if all(index_of[dep] < index_of[task] for task, deps in needs.items() for dep in deps):
+        return  # every task needs only tasks listed before it, as most flows are written
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
     for start in needs:
         stack: list[tuple[str, int]] = [(start, 0)]
