@@ -118,6 +118,19 @@ def _local_slots(expr: str, start_local: datetime) -> croniter:
     return slots
 
 
+def parses(expr: str) -> bool:
+    """Whether croniter accepts ``expr`` (a 5-field form): its parse is kept for the
+    fire-time questions that usually follow, instead of being done twice."""
+    try:
+        _local_slots(expr, _PARSE_START)
+    except (CroniterError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+_PARSE_START = datetime(2000, 1, 1)
+
+
 def next_local_slot(expr: str, after_local: datetime) -> datetime | None:
     """The first naive local slot strictly after ``after_local``; None if it never fires.
     (Reuses the parsed expression: cheap enough to ask per DST range.)"""

@@ -12,24 +12,25 @@ schedules, and one validation run uses one ``now``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
-
-from croniter import croniter
 
 from runner import cron
 
 _WEEKS = 54  # a little over the year dst_warnings looks at
 _ONE_SECOND = timedelta(seconds=1)
+_TICK = timedelta(microseconds=1)
 
 
 @lru_cache(maxsize=1024)
 def cron_problem(expr: str) -> str | None:
-    """:func:`runner.cron.check`, cached; a valid expression is confirmed in one parse
-    (``check`` parses each field on its own to name the bad one)."""
+    """:func:`runner.cron.check`, cached; a valid expression is confirmed in one parse,
+    kept for the fire times asked next (``check`` parses each field on its own to name
+    the bad one)."""
     text = cron.expand(expr)
-    if not text.startswith("@") and len(text.split(" ")) == 5 and croniter.is_valid(text):
+    if not text.startswith("@") and len(text.split(" ")) == 5 and cron.parses(text):
         return None
     return cron.check(expr)
 
@@ -37,12 +38,30 @@ def cron_problem(expr: str) -> str | None:
 @lru_cache(maxsize=1024)
 def schedule_facts(expr: str, tz: str, now: datetime) -> tuple[bool, tuple[str, ...]]:
     """Whether a valid schedule ever fires, and its DST warnings for the coming year."""
-    if cron.next_fire(expr, tz, now) is None:
+    fields = cron.expand(expr).split(" ")
+    if not _surely_fires(fields) and cron.next_fire(expr, tz, now) is None:
         return False, ()
+    hours = _hours(fields)
     ranges = local_shifted_ranges(tz, now.replace(minute=0, second=0, microsecond=0))
-    if not any(_has_slot_in(expr, start, end) for start, end in ranges):
+    if not any(_has_slot_in(expr, hours, start, end) for start, end in ranges):
         return True, ()  # no slot in a skipped or repeated hour: nothing to warn about
     return True, tuple(cron.dst_warnings(expr, tz, now))
+
+
+def _surely_fires(fields: list[str]) -> bool:
+    """A valid cron fires if any day will do (day of month ``*``: every day, or the
+    days of week given) or any month will (every day of month 1-31 is in January)."""
+    return len(fields) == 5 and (fields[2] == "*" or fields[3] == "*")
+
+
+_HOUR_LIST = re.compile(r"^\d{1,2}(?:,\d{1,2})*$")
+
+
+def _hours(fields: list[str]) -> frozenset[int] | None:
+    """The hours a cron fires in, when its hour field is a plain list (``9``, ``6,18``)."""
+    if len(fields) != 5 or _HOUR_LIST.match(fields[1]) is None:
+        return None
+    return frozenset(int(hour) for hour in fields[1].split(","))
 
 
 @lru_cache(maxsize=512)
@@ -86,6 +105,12 @@ def _shifted_range(instant: datetime, zone: ZoneInfo) -> tuple[datetime, datetim
     return low, high
 
 
-def _has_slot_in(expr: str, start: datetime, end: datetime) -> bool:
+def _has_slot_in(expr: str, hours: frozenset[int] | None, start: datetime, end: datetime) -> bool:
+    """Whether a local slot falls in [start, end); a range within one day that none of
+    the cron's listed hours reaches needs no walk of its slots."""
+    last = end - _TICK
+    if hours is not None and start.date() == last.date():
+        if hours.isdisjoint(range(start.hour, last.hour + 1)):
+            return False
     slot = cron.next_local_slot(expr, start - _ONE_SECOND)
     return slot is not None and slot < end

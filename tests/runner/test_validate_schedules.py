@@ -21,6 +21,7 @@ ZONES = [
 CRONS = [
     "30 2 * * *", "0 2 * * *", "59 1 * * *", "0 3 * * *", "15 0 * * *", "30 23 * * *",
     "*/15 * * * *", "0 * * * *", "45 1 * * 0", "0 10 * * *", "@daily", "0 2 1 * *",
+    "30 1,2 * * *", "0 9,14 * * 1-5", "0 0 29 2 *", "0 12 31 * *", "@yearly", "0 2-3 * * *",
 ]
 STARTS = [datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 29, 0, 30, tzinfo=UTC)]
 
@@ -47,8 +48,17 @@ def test_zones_without_dst_have_no_ranges() -> None:
     assert local_shifted_ranges("UTC", datetime(2026, 1, 1, tzinfo=UTC)) == ()
 
 
-def test_never_firing_schedule() -> None:
-    assert schedule_facts("0 0 30 2 *", "UTC", datetime(2026, 1, 1, tzinfo=UTC)) == (False, ())
+@pytest.mark.parametrize("expr", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6 *"])
+def test_never_firing_schedule(expr: str) -> None:
+    assert schedule_facts(expr, "UTC", datetime(2026, 1, 1, tzinfo=UTC)) == (False, ())
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin", "Australia/Lord_Howe"])
+def test_fires_agrees_with_the_next_fire_time(tz: str) -> None:
+    """schedule_facts settles "it fires" from the fields where it can; never differently."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for expr in [*CRONS, "0 0 30 2 *", "0 0 31 4 *", "0 0 29 2 1"]:
+        assert schedule_facts(expr, tz, now)[0] == (cron.next_fire(expr, tz, now) is not None)
 
 
 @pytest.mark.parametrize(
