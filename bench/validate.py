@@ -161,6 +161,9 @@ def main() -> None:
         print(f"best of {args.rounds} passes each, alternating")
         base = measure("baseline: yaml.safe_load (C) + jsonschema", *min(base_runs), len(paths))
         ours = measure("flowbot validate (positions + semantics)", *min(our_runs), len(paths))
+        # Later passes find each schedule's facts cached, as a service re-validating a
+        # repository does; the first pass computes them all, as a one-off run does.
+        measure("flowbot, first pass (schedule caches cold)", *our_runs[0], len(paths))
         verdict = "meets" if ours >= 1000 else "BELOW"
         print(f"flowbot/baseline: {ours / base:.2f}x; target 1000 files/s: {verdict}")
 
