@@ -1,8 +1,10 @@
-"""Benchmark: validate 1,000 generated flow files in one process, on one core.
+"""Benchmark: validate 1,000 generated flow files, on one core.
 
 Prints files/second for flowbot's validator next to a baseline measured in
 the same run on the same files: bare ``yaml.safe_load`` plus jsonschema
-validation (no positions, no semantic checks). Target: >= 1,000 files/s.
+validation (no positions, no semantic checks). Each pass runs in a fresh
+child process; each side keeps its best of ``--rounds`` passes. Target:
+>= 1,000 files/s.
 
     .venv/bin/python bench/validate.py [--files N] [--rounds N] [--profile]
 """
