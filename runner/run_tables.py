@@ -43,6 +43,9 @@ runs = sa.Table(
     sa.Column("created_at", _TS, nullable=False),
     sa.Column("started_at", _TS),
     sa.Column("finished_at", _TS),
+    # runs_0002: "<delivery id>:<command index>" for a run a comment started.
+    sa.Column("request_key", sa.String(255)),
+    sa.Index("ux_runs_request_key", "request_key", unique=True),
 )
 
 run_tasks = sa.Table(
