@@ -78,20 +78,28 @@ class RunService:
     # --- submitting ---------------------------------------------------------
     def submit(
         self, flow: Flow, inputs: Mapping[str, Any], *, repo: str, commit: str | None,
-        source: Path, trigger: Trigger,
+        source: Path, trigger: Trigger, request_key: str | None = None,
     ) -> Submission:
-        """Queue a run of ``flow``. Raises InputError (nothing recorded) on bad inputs."""
+        """Queue a run of ``flow``. Raises InputError (nothing recorded) on bad inputs.
+        A ``request_key`` seen before (a replayed ``/run``) answers with the run it
+        started, and records nothing new."""
+        if request_key is not None and (earlier := self.store.run_for_request(request_key)):
+            return Submission(earlier.id, earlier.status, earlier.error)  # a replay
         values = coerce_inputs(flow.inputs, dict(inputs))
         missing = [name for name in flow.secrets if name not in self._secrets]
         if missing:
             return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
-                                 str(SecretMissing(flow.id, missing)))
+                                 str(SecretMissing(flow.id, missing)), request_key)
         with self._lock:
             blocked = self._apply_concurrency(flow, repo)
             if blocked is not None:
-                return self._decided(flow, values, repo, commit, trigger, Status.SKIPPED, blocked)
-            run = self.store.create_run(flow, repo=repo, commit=commit, trigger=trigger,
-                                        inputs=values)
+                return self._decided(flow, values, repo, commit, trigger, Status.SKIPPED,
+                                     blocked, request_key)
+            run, new = self.store.create_run_once(flow, repo=repo, commit=commit,
+                                                  trigger=trigger, inputs=values,
+                                                  request_key=request_key)
+            if not new:
+                return Submission(run.id, run.status, run.error)  # a racing replay won
             try:
                 prepare_workspace(source, commit, repo_dir(self.data_dir, run.id),
                                   exclude=[self.data_dir])
@@ -118,9 +126,13 @@ class RunService:
         return None  # queue: the worker starts it when a slot frees
 
     def _decided(self, flow: Flow, values: Mapping[str, Any], repo: str, commit: str | None,
-                 trigger: Trigger, status: Status, reason: str) -> Submission:
-        run = self.store.create_run(flow, repo=repo, commit=commit, trigger=trigger,
-                                    inputs=values, status=status, error=reason)
+                 trigger: Trigger, status: Status, reason: str,
+                 request_key: str | None = None) -> Submission:
+        run, new = self.store.create_run_once(flow, repo=repo, commit=commit, trigger=trigger,
+                                              inputs=values, status=status, error=reason,
+                                              request_key=request_key)
+        if not new:
+            return Submission(run.id, run.status, run.error)  # a racing replay won
         self._emit(RunEvent(run.id, EventKind.FINISHED, status=status))
         return Submission(run.id, status, reason)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from runner.cron import Clock
 from runner.flows import Flow
@@ -56,29 +57,59 @@ class RunStore:
     def create_run(
         self, flow: Flow, *, repo: str, commit: str | None, trigger: Trigger,
         inputs: Mapping[str, Any], status: Status = Status.QUEUED, error: str | None = None,
+        request_key: str | None = None,
     ) -> RunRecord:
-        """Record a new run of ``flow`` with one row per task (errors tasks included)."""
+        """Record a new run of ``flow`` with one row per task (errors tasks included).
+        With ``request_key``, a run already recorded for that key is returned instead."""
+        return self.create_run_once(flow, repo=repo, commit=commit, trigger=trigger,
+                                    inputs=inputs, status=status, error=error,
+                                    request_key=request_key)[0]
+
+    def create_run_once(
+        self, flow: Flow, *, repo: str, commit: str | None, trigger: Trigger,
+        inputs: Mapping[str, Any], status: Status = Status.QUEUED, error: str | None = None,
+        request_key: str | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """Like :meth:`create_run`, and whether the run is new (False: ``request_key``
+        was used before, by this call's earlier delivery or a racing one)."""
+        if request_key is not None:
+            earlier = self.run_for_request(request_key)
+            if earlier is not None:
+                return earlier, False  # a replayed request
         run_id, now = new_run_id(), self.clock.now()
         terminal = status.terminal
-        with self.engine.begin() as conn:
-            conn.execute(runs.insert().values(
-                id=run_id, repo=repo, flow_id=flow.id, flow_digest=flow.digest,
-                flow_json=json.dumps(flow.data, default=str), flow_path=flow.path,
-                commit=commit, trigger_type=trigger.type.value, trigger_actor=trigger.actor,
-                scheduled_at=trigger.scheduled_at, inputs_json=json.dumps(dict(inputs)),
-                status=status.value, error=error, created_at=now,
-                finished_at=now if terminal else None,
-            ))
-            tasks = [(t, False) for t in flow.tasks] + [(t, True) for t in flow.errors]
-            conn.execute(run_tasks.insert(), [
-                {"run_id": run_id, "task_id": t.id, "position": i, "handler": handler,
-                 "status": (Status.SKIPPED if terminal else Status.QUEUED).value, "attempts": 0}
-                for i, (t, handler) in enumerate(tasks)
-            ])
-            self._log(conn, run_id, None, None, None, status, error, now)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(runs.insert().values(
+                    id=run_id, repo=repo, flow_id=flow.id, flow_digest=flow.digest,
+                    flow_json=json.dumps(flow.data, default=str), flow_path=flow.path,
+                    commit=commit, trigger_type=trigger.type.value, trigger_actor=trigger.actor,
+                    scheduled_at=trigger.scheduled_at, inputs_json=json.dumps(dict(inputs)),
+                    status=status.value, error=error, created_at=now,
+                    finished_at=now if terminal else None, request_key=request_key,
+                ))
+                tasks = [(t, False) for t in flow.tasks] + [(t, True) for t in flow.errors]
+                conn.execute(run_tasks.insert(), [
+                    {"run_id": run_id, "task_id": t.id, "position": i, "handler": handler,
+                     "status": (Status.SKIPPED if terminal else Status.QUEUED).value,
+                     "attempts": 0}
+                    for i, (t, handler) in enumerate(tasks)
+                ])
+                self._log(conn, run_id, None, None, None, status, error, now)
+        except IntegrityError:
+            raced = self.run_for_request(request_key) if request_key is not None else None
+            if raced is None:
+                raise  # not a request key clash
+            return raced, False  # the same request, recorded by a racing delivery
         record = self.get_run(run_id)
         assert record is not None
-        return record
+        return record, True
+
+    def run_for_request(self, request_key: str) -> RunRecord | None:
+        """The run started by request ``request_key`` (e.g. a ``/run`` comment line)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(runs.select().where(runs.c.request_key == request_key)).first()
+        return run_record(row) if row else None
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self.engine.connect() as conn:
