@@ -36,6 +36,7 @@ Listener = Callable[[RunEvent], None]
 _SKIPPED = "concurrency limit {limit} reached: run {active} of this flow is still active"
 _SUPERSEDED = "cancelled by a newer run ({run}) under the flow's concurrency policy"
 _CANCELLED_QUEUED = "cancelled before it started"
+_UNPREPARED = "cannot prepare the run's files: {problem}"
 _POLL = 5.0  # seconds: also notice runs queued by other processes sharing the database
 
 
@@ -103,9 +104,13 @@ class RunService:
             try:
                 prepare_workspace(source, commit, repo_dir(self.data_dir, run.id),
                                   exclude=[self.data_dir])
-            except (FlowbotError, OSError) as exc:
-                self._end_unstarted(run.id, Status.FAILED, str(exc))
-                return Submission(run.id, Status.FAILED, str(exc))
+            except Exception as exc:  # whatever it is, the run ends failed and says why
+                reason = _UNPREPARED.format(problem=exc if isinstance(exc, FlowbotError)
+                                            else f"{type(exc).__name__}: {exc}")
+                log.warning("run not prepared", extra={"run": run.id, "repo": repo,
+                                                       "flow": flow.id, "reason": reason})
+                self._end_unstarted(run.id, Status.FAILED, reason)
+                return Submission(run.id, Status.FAILED, reason)
             self._wake.notify_all()
         log.info("run queued", extra={"run": run.id, "repo": repo, "flow": flow.id})
         return Submission(run.id, Status.QUEUED)

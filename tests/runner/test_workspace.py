@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import git
@@ -80,3 +82,53 @@ def test_a_data_dir_inside_the_working_tree_is_not_copied(tmp_path: Path) -> Non
     dest = repo_dir(data, "r1")
     prepare_workspace(tmp_path, None, dest, exclude=[data])
     assert sorted(p.name for p in dest.iterdir()) == ["f"]
+
+
+def _linked_repo(tmp_path: Path) -> tuple[Path, str]:
+    """A repository whose tree holds links out of it, and files sorted after them."""
+    source = tmp_path / "linked"
+    repo = git.Repo.init(source)
+    (source / "a.txt").write_text("first\n")
+    (source / "data.csv").symlink_to("/etc/shadow")
+    (source / "up").symlink_to("../../../")
+    (source / "rel").symlink_to("a.txt")
+    (source / "sub").mkdir()
+    (source / "sub" / "zz.txt").write_text("last\n")
+    (source / "zz.sh").write_text("echo hi\n")
+    (source / "zz.sh").chmod(0o755)
+    repo.index.add(["a.txt", "data.csv", "up", "rel", "sub/zz.txt", "zz.sh"])
+    return source, repo.index.commit("links").hexsha
+
+
+def test_links_are_exported_as_links_and_never_followed(tmp_path: Path) -> None:
+    source, commit = _linked_repo(tmp_path)
+    dest = tmp_path / "work" / "run" / "repo"
+    prepare_workspace(source, commit, dest)
+    assert os.readlink(dest / "data.csv") == "/etc/shadow"
+    assert os.readlink(dest / "up") == "../../../"
+    assert os.readlink(dest / "rel") == "a.txt"
+    assert (dest / "sub" / "zz.txt").read_text() == "last\n"  # nothing after a link is lost
+    assert os.access(dest / "zz.sh", os.X_OK)
+    assert sorted(p.name for p in (tmp_path / "work" / "run").iterdir()) == ["repo"]
+
+
+def test_a_hostile_archive_cannot_write_through_a_link(tmp_path: Path) -> None:
+    """A tree where a path runs through a link (git fsck would refuse it) stops the export."""
+    source = tmp_path / "hostile"
+    repo = git.Repo.init(source)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    def run(*args: str, data: bytes) -> str:
+        done = subprocess.run(["git", "-C", str(source), *args], input=data,
+                              capture_output=True, check=True)
+        return done.stdout.decode().strip()
+
+    blob = run("hash-object", "-w", "--stdin", data=b"owned\n")
+    link = run("hash-object", "-w", "--stdin", data=str(outside).encode())
+    inner = run("mktree", data=f"100644 blob {blob}\tpwned\n".encode())
+    # "esc" is a link, and then a folder of the same name; git archive writes both.
+    top = run("mktree", data=f"120000 blob {link}\tesc\n040000 tree {inner}\tesc\n".encode())
+    commit = repo.git.commit_tree(top, "-m", "hostile")
+    with pytest.raises(WorkspaceError, match="esc: a link where a folder should be"):
+        prepare_workspace(source, commit, tmp_path / "dest")
+    assert list(outside.iterdir()) == []
