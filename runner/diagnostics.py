@@ -9,7 +9,8 @@ and the ``tasks[1].commands`` prefix of the message.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -61,13 +62,58 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
+MAX_ERRORS = 200
+FILE_SECONDS = 10.0
+TOO_MANY_ERRORS = (
+    "more than {limit} problems in this file; validation stopped here, "
+    "fix these and push again to see the rest"
+)
+OVER_TIME = (
+    "validation of this file took longer than {seconds:g}s and was stopped; "
+    "split the flow into smaller files or simplify it"
+)
+
+
+class OverBudget(Exception):
+    """Validation of one file must stop: too many problems, or out of time."""
+
+    def __init__(self, message: str, line: int = 1, col: int = 1) -> None:
+        super().__init__(message)
+        self.line, self.col = line, col
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What validating one untrusted file may cost: seconds of work and problems found.
+
+    ``clock`` is injected (monotonic seconds) so tests can run out of time at will."""
+
+    seconds: float = FILE_SECONDS
+    max_errors: int = MAX_ERRORS
+    clock: Callable[[], float] = time.monotonic
+
+
 @dataclass
 class Reporter:
-    """Collects diagnostics for one file, positioned via the loader's map."""
+    """Collects diagnostics for one file, positioned via the loader's map.
+
+    It also keeps the file's :class:`Budget`: :meth:`at` and :meth:`tick` raise
+    :class:`OverBudget` once too many problems were found or time ran out."""
 
     file: str
     loaded: Loaded
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    budget: Budget = field(default_factory=Budget)
+    deadline: float | None = None  # clock reading past which work stops; None: from now
+
+    def __post_init__(self) -> None:
+        if self.deadline is None:
+            self.deadline = self.budget.clock() + self.budget.seconds
+
+    def tick(self) -> None:
+        """Called between units of work; stops validation once time has run out."""
+        if self.deadline is not None and self.budget.clock() > self.deadline:
+            raise OverBudget(OVER_TIME.format(seconds=self.budget.seconds))
 
     def at(
         self,
@@ -91,6 +137,9 @@ class Reporter:
             line, col = self.inside(where, offset)
         else:
             line, col = self.loaded.value_pos(where)
+        if len(self.diagnostics) >= self.budget.max_errors:
+            raise OverBudget(TOO_MANY_ERRORS.format(limit=self.budget.max_errors), line, col)
+        self.tick()
         prefix = dotted(path)
         text = f"{prefix}: {message}" if prefix else message
         self.diagnostics.append(Diagnostic(self.file, line, col, severity, text))

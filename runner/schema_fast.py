@@ -24,7 +24,7 @@ _ANNOTATIONS = frozenset(
 
 
 _OBJECT_KEYWORDS = frozenset({"properties", "additionalProperties", "required", "propertyNames"})
-_ARRAY_KEYWORDS = frozenset({"items", "minItems", "uniqueItems"})
+_ARRAY_KEYWORDS = frozenset({"items", "minItems", "maxItems", "uniqueItems"})
 
 
 class UnsupportedSchema(ValueError):
@@ -47,7 +47,7 @@ _TYPES: dict[str, Check] = {
 }
 
 
-def _identity(value: Any) -> Any:
+def json_identity(value: Any) -> Any:
     """JSON equality: true is not 1, 1 is 1.0 (text, the common case, skips json.dumps)."""
     if type(value) is str:
         return value
@@ -135,16 +135,19 @@ class _Compiler:
     def _array(self, node: dict[str, Any]) -> Check:
         each = self.compile(node["items"]) if "items" in node else None
         least = node.get("minItems", 0)
+        most = node.get("maxItems")
         unique = node.get("uniqueItems", False)
 
         def check_array(v: Any) -> bool:
             if not isinstance(v, list) or len(v) < least:
                 return False
+            if most is not None and len(v) > most:
+                return False
             if each is not None:
                 for item in v:
                     if not each(item):
                         return False
-            return not unique or len({_identity(i) for i in v}) == len(v)
+            return not unique or len({json_identity(i) for i in v}) == len(v)
 
         return check_array
 
@@ -215,10 +218,13 @@ class _Compiler:
     def _kw_minItems(self, n: int, node: dict[str, Any]) -> Check:
         return lambda v: not isinstance(v, list) or len(v) >= n
 
+    def _kw_maxItems(self, n: int, node: dict[str, Any]) -> Check:
+        return lambda v: not isinstance(v, list) or len(v) <= n
+
     def _kw_uniqueItems(self, on: bool, node: dict[str, Any]) -> Check:
         if not on:
             return lambda v: True
-        return lambda v: not isinstance(v, list) or len({_identity(i) for i in v}) == len(v)
+        return lambda v: not isinstance(v, list) or len({json_identity(i) for i in v}) == len(v)
 
     def _kw_minLength(self, n: int, node: dict[str, Any]) -> Check:
         return lambda v: not isinstance(v, str) or len(v) >= n
@@ -228,12 +234,12 @@ class _Compiler:
         return lambda v: not isinstance(v, str) or search(v) is not None
 
     def _kw_enum(self, values: list[Any], node: dict[str, Any]) -> Check:
-        allowed = frozenset(_identity(x) for x in values)
-        return lambda v: _identity(v) in allowed
+        allowed = frozenset(json_identity(x) for x in values)
+        return lambda v: json_identity(v) in allowed
 
     def _kw_const(self, value: Any, node: dict[str, Any]) -> Check:
-        wanted = _identity(value)
-        return lambda v: _identity(v) == wanted
+        wanted = json_identity(value)
+        return lambda v: json_identity(v) == wanted
 
     def _kw_minimum(self, limit: float, node: dict[str, Any]) -> Check:
         return lambda v: not _is_number(v) or v >= limit

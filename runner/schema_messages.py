@@ -10,11 +10,12 @@ it picks the branch the author evidently meant instead of dumping them all.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path as FsPath
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from runner import schema_fast
@@ -39,6 +40,15 @@ TOO_LARGE = "must be at most {limit} (got {got})"
 NOT_POSITIVE = "must be greater than {limit} (got {got})"
 COLON_HINT = ' (YAML reads unquoted text containing ": " as a mapping; quote the text)'
 NO_MATCH = "{value} does not match the pattern {pattern}"
+TOO_MANY = "{count} {noun}; {limit}{advice}"
+_TOO_MANY_WORDS = {  # top-level list -> (noun, limit sentence, what to do)
+    "tasks": ("tasks", "a flow may have at most {limit} tasks",
+              "; split it into several smaller flows"),
+    "errors": ("errors tasks", "a flow may have at most {limit} errors tasks",
+               "; let fewer tasks do the clean-up"),
+    "triggers": ("triggers", "a flow may have at most {limit} triggers",
+                 "; combine schedules or split the flow"),
+}
 
 DURATION_PATTERN = "^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
 _ID_RULE = 'must be 1 to 64 lowercase letters, digits, "-" or "_", starting with a letter or digit'
@@ -77,11 +87,26 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
+def _unique_items(
+    validator: Any, on: bool, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    """uniqueItems in linear time: jsonschema compares unsortable items (mappings,
+    mixed types) pairwise, which a list of 100,000 mappings turns into hours."""
+    if not on or not validator.is_type(instance, "array"):
+        return
+    if len({schema_fast.json_identity(item) for item in instance}) != len(instance):
+        yield ValidationError(f"{instance!r} has non-unique elements")
+
+
+_Validator = validators.extend(Draft202012Validator, {"uniqueItems": _unique_items})
+
+
 @cache
 def validator() -> Draft202012Validator:
     """The flow schema as a jsonschema validator, compiled once on first use."""
     Draft202012Validator.check_schema(schema())
-    return Draft202012Validator(schema())
+    built: Draft202012Validator = _Validator(schema())
+    return built
 
 
 @cache
@@ -93,8 +118,26 @@ def check(data: Any, report: Reporter) -> None:
     """Report every schema violation in ``data`` as a plain sentence."""
     if fast_check()(data):
         return  # valid: skip jsonschema, which only earns its cost explaining errors
+    if _too_many(data, report):
+        return  # a flow over the size limits is not worth explaining item by item
     for error in validator().iter_errors(data):
         _explain(error, report)
+
+
+def _too_many(data: Any, report: Reporter) -> bool:
+    """Report top-level lists longer than their ``maxItems``, at the first item too many."""
+    found = False
+    properties: dict[str, Any] = schema()["properties"]
+    for name, (noun, sentence, advice) in _TOO_MANY_WORDS.items():
+        items = data.get(name) if isinstance(data, dict) else None
+        limit = properties[name].get("maxItems")
+        if isinstance(items, list) and limit is not None and len(items) > limit:
+            message = TOO_MANY.format(
+                count=len(items), noun=noun, limit=sentence.format(limit=limit), advice=advice
+            )
+            report.at((name,), message, pos=(name, limit))
+            found = True
+    return found
 
 
 def describe(value: Any) -> str:
@@ -178,6 +221,9 @@ def _sentence(error: ValidationError) -> str:
         return EMPTY
     if kind == "uniqueItems":
         return DUPLICATE_ITEM.format(item=_first_duplicate(value))
+    if kind == "maxItems":
+        return TOO_MANY.format(count=len(value), noun="items",
+                               limit=f"at most {limit} are allowed", advice="")
     if kind == "minimum":
         return TOO_SMALL.format(limit=limit, got=value)
     if kind == "maximum":
@@ -188,11 +234,12 @@ def _sentence(error: ValidationError) -> str:
 
 
 def _first_duplicate(items: list[Any]) -> str:
-    seen: list[Any] = []
+    seen: set[Any] = set()
     for item in items:
-        if item in seen:
+        identity = schema_fast.json_identity(item)  # hashable, JSON equality: one pass
+        if identity in seen:
             return describe(item)
-        seen.append(item)
+        seen.add(identity)
     return "an item"
 
 

@@ -100,6 +100,7 @@ def _report_value(
 
 def check_inputs(data: dict[str, Any], report: Reporter) -> None:
     for name, spec in (data.get("inputs") or {}).items():
+        report.tick()
         path = ("inputs", name)
         kind = spec["type"]
         if "choices" in spec and kind != "choice":
@@ -126,20 +127,28 @@ def _check_pattern(spec: dict[str, Any], path: tuple[str, str], report: Reporter
 
 def check_triggers(data: dict[str, Any], report: Reporter, now: datetime) -> None:
     inputs: dict[str, Any] = data.get("inputs") or {}
+    required = [  # once per flow, not once per trigger
+        name for name, spec in inputs.items() if spec.get("required") and "default" not in spec
+    ]
     seen: dict[str, int] = {}
     for index, trigger in enumerate(data.get("triggers") or []):
+        report.tick()
         path = ("triggers", index)
         trigger_id = trigger.get("id", "schedule")
         if trigger_id in seen:
             where = (*path, "id") if "id" in trigger else path
             report.at(where, DUPLICATE_TRIGGER.format(id=trigger_id, first=seen[trigger_id]))
         seen.setdefault(trigger_id, index)
-        _check_trigger_inputs(trigger, inputs, path, report)
+        _check_trigger_inputs(trigger, inputs, required, path, report)
         _check_schedule(trigger, path, report, now)
 
 
 def _check_trigger_inputs(
-    trigger: dict[str, Any], inputs: dict[str, Any], path: tuple[str, int], report: Reporter
+    trigger: dict[str, Any],
+    inputs: dict[str, Any],
+    required: list[str],
+    path: tuple[str, int],
+    report: Reporter,
 ) -> None:
     given: dict[str, Any] = trigger.get("inputs") or {}
     for name, value in given.items():
@@ -149,8 +158,8 @@ def _check_trigger_inputs(
             report.at(where, UNKNOWN_TRIGGER_INPUT.format(name=name, hint=hint), key=True)
             continue
         _report_value(report, where, name, inputs[name], value)
-    for name, spec in inputs.items():
-        if spec.get("required") and "default" not in spec and name not in given:
+    for name in required:
+        if name not in given:
             report.at(path, MISSING_TRIGGER_INPUT.format(name=name))
 
 

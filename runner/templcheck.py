@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from runner import templates
 from runner.diagnostics import Reporter, did_you_mean
@@ -45,14 +45,23 @@ _ERRORS_ONLY = {("run", "failed_task"), ("run", "error")}
 _TASK_FIELDS = ("commands", "script", "env", "image", "workdir", "shell")
 
 
+class Names(Protocol):
+    """Names a template may use: ``in`` answers in O(1); iterating (for "did you
+    mean" hints) happens only when something is wrong."""
+
+    def __contains__(self, name: object, /) -> bool: ...
+
+    def __iter__(self) -> Iterator[str]: ...
+
+
 @dataclass
 class Scope:
     """What a string may reference: the names visible where it is rendered."""
 
-    inputs: list[str]
-    secrets: list[str]
-    tasks: list[str]  # all main task ids
-    upstream: set[str] = field(default_factory=set)
+    inputs: Names
+    secrets: Names
+    tasks: Names  # the task ids that exist (for errors tasks: with upstream errors tasks)
+    upstream: Names = field(default_factory=frozenset)
     task: str | None = None  # the task the string belongs to
     in_errors: bool = False
     image: bool = False
@@ -177,7 +186,7 @@ def _plainly_fine(path: tuple[str, ...], scope: Scope) -> bool:
             and (scope.in_errors or (root, path[1]) not in _ERRORS_ONLY))
 
 
-def _named(text: str, rest: tuple[str, ...], names: list[str], template: str) -> str | None:
+def _named(text: str, rest: tuple[str, ...], names: Names, template: str) -> str | None:
     name = ".".join(rest)
     if len(rest) == 1 and name in names:
         return None

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from runner import schema_messages, semantic, yamlfast, yamlload
-from runner.diagnostics import Diagnostic, Reporter, Severity, sort_key
+from runner.diagnostics import Budget, Diagnostic, OverBudget, Reporter, Severity, sort_key
 from runner.flows import Flow, flow_from_data
 
 __all__ = [
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 FLOW_SUFFIXES = (".yml", ".yaml")
 DUPLICATE_FLOW_ID = 'flow id "{id}" is also used by {others}; flow ids must be unique'
 UNREADABLE = "cannot read file: {reason}"
+_BUDGET = Budget()
 INTERNAL = "internal error while validating ({kind}); please report this file to the maintainers"
 
 
@@ -116,19 +117,23 @@ class RepoReport:
         return text
 
 
-def validate_text(path: str, data: bytes | str, *, now: datetime | None = None) -> FileReport:
+def validate_text(
+    path: str, data: bytes | str, *, now: datetime | None = None, budget: Budget | None = None
+) -> FileReport:
     """Validate one flow file's content; ``path`` is only used in messages.
 
     ``now`` anchors the time-dependent checks (a schedule that never fires, DST
-    warnings for the coming year); it defaults to the current time.
+    warnings for the coming year); it defaults to the current time. ``budget``
+    bounds the work on one file (default: :class:`~runner.diagnostics.Budget`).
     """
     with yamlfast.collector_paused():
-        return _validate_text(path, data, now or datetime.now(UTC))
+        return _validate_text(path, data, now or datetime.now(UTC), budget or _BUDGET)
 
 
-def _validate_text(path: str, data: bytes | str, moment: datetime) -> FileReport:
+def _validate_text(path: str, data: bytes | str, moment: datetime, budget: Budget) -> FileReport:
+    deadline = budget.clock() + budget.seconds  # loading counts too
     loaded = yamlload.load(data)
-    report = Reporter(path, loaded)
+    report = Reporter(path, loaded, budget=budget, deadline=deadline)
     for problem in loaded.problems:
         report.diagnostics.append(
             Diagnostic(path, problem.line, problem.col, Severity.ERROR, problem.message)
@@ -137,6 +142,12 @@ def _validate_text(path: str, data: bytes | str, moment: datetime) -> FileReport
     if loaded.data is not None and not loaded.problems:
         try:
             flow = _check(loaded.data, report, moment, path)
+        except OverBudget as exc:  # a bounded answer for hostile or absurd files
+            log.warning("validation stopped: %s", exc, extra={"flow_path": path})
+            report.diagnostics.append(
+                Diagnostic(path, exc.line, exc.col, Severity.ERROR, str(exc))
+            )
+            flow = None
         except Exception as exc:  # a bug here must not become a traceback for the user
             log.exception("validator failed", extra={"flow_path": path})
             report.diagnostics.append(
@@ -150,18 +161,26 @@ def _validate_text(path: str, data: bytes | str, moment: datetime) -> FileReport
 
 
 def _check(data: dict[str, object], report: Reporter, now: datetime, path: str) -> Flow | None:
+    report.tick()
     schema_messages.check(data, report)
     if report.diagnostics:
         return None  # semantic checks assume the shape the schema guarantees
+    report.tick()
     semantic.check(data, report, now)
+    report.tick()
     return flow_from_data(data, path)
 
 
-def validate_files(files: Mapping[str, bytes], *, now: datetime | None = None) -> RepoReport:
-    """Validate several files (path -> content) and check flow ids are unique across them."""
+def validate_files(
+    files: Mapping[str, bytes], *, now: datetime | None = None, budget: Budget | None = None
+) -> RepoReport:
+    """Validate several files (path -> content) and check flow ids are unique across them.
+
+    ``budget`` applies to each file on its own."""
     moment = now or datetime.now(UTC)  # one instant for all files, so results agree
+    per_file = budget or _BUDGET
     with yamlfast.collector_paused():  # one collection after the batch, not one per file
-        reports = [_validate_text(path, data, moment) for path, data in files.items()]
+        reports = [_validate_text(path, data, moment, per_file) for path, data in files.items()]
     _check_unique_flow_ids(reports)
     for report in reports:
         report.locate_id = None  # let each file's text and parse go
