@@ -157,8 +157,16 @@ def tail(text: str, count: int = LOG_TAIL_LINES) -> str:
 
 HELP = """\
 **flowbot commands** (at the start of a line; writers only for all but `/help`):
-- `/run <flow-id> [key=value ...]` — run a flow; quote values with spaces: `"note=two words"`
+- `/run <flow-id> [key=value ...]` — run a flow as registered from the default branch (a pull
+  request's changes run only after merge); quote values with spaces: `"note=two words"`
 - `/cancel <run-id>` — cancel a run
 - `/pause <flow-id>` / `/resume <flow-id>` — stop or restart a flow's schedules
 - `/help` — this message
+
+One reply per comment, answering up to {max_commands} commands (more are named as ignored).
 """
+
+
+def help_text(max_commands: int) -> str:
+    """The ``/help`` answer, naming the per-comment command cap."""
+    return HELP.format(max_commands=max_commands)

@@ -45,9 +45,10 @@ class RunSubmitter(Protocol):
 
     def submit(
         self, flow: Flow, inputs: Mapping[str, Any], *, repo: str, commit: str | None,
-        source: Path, trigger: Trigger,
+        source: Path, trigger: Trigger, request_key: str | None = None,
     ) -> Submission:
-        """Queue a run; raises InputError for bad inputs (nothing recorded)."""
+        """Queue a run; raises InputError for bad inputs (nothing recorded). A
+        ``request_key`` used before answers with the run it started."""
 
     def cancel(self, run_id: str) -> bool:
         """Cancel run ``run_id``; False if it is unknown or already over."""

@@ -187,10 +187,12 @@ class FakeRuns:
     cancelled: list[str] = field(default_factory=list)
 
     def submit(self, flow: Any, inputs: Mapping[str, Any], *, repo: str, commit: str | None,
-               source: Path | None, trigger: Any) -> Any:
+               source: Path | None, trigger: Any, request_key: str | None = None) -> Any:
         values = coerce_inputs(flow.inputs, dict(inputs))
-        run = self.store.create_run(flow, repo=repo, commit=commit, trigger=trigger,
-                                    inputs=values)
+        run, new = self.store.create_run_once(flow, repo=repo, commit=commit, trigger=trigger,
+                                              inputs=values, request_key=request_key)
+        if not new:
+            return Submission(run.id, run.status)  # a replayed request
         self.submitted.append({"run_id": run.id, "flow": flow.id, "inputs": values,
                                "commit": commit, "source": source, "trigger": trigger})
         return Submission(run.id, Status.QUEUED)

@@ -1,21 +1,44 @@
 """Commands in issue and PR comments: ``/run``, ``/cancel``, ``/help``,
 ``/pause``, ``/resume``.
 
-Acknowledged at once with 👀. Everything but ``/help`` needs write permission
-or higher, checked through the collaborator permission API. A run uses the
-flow as registered from the default branch, so a fork PR never runs its own
-version.
+Acknowledged at once with 👀, then answered with at most one reply comment
+holding the answers to all the comment's commands (at most
+``FLOWBOT_COMMANDS_PER_COMMENT`` of them; the others are named as ignored).
+The author's permission is checked before anything is answered: writers
+(write, maintain, admin) get their commands carried out; anyone else gets one
+reply with the help they asked for and a refusal, at most once per
+``FLOWBOT_REFUSAL_WINDOW_SECONDS`` per user and issue.
+
+``/run`` always runs the flow as registered from the default branch, at the
+commit it was registered from, whether the comment is on an issue or on a
+pull request (from a fork or not): nothing from an unmerged pull request ever
+executes. A run is keyed by (delivery, command line), so a replayed delivery
+finds the run it started and edits the reply it posted.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 from bot import render
-from bot.commands import Command, CommandError, Verb, parse_commands
+from bot.command_replies import (
+    REPLY_MARKER,
+    CommandReplies,
+    Part,
+    comment_key,
+    reply_body,
+)
+from bot.commands import (
+    MAX_BODY_CHARS,
+    Command,
+    CommandError,
+    ParsedComment,
+    Verb,
+    parse_comment,
+)
 from bot.github import GitHubError, RepoClient
 from bot.handlers.reporting import report
 from bot.router import Event, Router
@@ -23,20 +46,23 @@ from bot.run_reports import RunReport, RunReports
 from bot.services import Services
 from runner.diagnostics import did_you_mean
 from runner.errors import FlowNotFound, InputError
-from runner.flows import Flow
 from runner.records import Trigger, TriggerType
-from runner.validate import validate_files
 
 log = logging.getLogger(__name__)
 
 router: Router[Services] = Router()
 
 WRITERS = frozenset({"admin", "maintain", "write"})
-REFUSED = ("Sorry @{login}, `/{verb}` needs write access to this repository; "
+REFUSED = ("Sorry @{login}, {verbs} {needs} write access to this repository; "
            "ask a maintainer to run it for you.")
-UNKNOWN_FLOW = "@{login} there is no flow `{flow_id}` in this repository{hint}.\n\n{known}"
+UNKNOWN_FLOW = ("@{login} there is no flow `{flow_id}` registered from the default branch"
+                "{hint}.\n\n{known}")
 KNOWN_FLOWS = "Registered flows: {flows}."
 NO_FLOWS = "No flows are registered yet: merge a `flows/*.yml` into the default branch first."
+AFTER_MERGE = ("\n\nA flow added or changed in a pull request runs only once it is merged "
+               "into the default branch.")
+FROM_DEFAULT = ("@{login} `/run` runs flows as registered from the default branch, never "
+                "this pull request's version: its changes run only after merge.")
 BAD_INPUT = "@{login} cannot run `{flow_id}`: input `{name}` {problem}.{expects}"
 EXPECTS = " It expects {kind}{extra}."
 RUNS_OFF = "@{login} this flowbot does not run flows (no run service configured)."
@@ -46,7 +72,10 @@ ALREADY_OVER = "@{login} run `{run_id}` had already ended ({status})."
 PAUSED = "@{login} paused the schedules of `{flow_id}`; `/resume {flow_id}` starts them again."
 RESUMED = "@{login} resumed the schedules of `{flow_id}`{missed}."
 MISSED = " ({count} slot(s) missed while paused are recorded as skipped)"
-BAD_COMMAND = "@{login} {message}"
+BAD_COMMAND = "@{login} line {line}: {message}"
+IGNORED = ("@{login} ignored {count} more command line(s) ({lines}): at most {limit} "
+           "commands are answered per comment.")
+TRUNCATED = "Only the first {chars} characters of this comment were read."
 BOT_MARKER = "<!-- flowbot:"
 
 
@@ -57,6 +86,11 @@ class _Ctx:
     client: RepoClient
     login: str
     number: int
+    key: str  # the comment's key in command_replies
+
+    @property
+    def on_pull(self) -> bool:
+        return "pull_request" in self.event.payload["issue"]
 
 
 def _from_a_bot(comment: dict[str, Any]) -> bool:
@@ -71,8 +105,9 @@ def on_comment(event: Event, services: Services) -> None:
     comment = dict(event.payload["comment"])
     if not services.acted_on(event.repo) or _from_a_bot(comment):
         return  # not one of FLOWBOT_REPOS, or a bot (flowbot itself included)
-    commands = parse_commands(str(comment.get("body") or ""))
-    if not commands:
+    parsed = parse_comment(str(comment.get("body") or ""),
+                           max(1, services.settings.commands_per_comment))
+    if not parsed.commands:
         return  # an ordinary comment
     client = services.client(event.repo, event.installation_id)
     try:
@@ -80,23 +115,98 @@ def on_comment(event: Event, services: Services) -> None:
     except GitHubError:  # the acknowledgement is a courtesy; the command still runs
         log.warning("could not react to a comment", extra={"repo": event.repo})
     ctx = _Ctx(event, services, client, str(comment["user"]["login"]),
-               int(event.payload["issue"]["number"]))
-    allowed: bool | None = None
-    for cmd in commands:
-        if isinstance(cmd, CommandError):
-            client.create_comment(ctx.number, BAD_COMMAND.format(login=ctx.login,
-                                                                 message=cmd.message))
-            continue
-        if cmd.verb is Verb.HELP:
-            client.create_comment(ctx.number, render.HELP)
-            continue
-        if allowed is None:
-            allowed = client.permission_of(ctx.login) in WRITERS
-        if not allowed:
-            client.create_comment(ctx.number, REFUSED.format(login=ctx.login, verb=cmd.verb))
-            continue
-        _ACTIONS[cmd.verb](ctx, cmd)
+               int(event.payload["issue"]["number"]), comment_key(event.repo, int(comment["id"])))
+    if client.permission_of(ctx.login) in WRITERS:
+        _answer(ctx, _writer_answers(ctx, parsed))
+    else:
+        _refuse(ctx, parsed)
 
+
+# --- replies --------------------------------------------------------------
+
+def _answer(ctx: _Ctx, parts: list[Part]) -> None:
+    """Post the one reply (or edit the one a replayed delivery posted), then hand
+    its runs to reporting."""
+    replies = CommandReplies(ctx.services.engine)
+    begun, reply_id = replies.begin(ctx.key, ctx.event.repo, ctx.number)
+    if begun and reply_id is None:
+        found = ctx.client.find_comment(ctx.number, REPLY_MARKER.format(key=ctx.key))
+        reply_id = None if found is None else found.id  # posted just before a crash?
+    body = reply_body(parts, ctx.key)
+    if reply_id is None:
+        reply_id = ctx.client.create_comment(ctx.number, body)
+    else:
+        ctx.client.edit_comment(reply_id, body)
+    replies.save(ctx.key, ctx.event.repo, ctx.number, reply_id, parts)
+    for part in parts:
+        if part.run_id is not None:
+            _report_to(ctx, part.run_id, reply_id)
+
+
+def _report_to(ctx: _Ctx, run_id: str, reply_id: int) -> None:
+    services = ctx.services
+    run = services.store.get_run(run_id)
+    if run is None:
+        return  # removed meanwhile
+    reports = RunReports(services.engine)
+    reports.ensure(RunReport(run.id, run.repo, ctx.event.installation_id, ctx.number,
+                             reply_id, run.commit, run.flow_id))
+    reports.set_comment(run.id, reply_id)  # a replay's reply may be a new one
+    report(services, run.id)
+
+
+def _refuse(ctx: _Ctx, parsed: ParsedComment) -> None:
+    """One reply to someone without write access: the help they asked for and a
+    refusal of everything else, rate-limited per user and issue."""
+    services = ctx.services
+    window = timedelta(seconds=services.settings.refusal_window_seconds)
+    replies = CommandReplies(services.engine)
+    if not replies.claim_refusal(ctx.event.repo, ctx.number, ctx.login,
+                                 services.clock.now(), window):
+        log.info("refusal not repeated within the window",
+                 extra={"repo": ctx.event.repo, "issue": ctx.number, "actor": ctx.login})
+        return  # answered recently: a flood gets one reply per window
+    if replies.begin(ctx.key, ctx.event.repo, ctx.number)[0]:
+        return  # a replayed delivery of a comment already answered
+    parts = [Part(_help(ctx))] if any(c.verb is Verb.HELP for c in parsed.commands) else []
+    refused = sorted({f"`/{c.verb}`" for c in parsed.commands if c.verb is not Verb.HELP})
+    if refused:
+        parts.append(Part(REFUSED.format(login=ctx.login, verbs=", ".join(refused),
+                                         needs="needs" if len(refused) == 1 else "need")))
+    reply_id = ctx.client.create_comment(ctx.number, reply_body(parts, ctx.key))
+    replies.save(ctx.key, ctx.event.repo, ctx.number, reply_id, parts)
+
+
+def _help(ctx: _Ctx) -> str:
+    return render.help_text(max(1, ctx.services.settings.commands_per_comment))
+
+
+def _writer_answers(ctx: _Ctx, parsed: ParsedComment) -> list[Part]:
+    parts: list[Part] = []
+    helped = False
+    for cmd in parsed.commands:
+        if isinstance(cmd, CommandError):
+            parts.append(Part(BAD_COMMAND.format(login=ctx.login, line=cmd.line,
+                                                 message=cmd.message)))
+        elif cmd.verb is Verb.HELP:
+            if not helped:
+                parts.append(Part(_help(ctx)))  # once, however often it is asked
+            helped = True
+        else:
+            parts.append(_ACTIONS[cmd.verb](ctx, cmd))
+    if ctx.on_pull and any(p.run_id for p in parts):
+        parts.insert(0, Part(FROM_DEFAULT.format(login=ctx.login)))
+    if parsed.ignored_lines:
+        lines = parsed.ignored_lines
+        where = f"line {lines[0]}" if len(lines) == 1 else f"lines {lines[0]}–{lines[-1]}"
+        parts.append(Part(IGNORED.format(login=ctx.login, count=len(lines), lines=where,
+                                         limit=len(parsed.commands))))
+    if parsed.truncated:
+        parts.append(Part(TRUNCATED.format(chars=MAX_BODY_CHARS)))
+    return parts
+
+
+# --- commands -------------------------------------------------------------
 
 def _expects(spec: Any) -> str:
     if spec is None:
@@ -107,113 +217,77 @@ def _expects(spec: Any) -> str:
     return EXPECTS.format(kind=f"a {spec.type.value}", extra=extra)
 
 
-def _pr_head_flow(ctx: _Ctx, flow_id: str) -> tuple[Flow, str, Path] | None:
-    """The PR head's valid version of ``flow_id``, for a same-repository PR only."""
-    if "pull_request" not in ctx.event.payload["issue"]:
-        return None  # an issue: the registered flow
-    try:
-        pull = ctx.client.get_pull(ctx.number)
-    except GitHubError:
-        log.warning("could not read the pull request; using the registered flow",
-                    extra={"repo": ctx.event.repo, "pr": ctx.number})
-        return None
-    if pull.is_fork:
-        return None  # a fork never runs its own version
-    services = ctx.services
-    mirror = services.mirror(ctx.event.repo, _clone_url(ctx), ctx.event.installation_id,
-                             want=pull.head_sha)
-    report = validate_files(services.repos.read_flows(mirror, pull.head_sha),
-                            now=services.clock.now())
-    for file in report.files:
-        if file.flow is not None and file.ok and file.flow.id == flow_id:
-            return file.flow, pull.head_sha, mirror
-    return None  # not (validly) in the PR: fall back to the registered one
+def _request_key(ctx: _Ctx, cmd: Command) -> str | None:
+    """What makes a replayed delivery find the run this command started."""
+    if not ctx.event.delivery_id:
+        return None  # no delivery id (not from a webhook): nothing to replay
+    return f"{ctx.event.delivery_id}:{cmd.line}"
 
 
-def _clone_url(ctx: _Ctx) -> str:
-    return str(ctx.event.payload["repository"]["clone_url"])
-
-
-def _flow_to_run(ctx: _Ctx, flow_id: str) -> tuple[Flow, str, Path] | None:
-    found = _pr_head_flow(ctx, flow_id)
-    if found is not None:
-        return found
-    registered = ctx.services.registry.get(ctx.event.repo, flow_id)
-    if registered is None:
-        return None
-    mirror = ctx.services.mirror(ctx.event.repo, _clone_url(ctx), ctx.event.installation_id,
-                                 want=registered.commit)
-    return registered.flow, registered.commit, mirror
-
-
-def _run(ctx: _Ctx, cmd: Command) -> None:
+def _run(ctx: _Ctx, cmd: Command) -> Part:
     services, repo = ctx.services, ctx.event.repo
     if services.runs is None:
-        ctx.client.create_comment(ctx.number, RUNS_OFF.format(login=ctx.login))
-        return
-    found = _flow_to_run(ctx, cmd.target)
-    if found is None:
-        _unknown_flow(ctx, cmd.target)
-        return
-    flow, sha, mirror = found
+        return Part(RUNS_OFF.format(login=ctx.login))
+    registered = services.registry.get(repo, cmd.target)
+    if registered is None:
+        return Part(_unknown_flow(ctx, cmd.target))  # PR-only flows included
+    flow, sha = registered.flow, registered.commit
+    mirror = services.mirror(repo, str(ctx.event.payload["repository"]["clone_url"]),
+                             ctx.event.installation_id, want=sha)
     try:
         submission = services.runs.submit(
             flow, cmd.inputs, repo=repo, commit=sha, source=mirror,
-            trigger=Trigger(TriggerType.MANUAL, ctx.login))
+            trigger=Trigger(TriggerType.MANUAL, ctx.login), request_key=_request_key(ctx, cmd))
     except InputError as exc:
-        ctx.client.create_comment(ctx.number, BAD_INPUT.format(
-            login=ctx.login, flow_id=flow.id, name=exc.name, problem=exc.problem,
-            expects=_expects(flow.inputs.get(exc.name))))
-        return
-    run_id = str(submission.run_id)
-    RunReports(services.engine).add(RunReport(
-        run_id, repo, ctx.event.installation_id, ctx.number, None, sha, flow.id))
+        return Part(BAD_INPUT.format(login=ctx.login, flow_id=flow.id, name=exc.name,
+                                     problem=exc.problem,
+                                     expects=_expects(flow.inputs.get(exc.name))))
+    run = services.store.get_run(submission.run_id)
+    assert run is not None
     log.info("run submitted from a comment",
-             extra={"run": run_id, "repo": repo, "flow": flow.id, "actor": ctx.login})
-    report(services, run_id)
+             extra={"run": run.id, "repo": repo, "flow": flow.id, "actor": ctx.login,
+                    "delivery": ctx.event.delivery_id})
+    return Part(render.run_comment(run, services.store.task_rows(run.id),
+                                   services.run_url(run.id)), run.id)
 
 
-def _cancel(ctx: _Ctx, cmd: Command) -> None:
+def _cancel(ctx: _Ctx, cmd: Command) -> Part:
     services = ctx.services
     run = services.store.get_run(cmd.target)
     if run is None or run.repo != ctx.event.repo or services.runs is None:
-        ctx.client.create_comment(ctx.number, UNKNOWN_RUN.format(login=ctx.login,
-                                                                 run_id=cmd.target))
-        return
+        return Part(UNKNOWN_RUN.format(login=ctx.login, run_id=cmd.target))
     if services.runs.cancel(run.id):
-        ctx.client.create_comment(ctx.number, CANCELLING.format(login=ctx.login, run_id=run.id))
-        return
+        return Part(CANCELLING.format(login=ctx.login, run_id=run.id))
     ended = services.store.get_run(run.id) or run
-    ctx.client.create_comment(ctx.number, ALREADY_OVER.format(
-        login=ctx.login, run_id=run.id, status=ended.status.value))
+    return Part(ALREADY_OVER.format(login=ctx.login, run_id=run.id,
+                                    status=ended.status.value))
 
 
-def _unknown_flow(ctx: _Ctx, flow_id: str) -> None:
+def _unknown_flow(ctx: _Ctx, flow_id: str) -> str:
     known = sorted(f.flow.id for f in ctx.services.registry.list(ctx.event.repo))
     listing = KNOWN_FLOWS.format(flows=", ".join(f"`{k}`" for k in known)) if known else NO_FLOWS
-    ctx.client.create_comment(ctx.number, UNKNOWN_FLOW.format(
-        login=ctx.login, flow_id=flow_id, hint=did_you_mean(flow_id, known), known=listing))
+    text = UNKNOWN_FLOW.format(login=ctx.login, flow_id=flow_id,
+                               hint=did_you_mean(flow_id, known), known=listing)
+    return text + (AFTER_MERGE if ctx.on_pull else "")
 
 
-def _pause(ctx: _Ctx, cmd: Command) -> None:
+def _pause(ctx: _Ctx, cmd: Command) -> Part:
     try:
         ctx.services.schedules.pause(ctx.event.repo, cmd.target)
     except FlowNotFound:
-        _unknown_flow(ctx, cmd.target)
-        return
+        return Part(_unknown_flow(ctx, cmd.target))
     ctx.services.wake_scheduler.set()
-    ctx.client.create_comment(ctx.number, PAUSED.format(login=ctx.login, flow_id=cmd.target))
+    return Part(PAUSED.format(login=ctx.login, flow_id=cmd.target))
 
 
-def _resume(ctx: _Ctx, cmd: Command) -> None:
+def _resume(ctx: _Ctx, cmd: Command) -> Part:
     try:
         missed = ctx.services.schedules.resume(ctx.event.repo, cmd.target)
     except FlowNotFound:
-        _unknown_flow(ctx, cmd.target)
-        return
+        return Part(_unknown_flow(ctx, cmd.target))
     ctx.services.wake_scheduler.set()
-    ctx.client.create_comment(ctx.number, RESUMED.format(
-        login=ctx.login, flow_id=cmd.target, missed=MISSED.format(count=missed) if missed else ""))
+    return Part(RESUMED.format(login=ctx.login, flow_id=cmd.target,
+                               missed=MISSED.format(count=missed) if missed else ""))
 
 
 _ACTIONS = {Verb.RUN: _run, Verb.CANCEL: _cancel, Verb.PAUSE: _pause, Verb.RESUME: _resume}

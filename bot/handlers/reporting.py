@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 
 from bot import render
+from bot.command_replies import edit_reply
 from bot.github import RepoClient
 from bot.pages import task_log
 from bot.router import Router
@@ -91,8 +92,8 @@ def _report_comment(services: Services, run: RunRecord, rep: RunReport) -> None:
         if rep.comment_id is None:
             RunReports(services.engine).set_comment(
                 run.id, client.create_comment(rep.issue_number, body))
-        else:
-            client.edit_comment(rep.comment_id, body)
+        else:  # the run's section of a /run comment's one reply
+            edit_reply(services.engine, client, rep.comment_id, run.id, body)
     if rep.sha and RunReports(services.engine).claim_final(run.id, state_of(run.status)):
         _post_status(client, services, run, rep.sha)
 

@@ -1,5 +1,7 @@
 """Comment commands: real-shaped issue_comment payloads through the real router."""
 
+import itertools
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -43,9 +45,16 @@ def services(sqlite_engine: Engine) -> Services:
     return svc
 
 
-def _comment(services: Services, body: str, **kwargs: object) -> FakeRepoClient:
+_comment_ids = itertools.count(555)
+
+
+def _comment(services: Services, body: str, delivery: str | None = None,
+             **kwargs: object) -> FakeRepoClient:
+    """Dispatch a new comment (its own id and delivery unless given)."""
+    kwargs.setdefault("comment_id", next(_comment_ids))
     payload = issue_comment_event(body, **kwargs)  # type: ignore[arg-type]
-    build_router().dispatch(Event("issue_comment", payload, "d"), services)
+    build_router().dispatch(Event("issue_comment", payload, delivery or str(uuid.uuid4())),
+                            services)
     github = services.github
     assert isinstance(github, FakeGitHub)
     return github.for_repo("acme/flows", None)
@@ -57,7 +66,8 @@ def _runs(services: Services) -> FakeRuns:
 
 
 def test_writer_runs_the_registered_flow_with_quoted_inputs(services: Services) -> None:
-    client = _comment(services, 'Ship it\n/run deploy env=prod "note=big day"', login="writer")
+    client = _comment(services, 'Ship it\n/run deploy env=prod "note=big day"', login="writer",
+                      comment_id=555)
     assert client.reactions == [(555, "eyes")]
     [sub] = _runs(services).submitted
     assert sub["inputs"] == {"env": "prod", "note": "big day"} and sub["commit"] == SHA
@@ -78,17 +88,18 @@ def test_run_reply_is_edited_in_place_until_the_final_status(services: Services)
     report(services, run_id)
     report(services, run_id)  # a repeated event posts no second final status
     [comment] = client.comments.values()
-    assert comment["edits"] == 2 and "failed" in comment["body"]
+    assert comment["edits"] == 3 and "failed" in comment["body"]
     assert [s["state"] for s in client.statuses] == ["pending", "failure"]
     assert client.statuses[-1]["description"] == f"Run {run_id} failed in task ship"
 
 
 def test_reader_is_refused_politely(services: Services) -> None:
-    client = _comment(services, "/run deploy env=prod", login="reader")
+    client = _comment(services, "/run deploy env=prod", login="reader", comment_id=555)
     assert _runs(services).submitted == []
     assert client.reactions == [(555, "eyes")]
-    assert client.bodies() == ["Sorry @reader, `/run` needs write access to this repository; "
-                               "ask a maintainer to run it for you."]
+    [body] = client.bodies()
+    assert body.startswith("Sorry @reader, `/run` needs write access to this repository; "
+                           "ask a maintainer to run it for you.")
 
 
 def test_unknown_flow_gets_a_did_you_mean(services: Services) -> None:
@@ -120,10 +131,10 @@ def test_flowbots_own_comment_is_ignored(services: Services) -> None:
     assert client.calls == []
 
 
-def test_help_needs_no_permission(services: Services) -> None:
+def test_help_is_answered_to_anyone(services: Services) -> None:
     client = _comment(services, "/help", login="reader")
-    assert "permission_of" not in client.names()
-    assert "/run <flow-id>" in client.bodies()[0]
+    [body] = client.bodies()
+    assert "/run <flow-id>" in body and "Sorry" not in body
 
 
 def test_cancel_pause_and_resume(services: Services) -> None:
@@ -131,11 +142,12 @@ def test_cancel_pause_and_resume(services: Services) -> None:
     run_id = _runs(services).submitted[0]["run_id"]
     client = _comment(services, f"/cancel {run_id}\n/cancel nosuch\n/pause deploy\n/resume deploy",
                       login="writer")
-    bodies = client.bodies()[1:]
-    assert bodies[0] == f"@writer cancelling run `{run_id}`."
-    assert bodies[1] == "@writer there is no run `nosuch` of this repository."
-    assert bodies[2].startswith("@writer paused the schedules of `deploy`")
-    assert bodies[3].startswith("@writer resumed the schedules of `deploy`")
+    [_, reply] = client.bodies()  # all four answered in one reply, in order
+    answers = reply.split("\n\n---\n\n")
+    assert answers[0] == f"@writer cancelling run `{run_id}`."
+    assert answers[1] == "@writer there is no run `nosuch` of this repository."
+    assert answers[2].startswith("@writer paused the schedules of `deploy`")
+    assert answers[3].startswith("@writer resumed the schedules of `deploy`")
     assert services.wake_scheduler.is_set()
     assert services.store.get_run(run_id).status is Status.CANCELLED  # type: ignore[union-attr]
 
@@ -150,14 +162,21 @@ def _pull(services: Services, number: int, sha: str, fork: bool) -> None:
                                     f"https://github.com/{head}.git", "main", fork)
 
 
-def test_same_repo_pr_runs_its_head_version(services: Services) -> None:
+def test_same_repo_pr_runs_the_registered_version_never_its_head(services: Services) -> None:
     source = services.repos
     assert isinstance(source, FakeFlowSource)
-    source.commits["f" * 40] = {"flows/deploy.yml": DEPLOY.replace(b"echo", b"echo new")}
+    source.commits["f" * 40] = {"flows/deploy.yml": DEPLOY.replace(b"echo", b"echo new"),
+                                "flows/pronly.yml": DEPLOY.replace(b"id: deploy", b"id: pronly")}
     _pull(services, 7, "f" * 40, fork=False)
-    _comment(services, "/run deploy env=prod", login="writer", pull=True)
+    client = _comment(services, "/run deploy env=prod\n/run pronly env=prod", login="writer",
+                      pull=True)
     [sub] = _runs(services).submitted
-    assert sub["commit"] == "f" * 40
+    assert sub["commit"] == SHA and sub["flow"] == "deploy"
+    assert "get_pull" not in client.names()  # the PR head is never even looked at
+    [body] = client.bodies()
+    assert "never this pull request's version" in body
+    assert "no flow `pronly` registered from the default branch" in body
+    assert "runs only once it is merged" in body
 
 
 def test_fork_pr_never_runs_its_own_version(services: Services) -> None:
