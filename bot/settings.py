@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import ConfigError
+from runner.limits import TaskLimits
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,30 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
     workers: int = 2
+    engine_reconnect_seconds: float = 120.0  # how long a lost Docker engine is waited for
+    task_memory: str = "1g"  # a task's memory unless its flow asks (within task_max_memory)
+    task_max_memory: str = "4g"
+    task_cpus: float = 1.0
+    task_max_cpus: float = 4.0
+    task_user: str = ""  # uid:gid; empty: flowbot's own, or 65534:65534 when flowbot is root
+    task_read_only_root: bool = True
+    task_tmp_size: str = "256m"
+    task_pids: int = 512
+    task_log_max_size: str = "100m"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'flowbot.db'}"
+
+    def task_limits(self) -> TaskLimits:
+        """The container defaults and bounds (checked; ConfigError names the variable)."""
+        return TaskLimits(
+            memory=self.task_memory, max_memory=self.task_max_memory, cpus=self.task_cpus,
+            max_cpus=self.task_max_cpus, user=self.task_user,
+            read_only_root=self.task_read_only_root, tmp_size=self.task_tmp_size,
+            pids=self.task_pids, log_max_size=self.task_log_max_size,
+        ).checked()
 
     def secret_values(self) -> dict[str, str]:
         """Secrets by name: the secrets file first, FLOWBOT_SECRET_<NAME> over it."""
@@ -85,6 +105,11 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         except ValueError:
             raise ConfigError(key, f"expected a whole number, got {value!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(key, f"expected a number, got {value!r}") from None
     if isinstance(default, tuple):
         items = value if isinstance(value, list) else str(value).split(",")
         return tuple(item.strip() for item in items if item.strip())
