@@ -1,4 +1,12 @@
-from bot.commands import Command, CommandError, Verb, parse_commands
+from bot.commands import (
+    MAX_BODY_CHARS,
+    MAX_LINE_CHARS,
+    Command,
+    CommandError,
+    Verb,
+    parse_commands,
+    parse_comment,
+)
 
 
 def test_run_with_quoted_values() -> None:
@@ -29,3 +37,28 @@ def test_errors_name_the_problem() -> None:
     assert "`bad` is not `key=value`" in messages[1]
     assert "close the quotes" in messages[2]
     assert "takes one argument" in messages[3]
+
+
+def test_at_most_max_commands_are_parsed_and_the_rest_are_named() -> None:
+    parsed = parse_comment("/help\n" * 300, max_commands=10)
+    assert len(parsed.commands) == 10 and len(parsed.ignored_lines) == 290
+    assert parsed.ignored_lines[0] == 11 and parsed.ignored_lines[-1] == 300
+    assert not parsed.truncated
+
+
+def test_a_one_megabyte_comment_is_read_only_up_to_the_bound() -> None:
+    body = "/run hello\n" * (1024 * 1024 // len("/run hello\n"))
+    parsed = parse_comment(body, max_commands=10)
+    assert len(parsed.commands) == 10 and parsed.truncated
+    # only the first MAX_BODY_CHARS were scanned for further command lines
+    assert len(parsed.ignored_lines) == len(body[:MAX_BODY_CHARS].splitlines()) - 10
+    assert len(parsed.ignored_lines) < 6000
+
+
+def test_an_overlong_command_line_is_refused_unparsed() -> None:
+    [error] = parse_commands("/run x " + "a=b " * MAX_LINE_CHARS)
+    assert isinstance(error, CommandError) and "longer than 2048 characters" in error.message
+
+
+def test_a_lone_slash_is_plain_text() -> None:
+    assert parse_commands("/ \n/\n/run x") == [Command(Verb.RUN, "x", {}, 3)]

@@ -188,3 +188,93 @@ def test_fork_pr_never_runs_its_own_version(services: Services) -> None:
     [sub] = _runs(services).submitted
     assert sub["commit"] == SHA  # the registered default-branch version
     assert client.statuses[0]["sha"] == SHA
+
+
+# --- floods: one reply per comment, permission first, refusals rate-limited ----------
+
+def _clock(services: Services) -> FakeClock:
+    assert isinstance(services.clock, FakeClock)
+    return services.clock
+
+
+def test_a_readers_300_help_lines_get_one_reply(services: Services) -> None:
+    client = _comment(services, "/help\n" * 300, login="reader")
+    [body] = client.bodies()
+    assert body.count("**flowbot commands**") == 1 and "Sorry" not in body
+
+
+def test_a_readers_300_run_lines_get_one_refusal_and_no_run(services: Services) -> None:
+    client = _comment(services, "/run deploy env=prod\n" * 300, login="reader", number=8)
+    [body] = client.bodies()
+    assert body.startswith("Sorry @reader, `/run` needs write access")
+    assert _runs(services).submitted == []
+    assert client.names().count("permission_of") == 1
+
+
+def test_a_strangers_300_bare_run_lines_get_one_refusal_not_300_errors(
+    services: Services,
+) -> None:
+    client = _comment(services, "/run\n" * 300, login="stranger", number=9)
+    [body] = client.bodies()
+    assert "needs write access" in body and "needs a flow id" not in body
+    assert client.names().index("permission_of") < client.names().index("create_comment")
+
+
+def test_a_repeated_refusal_within_the_window_posts_nothing(services: Services) -> None:
+    client = _comment(services, "/run deploy env=prod", login="reader")
+    _clock(services).advance(599)
+    _comment(services, "/run deploy env=prod\n/help", login="reader")
+    _comment(services, "/cancel abc", login="reader")
+    assert len(client.bodies()) == 1
+    _comment(services, "/run deploy env=prod", login="reader", number=8)  # another issue
+    assert len(client.bodies()) == 2
+    _clock(services).advance(1)  # the window has passed
+    _comment(services, "/run deploy env=prod", login="reader")
+    assert len(client.bodies()) == 3
+
+
+def test_a_writers_commands_are_capped_and_answered_in_one_reply(services: Services) -> None:
+    client = _comment(services, "/run deploy env=staging\n" * 300 + "/help", login="writer")
+    assert len(_runs(services).submitted) == 10
+    [body] = client.bodies()
+    assert body.count("### ") == 10  # ten run sections
+    assert "ignored 291 more command line(s) (lines 11–301)" in body
+    assert "at most 10 commands are answered per comment" in body
+
+
+def test_a_one_megabyte_comment_gets_one_reply(services: Services) -> None:
+    body = "/run deploy env=staging\n" * (1024 * 1024 // 24)
+    client = _comment(services, body, login="writer")
+    assert len(_runs(services).submitted) == 10
+    [reply] = client.bodies()
+    assert "Only the first 65536 characters of this comment were read." in reply
+
+
+def test_a_replayed_delivery_starts_no_second_run_and_posts_no_second_reply(
+    services: Services,
+) -> None:
+    client = _comment(services, "/run deploy env=prod\n/run deploy env=staging",
+                      login="writer", delivery="delivery-1", comment_id=900)
+    _comment(services, "/run deploy env=prod\n/run deploy env=staging",
+             login="writer", delivery="delivery-1", comment_id=900)
+    assert len(_runs(services).submitted) == 2
+    assert len(services.store.list_runs()) == 2
+    [reply] = client.bodies()
+    for run in services.store.list_runs():
+        assert f"Run [{run.id}]" in reply
+
+
+def test_a_reply_posted_just_before_a_crash_is_found_again(services: Services) -> None:
+    from bot.command_replies import CommandReplies, comment_key
+
+    client = _comment(services, "/run deploy env=prod", login="writer", delivery="d-2",
+                      comment_id=901)
+    key = comment_key("acme/flows", 901)
+    with services.engine.begin() as conn:  # as if killed between posting and recording
+        from bot.command_replies import command_replies
+
+        conn.execute(command_replies.update().where(command_replies.c.comment_key == key)
+                     .values(reply_id=None))
+    assert CommandReplies(services.engine).begin(key, "acme/flows", 7) == (True, None)
+    _comment(services, "/run deploy env=prod", login="writer", delivery="d-2", comment_id=901)
+    assert len(client.bodies()) == 1 and len(services.store.list_runs()) == 1
