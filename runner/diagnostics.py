@@ -64,6 +64,7 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 
 MAX_ERRORS = 200
 FILE_SECONDS = 10.0
+REPO_SECONDS = 60.0
 TOO_MANY_ERRORS = (
     "more than {limit} problems in this file; validation stopped here, "
     "fix these and push again to see the rest"
@@ -71,6 +72,10 @@ TOO_MANY_ERRORS = (
 OVER_TIME = (
     "validation of this file took longer than {seconds:g}s and was stopped; "
     "split the flow into smaller files or simplify it"
+)
+REPO_OVER_TIME = (
+    "not validated: the repository's flow files took longer than {seconds:g}s in all; "
+    "make the flows fewer or simpler"
 )
 
 
@@ -84,11 +89,13 @@ class OverBudget(Exception):
 
 @dataclass(frozen=True)
 class Budget:
-    """What validating one untrusted file may cost: seconds of work and problems found.
+    """What validating untrusted flows may cost: seconds of work per file and for a
+    whole repository, and problems found per file.
 
     ``clock`` is injected (monotonic seconds) so tests can run out of time at will."""
 
     seconds: float = FILE_SECONDS
+    repo_seconds: float = REPO_SECONDS
     max_errors: int = MAX_ERRORS
     clock: Callable[[], float] = time.monotonic
 
@@ -105,6 +112,7 @@ class Reporter:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     budget: Budget = field(default_factory=Budget)
     deadline: float | None = None  # clock reading past which work stops; None: from now
+    repo_deadline: float = float("inf")  # the same for all files of one repository
 
     def __post_init__(self) -> None:
         if self.deadline is None:
@@ -112,7 +120,10 @@ class Reporter:
 
     def tick(self) -> None:
         """Called between units of work; stops validation once time has run out."""
-        if self.deadline is not None and self.budget.clock() > self.deadline:
+        now = self.budget.clock()
+        if now > self.repo_deadline:
+            raise OverBudget(REPO_OVER_TIME.format(seconds=self.budget.repo_seconds))
+        if self.deadline is not None and now > self.deadline:
             raise OverBudget(OVER_TIME.format(seconds=self.budget.seconds))
 
     def at(

@@ -20,7 +20,15 @@ from functools import partial
 from pathlib import Path
 
 from runner import schema_messages, semantic, yamlfast, yamlload
-from runner.diagnostics import Budget, Diagnostic, OverBudget, Reporter, Severity, sort_key
+from runner.diagnostics import (
+    REPO_OVER_TIME,
+    Budget,
+    Diagnostic,
+    OverBudget,
+    Reporter,
+    Severity,
+    sort_key,
+)
 from runner.flows import Flow, flow_from_data
 
 __all__ = [
@@ -130,10 +138,20 @@ def validate_text(
         return _validate_text(path, data, now or datetime.now(UTC), budget or _BUDGET)
 
 
-def _validate_text(path: str, data: bytes | str, moment: datetime, budget: Budget) -> FileReport:
-    deadline = budget.clock() + budget.seconds  # loading counts too
+def _validate_text(
+    path: str,
+    data: bytes | str,
+    moment: datetime,
+    budget: Budget,
+    repo_deadline: float = float("inf"),
+) -> FileReport:
+    started = budget.clock()
+    if started > repo_deadline:  # the repository's time ran out before this file
+        message = REPO_OVER_TIME.format(seconds=budget.repo_seconds)
+        return FileReport(path, [Diagnostic(path, 1, 1, Severity.ERROR, message)])
     loaded = yamlload.load(data)
-    report = Reporter(path, loaded, budget=budget, deadline=deadline)
+    report = Reporter(path, loaded, budget=budget, deadline=started + budget.seconds,
+                      repo_deadline=repo_deadline)  # loading counted too
     for problem in loaded.problems:
         report.diagnostics.append(
             Diagnostic(path, problem.line, problem.col, Severity.ERROR, problem.message)
@@ -176,11 +194,13 @@ def validate_files(
 ) -> RepoReport:
     """Validate several files (path -> content) and check flow ids are unique across them.
 
-    ``budget`` applies to each file on its own."""
+    ``budget`` applies to each file on its own, and to all of them together."""
     moment = now or datetime.now(UTC)  # one instant for all files, so results agree
     per_file = budget or _BUDGET
+    repo_deadline = per_file.clock() + per_file.repo_seconds
     with yamlfast.collector_paused():  # one collection after the batch, not one per file
-        reports = [_validate_text(path, data, moment, per_file) for path, data in files.items()]
+        reports = [_validate_text(path, data, moment, per_file, repo_deadline)
+                   for path, data in files.items()]
     _check_unique_flow_ids(reports)
     for report in reports:
         report.locate_id = None  # let each file's text and parse go

@@ -163,3 +163,16 @@ def test_duplicates_among_many_unsortable_items_are_found_in_linear_time() -> No
     report = validate_text("dupes.yml", text, now=NOW, budget=Budget(max_errors=5))
     messages = [d.message for d in report.errors]
     assert "tasks[0].needs: a mapping is listed more than once" in messages
+
+
+def test_a_repository_has_a_budget_for_all_its_files_together() -> None:
+    budget = Budget(seconds=1e9, repo_seconds=50, clock=_stepping_clock(1.0))
+    files = {f"flows/f{i}.yml": chain(5).replace("id: chain", f"id: c{i}").encode()
+             for i in range(20)}
+    report = validate_files(files, now=NOW, budget=budget)
+    stopped = [f.path for f in report.files if not f.ok]
+    assert 0 < len(stopped) < 20  # the first files were validated, the rest were not
+    assert [d.message for d in report.files[-1].diagnostics] == [
+        "not validated: the repository's flow files took longer than 50s in all; "
+        "make the flows fewer or simpler"
+    ]
