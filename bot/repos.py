@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import git
 from gitdb.exc import BadName, BadObject
 
+from runner import yamlload
 from runner.errors import FlowbotError
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,26 @@ GIT_TIMEOUT = 300  # seconds a clone or fetch may take before it is killed
 FLOW_SUFFIXES = (".yml", ".yaml")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _SHA = re.compile(r"[0-9a-fA-F]{4,64}")
+MAX_FLOW_FILES = 1000  # flow files in a repository's flows/
+MAX_FLOW_FILE_BYTES = yamlload.MAX_BYTES  # one flow file (1 MiB), as the validator says
+MAX_FLOWS_BYTES = 16 * 1024 * 1024  # all flow files of a repository together
+_MAX_TREE_BYTES = 4 * 1024 * 1024  # the flows/ tree object itself: ~40,000 entries
+TOO_MANY_FILES = (  # messages fit a commit status (140 characters) for short paths
+    "{directory}/ has more than {limit:,} flow files; a repository may have at most "
+    "{limit:,}: merge flows or move some out of {directory}/"
+)
+TOO_MANY_ENTRIES = (
+    "{directory}/ lists {size:,} bytes of entries, far more than {limit:,} flow files "
+    "need; move other files out of {directory}/"
+)
+FILE_TOO_BIG = (
+    "{path} is {size:,} bytes; a flow file may be at most {limit:,}: make it smaller "
+    "or split it into several flows"
+)
+TOO_MANY_BYTES = (
+    "{directory}/ passes {mib} MiB of flow files at {path}; a repository's flows may "
+    "total at most {mib} MiB: make them smaller or fewer"
+)
 
 
 class RepoError(FlowbotError):
@@ -55,6 +76,10 @@ class UnsafeTree(RepoError):
     def __init__(self, full_name: str, sha: str, problem: Exception) -> None:
         super().__init__(f"{full_name} at {sha[:12]} cannot be exported safely: {problem} "
                          "(a symlink or path pointing outside the repository)")
+
+
+class FlowsTooLarge(RepoError):
+    """The flows at a commit are over a repository limit; the rest was not read."""
 
 
 class RemoteUnreachable(RepoError):
@@ -100,8 +125,11 @@ class Mirrors:
     def read_flows(self, mirror: Path, sha: str, directory: str = "flows") -> dict[str, bytes]:
         """The ``<directory>/*.yml``/``*.yaml`` blobs at ``sha`` by repository path.
 
-        Read from the object store; content is passed through as bytes (binary,
-        huge or symlink blobs too) for the validator to judge.
+        Read from the object store; content is passed through as bytes (binary
+        or symlink blobs too) for the validator to judge. What is read is
+        bounded: raises :class:`FlowsTooLarge` past :data:`MAX_FLOW_FILES` files,
+        a blob over :data:`MAX_FLOW_FILE_BYTES` (its size is checked before it is
+        read) or :data:`MAX_FLOWS_BYTES` in all.
         """
         commit = self._commit(mirror, sha)
         try:
@@ -110,8 +138,7 @@ class Mirrors:
             return {}  # no flows directory at that commit
         if tree.type != "tree":
             return {}  # "flows" is a file, not a directory
-        return {f"{directory}/{item.name}": item.data_stream.read() for item in tree
-                if item.type == "blob" and item.name.endswith(FLOW_SUFFIXES)}
+        return _read_bounded(tree, directory)
 
     def export(self, mirror: Path, sha: str, dest: Path) -> Path:
         """A plain copy of the tree at ``sha`` in ``dest`` (created), for a run's workspace."""
@@ -187,6 +214,32 @@ class Mirrors:
     def _lock(self, path: Path) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(path, threading.Lock())
+
+
+def _read_bounded(tree: git.Tree, directory: str) -> dict[str, bytes]:
+    """The flow blobs of ``tree``, refusing (before reading them) more files or bytes
+    than a repository may have: one PR must not be able to fill the bot's memory."""
+    if tree.size > _MAX_TREE_BYTES:
+        raise FlowsTooLarge(TOO_MANY_ENTRIES.format(
+            directory=directory, size=tree.size, limit=MAX_FLOW_FILES))
+    blobs = [item for item in tree
+             if item.type == "blob" and item.name.endswith(FLOW_SUFFIXES)]
+    if len(blobs) > MAX_FLOW_FILES:
+        raise FlowsTooLarge(TOO_MANY_FILES.format(
+            directory=directory, limit=MAX_FLOW_FILES))
+    files: dict[str, bytes] = {}
+    total = 0
+    for blob in blobs:
+        path, size = f"{directory}/{blob.name}", blob.size  # from the object header
+        if size > MAX_FLOW_FILE_BYTES:
+            raise FlowsTooLarge(FILE_TOO_BIG.format(
+                path=path, size=size, limit=MAX_FLOW_FILE_BYTES))
+        total += size
+        if total > MAX_FLOWS_BYTES:
+            raise FlowsTooLarge(TOO_MANY_BYTES.format(
+                directory=directory, mib=MAX_FLOWS_BYTES // 2**20, path=path))
+        files[path] = blob.data_stream.read()
+    return files
 
 
 def _split(full_name: str) -> tuple[str, str]:

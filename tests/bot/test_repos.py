@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import logging
 import threading
+import tracemalloc
+from datetime import UTC, datetime
 from pathlib import Path
 
 import git
 import pytest
+from sqlalchemy.engine import Engine
 
-from bot.repos import BadRepoName, Mirrors, RemoteUnreachable, UnknownCommit, UnsafeTree
+from bot.handlers import build_router
+from bot.repos import (
+    MAX_FLOW_FILES,
+    MAX_FLOWS_BYTES,
+    BadRepoName,
+    FlowsTooLarge,
+    Mirrors,
+    RemoteUnreachable,
+    UnknownCommit,
+    UnsafeTree,
+)
+from bot.router import Event
+from runner.cron import FakeClock
+from tests.fakes import FakeGitHub, make_services, pull_request_event
 
 FLOW_V1 = b"id: nightly\ntasks: []\n"
 FLOW_V2 = b"id: nightly\nschedule: '0 3 * * *'\ntasks: []\n"
@@ -172,3 +188,82 @@ def test_concurrent_reads_and_fetches_share_one_mirror(upstream: Upstream,
         thread.join()
     assert errors == []
     assert [p.name for p in (mirrors.root / "octo").iterdir()] == ["flows.git"]
+
+
+# --- bounded reads: a pull request cannot make the bot read unbounded flows --------
+
+def _commit_many(upstream: Upstream, files: dict[str, bytes]) -> str:
+    """Commit many files at once (one ``git add``, not one index write per file)."""
+    for name, data in files.items():
+        target = upstream.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    upstream.repo.git.add("-A")
+    return str(upstream.repo.index.commit("many").hexsha)
+
+
+def test_more_flow_files_than_a_repository_may_have_are_refused(
+        upstream: Upstream, mirrors: Mirrors) -> None:
+    files = {f"flows/f{i:04}.yml": f"id: f{i}\n".encode() for i in range(MAX_FLOW_FILES)}
+    at_limit = _commit_many(upstream, {**files, "flows/README.md": b"not a flow"})
+    over = _commit_many(upstream, {"flows/one-more.yaml": b"id: more\n"})
+    path = mirrors.mirror("octo/flows", str(upstream.path))
+    assert len(mirrors.read_flows(path, at_limit)) == 1000
+    with pytest.raises(FlowsTooLarge) as caught:
+        mirrors.read_flows(path, over)
+    assert str(caught.value) == (
+        "flows/ has more than 1,000 flow files; a repository may have at most 1,000: "
+        "merge flows or move some out of flows/"
+    )
+
+
+def test_a_huge_flow_blob_is_refused_without_being_read(
+        upstream: Upstream, mirrors: Mirrors) -> None:
+    sha = _commit_many(upstream, {"flows/a.yml": FLOW_V1, "flows/huge.yml": b"#" * (64 << 20)})
+    path = mirrors.mirror("octo/flows", str(upstream.path))
+    tracemalloc.start()
+    try:
+        with pytest.raises(FlowsTooLarge) as caught:
+            mirrors.read_flows(path, sha)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(caught.value) == (
+        "flows/huge.yml is 67,108,864 bytes; a flow file may be at most 1,048,576: "
+        "make it smaller or split it into several flows"
+    )
+    assert peak < 8 << 20  # the 64 MiB blob was never read whole
+
+
+def test_more_bytes_of_flows_than_a_repository_may_have_are_refused(
+        upstream: Upstream, mirrors: Mirrors) -> None:
+    size = MAX_FLOWS_BYTES // 16  # 1 MiB, the most one file may have
+    files = {f"flows/f{i:02}.yml": b"#" * size for i in range(16)}
+    at_limit = _commit_many(upstream, files)
+    over = _commit_many(upstream, {"flows/g.yml": b"id: g\n"})
+    path = mirrors.mirror("octo/flows", str(upstream.path))
+    assert sum(map(len, mirrors.read_flows(path, at_limit).values())) == MAX_FLOWS_BYTES
+    with pytest.raises(FlowsTooLarge) as caught:
+        mirrors.read_flows(path, over)
+    assert str(caught.value) == (
+        "flows/ passes 16 MiB of flow files at flows/g.yml; a repository's flows may total "
+        "at most 16 MiB: make them smaller or fewer"
+    )
+
+
+def test_pull_request_over_the_file_limit_gets_a_failure_status_saying_so(
+        upstream: Upstream, tmp_path: Path, sqlite_engine: Engine) -> None:
+    files = {f"flows/f{i:04}.yml": f"id: f{i}\n".encode() for i in range(MAX_FLOW_FILES + 1)}
+    sha = _commit_many(upstream, files)
+    services = make_services(sqlite_engine, FakeClock(datetime(2026, 3, 1, tzinfo=UTC)))
+    services.repos = Mirrors(tmp_path / "data")  # real mirrors of a real repository
+    payload = pull_request_event("opened", 7, sha, clone_url=str(upstream.path))
+    build_router().dispatch(Event("pull_request", payload, "delivery-7"), services)
+    assert isinstance(services.github, FakeGitHub)
+    client = services.github.clients["acme/flows"]
+    message = ("flows/ has more than 1,000 flow files; a repository may have at most 1,000: "
+               "merge flows or move some out of flows/")
+    assert [(s["state"], s["description"]) for s in client.statuses] == [
+        ("pending", "Validating flows/*.yml…"), ("failure", message)]
+    [body] = client.bodies()
+    assert message in body
