@@ -11,6 +11,7 @@ from typing import Any
 
 from bot import render
 from bot.github import Annotation, trim_body
+from bot.repos import FlowsTooLarge
 from bot.router import Event, Router
 from bot.services import Services
 from runner.diagnostics import Diagnostic, Severity
@@ -26,6 +27,7 @@ CONTEXT = "flowbot/validate"
 CHECK_NAME = "flowbot"
 PENDING = "Validating flows/*.yml…"
 READ_FAILED = "Could not read the flows at this commit: {error}"
+LIMIT_FAILED = "❌ **The flows at this commit were not validated:** {error}"
 DUPLICATE = "; two files define flow {flow_id}"
 
 
@@ -61,6 +63,12 @@ def validate_pull_request(event: Event, services: Services) -> None:
     try:
         mirror = services.mirror(*head_source(pull, repo), event.installation_id, want=sha)
         files = services.repos.read_flows(mirror, sha)
+    except FlowsTooLarge as exc:  # over a repository limit: the PR's answer, not a fault
+        client.create_status(sha, "failure", CONTEXT, render.status_text(str(exc)))
+        client.upsert_comment(int(pull["number"]), render.VALIDATE_MARKER,
+                              f"{render.VALIDATE_MARKER}\n{LIMIT_FAILED.format(error=exc)}\n")
+        log.info("pull request flows over a limit: %s", exc, extra=extra)
+        return
     except Exception as exc:
         problem = render.status_text(READ_FAILED.format(error=exc))
         client.create_status(sha, "error", CONTEXT, problem)
