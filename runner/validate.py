@@ -216,12 +216,20 @@ def _check_unique_flow_ids(reports: list[FileReport]) -> None:
         if len(owners) < 2:
             continue
         for report in owners:
-            others = ", ".join(o.path for o in owners if o is not report)
+            others = _others([o.path for o in owners if o is not report])
             line, col = report.id_pos
             message = "id: " + DUPLICATE_FLOW_ID.format(id=flow_id, others=others)
             report.diagnostics.append(Diagnostic(report.path, line, col, Severity.ERROR, message))
             report.diagnostics.sort(key=sort_key)
             report.flow = None
+
+
+def _others(paths: list[str], shown: int = 5) -> str:
+    """The files sharing an id, at most ``shown`` by name: one id in a thousand files
+    must not give each of them a message naming all the others."""
+    if len(paths) <= shown:
+        return ", ".join(paths)
+    return ", ".join(paths[:shown]) + f" and {len(paths) - shown} more"
 
 
 def flow_files(paths: Sequence[Path]) -> list[Path]:

@@ -176,3 +176,13 @@ def test_a_repository_has_a_budget_for_all_its_files_together() -> None:
         "not validated: the repository's flow files took longer than 50s in all; "
         "make the flows fewer or simpler"
     ]
+
+
+def test_one_flow_id_in_many_files_names_a_few_others_each() -> None:
+    files = {f"flows/f{i:03}.yml": chain(1).encode() for i in range(300)}
+    report = validate_files(files, now=NOW)
+    [first] = report.files[0].errors
+    assert first.message == (
+        'id: flow id "chain" is also used by flows/f001.yml, flows/f002.yml, flows/f003.yml, '
+        "flows/f004.yml, flows/f005.yml and 294 more; flow ids must be unique"
+    )
