@@ -66,3 +66,14 @@ def test_the_validator_reads_the_one_schema_in_schemas() -> None:
     root = Path(__file__).resolve().parents[2]
     assert SCHEMA_PATH.is_symlink()
     assert SCHEMA_PATH.resolve() == root / "schemas" / "flow.schema.json"
+
+
+def test_every_size_limit_of_the_schema_is_in_the_limits_table() -> None:
+    text = DOC.read_text(encoding="utf-8").split("## Limits", 1)[1].split("\n## ", 1)[0]
+    limits = {
+        (name, node["maxItems"]) for name, node in schema()["properties"].items()
+        if "maxItems" in node
+    }
+    assert {name for name, _ in limits} == {"tasks", "errors", "triggers"}
+    for name, limit in limits:
+        assert f"(`{name}`) | {limit} |" in text, name
