@@ -22,6 +22,7 @@ from bot.github import GitHubClients
 from bot.handlers import build_router
 from bot.handlers.reporting import run_listener
 from bot.repos import Mirrors
+from bot.retry import retry_policy
 from bot.router import Event
 from bot.services import Services
 from bot.settings import Settings
@@ -120,7 +121,7 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     sink = RunSink(registry, store, runs, lambda repo, sha: mirrors.path_of(repo))
     scheduler = Scheduler(engine, sink, clock, instance_id=_instance_id(data_dir), wake=wake)
     workers = Workers(services.deliveries, lambda e: services.router.dispatch(e, services),
-                      settings.workers)
+                      settings.workers, retry=retry_policy(settings))
     services.on_delivery = workers.notify
     return Runtime(services, runs, scheduler, workers)
 

@@ -38,6 +38,9 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
     workers: int = 2
+    delivery_backoff_seconds: int = 10  # first wait before retrying a transient failure
+    delivery_backoff_max_seconds: int = 600  # the doubling waits stop growing here
+    delivery_retry_seconds: int = 3600  # the waits add up to at most this; then failed
     engine_reconnect_seconds: float = 120.0  # how long a lost Docker engine is waited for
     task_memory: str = "1g"  # a task's memory unless its flow asks (within task_max_memory)
     task_max_memory: str = "4g"

@@ -11,6 +11,11 @@ while deliveries keep arriving a worker pauses briefly between batches instead
 of competing for every cycle; it still makes progress under any load and runs
 flat out once the burst is over. Outcomes of quick deliveries are written
 together, one write per batch instead of one per delivery.
+
+A delivery whose handler failed for a passing reason (GitHub or the git remote
+did not answer, the database was busy: :func:`bot.retry.is_transient`) goes back
+to the queue with exponential backoff (:class:`bot.retry.RetryPolicy`) and keeps
+its place; any other failure, or one past the retry budget, is final.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from bot.deliveries import Delivery, DeliveryStore, Outcome
+from bot.retry import RetryPolicy, is_transient
 from bot.router import Event
 
 log = logging.getLogger(__name__)
@@ -34,13 +40,15 @@ BUSY_SECONDS = 0.05  # a delivery recorded this recently means intake is busy
 BUSY_PAUSE = 0.1  # while it is, a worker rests this long between batches
 
 
-def process_one(store: DeliveryStore, dispatch: Dispatch) -> bool:
-    """Claim and process one pending delivery; False if none was pending."""
-    return process_batch(store, dispatch, 1) > 0
+def process_one(store: DeliveryStore, dispatch: Dispatch,
+                retry: RetryPolicy | None = None) -> bool:
+    """Claim and process one due delivery; False if none was due."""
+    return process_batch(store, dispatch, 1, retry=retry) > 0
 
 
 def process_batch(store: DeliveryStore, dispatch: Dispatch, limit: int = CLAIM_BATCH,
-                  monotonic: Monotonic = time.monotonic) -> int:
+                  monotonic: Monotonic = time.monotonic,
+                  retry: RetryPolicy | None = None) -> int:
     """Claim up to ``limit`` pending deliveries (one write) and process them in order;
     returns how many. Outcomes are written together at the end of the batch, or
     before the next delivery starts once :data:`FLUSH_SECONDS` have passed since
@@ -55,28 +63,52 @@ def process_batch(store: DeliveryStore, dispatch: Dispatch, limit: int = CLAIM_B
             outcomes = []
         if not outcomes:
             since = monotonic()
-        outcomes.append((delivery.id, _process(dispatch, delivery)))
+        failure = _process(dispatch, delivery)
+        if failure is None or not _retried(store, delivery, failure, retry or RetryPolicy()):
+            outcomes.append((delivery.id, None if failure is None else failure.text))
     store.finish_many(outcomes)
     return len(claimed)
 
 
-def _process(dispatch: Dispatch, delivery: Delivery) -> str | None:
-    """Dispatch one delivery; the error text if its handler failed."""
+class _Failure:
+    """A handler's failure: its text, and whether it may pass if tried again."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.text = f"{type(exc).__name__}: {exc}"
+        self.transient = is_transient(exc)
+
+
+def _process(dispatch: Dispatch, delivery: Delivery) -> _Failure | None:
+    """Dispatch one delivery; its failure if its handler raised."""
     event = Event(delivery.event, delivery.payload, delivery.id)
-    context = {"delivery": delivery.id, "event": delivery.event, "repo": event.repo}
+    context = {"delivery": delivery.id, "event": delivery.event, "repo": event.repo,
+               "attempt": delivery.attempts}
     try:
         dispatch(event)
     except Exception as exc:  # a handler's failure must not stop the worker
         log.exception("delivery failed", extra=context)
-        return f"{type(exc).__name__}: {exc}"
+        return _Failure(exc)
     log.debug("delivery done", extra=context)
     return None
 
 
-def drain(store: DeliveryStore, dispatch: Dispatch, limit: int = 10_000) -> int:
-    """Process pending deliveries until none is left (tests, the demo); returns the count."""
+def _retried(store: DeliveryStore, delivery: Delivery, failure: _Failure,
+             retry: RetryPolicy) -> bool:
+    """Queue a transient failure again after its backoff; False if it is final."""
+    delay = retry.delay(delivery.attempts) if failure.transient else None
+    if delay is None:
+        return False  # not transient, or its retry budget is spent
+    due = store.retry_later(delivery.id, failure.text, delay)
+    log.warning("delivery will be retried", extra={
+        "delivery": delivery.id, "attempt": delivery.attempts, "retry_at": due.isoformat()})
+    return True
+
+
+def drain(store: DeliveryStore, dispatch: Dispatch, limit: int = 10_000,
+          retry: RetryPolicy | None = None) -> int:
+    """Process due deliveries until none is left (tests, the demo); returns the count."""
     count = 0
-    while count < limit and process_one(store, dispatch):
+    while count < limit and process_one(store, dispatch, retry):
         count += 1
     return count
 
@@ -85,9 +117,11 @@ class Workers:
     """``count`` threads processing deliveries until :meth:`stop`."""
 
     def __init__(self, store: DeliveryStore, dispatch: Dispatch, count: int = 2,
-                 monotonic: Monotonic = time.monotonic) -> None:
+                 monotonic: Monotonic = time.monotonic,
+                 retry: RetryPolicy | None = None) -> None:
         self._store = store
         self._dispatch = dispatch
+        self._retry = retry or RetryPolicy()
         self._count = max(1, count)
         self._monotonic = monotonic
         self._last_delivery = float("-inf")
@@ -125,7 +159,7 @@ class Workers:
         while not self._stop.is_set():
             try:
                 worked = process_batch(self._store, self._dispatch,
-                                       monotonic=self._monotonic) > 0
+                                       monotonic=self._monotonic, retry=self._retry) > 0
             except Exception:  # the database hiccuped; try again after a pause
                 log.exception("delivery worker could not claim work")
                 worked = False

@@ -2,6 +2,10 @@
 head commit, post ``flowbot/validate`` and keep one sticky comment up to date.
 
 Validation is static: nothing from a PR is executed, so fork PRs are safe.
+A delivery whose head a newer push already superseded is skipped (the newer
+delivery validates the head that matters), so a backlog does not validate every
+intermediate commit. Retrying is safe: statuses are set again, the comment is
+edited in place.
 """
 
 from __future__ import annotations
@@ -58,6 +62,11 @@ def validate_pull_request(event: Event, services: Services) -> None:
     pull = dict(event.payload["pull_request"])
     sha = str(pull["head"]["sha"])
     extra = {"delivery": event.delivery_id, "repo": event.repo, "pr": pull["number"]}
+    newer = services.deliveries.superseded_by(event.delivery_id)
+    if newer is not None:
+        log.info("pull request head superseded, not validated", extra=extra | {
+            "sha": sha, "newer_delivery": newer})
+        return  # the newer delivery validates the PR's current head
     client = services.client(event.repo, event.installation_id)
     client.create_status(sha, "pending", CONTEXT, PENDING)
     try:

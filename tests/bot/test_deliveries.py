@@ -1,14 +1,19 @@
 import json
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.deliveries import DeliveryStatus, DeliveryStore
+from bot.deliveries import DeliveryStatus, DeliveryStore, deliveries_table
 from runner.cron import FakeClock
+from tests.fakes import issue_comment_event, pull_request_event, push_event
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _store(engine: Engine) -> DeliveryStore:
-    return DeliveryStore(engine, FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    return DeliveryStore(engine, FakeClock(START))
 
 
 def _record(store: DeliveryStore, delivery_id: str) -> bool:
@@ -81,3 +86,177 @@ def test_finish_many_marks_done_and_failed_together(db_engine: Engine) -> None:
         "d0": DeliveryStatus.DONE, "d1": DeliveryStatus.FAILED, "d2": DeliveryStatus.DONE}
     assert [x.error for x in got.values() if x] == [None, "KeyError: boom", None]
     assert store.count(DeliveryStatus.PROCESSING) == 0
+
+
+# --- order of claiming: priority, then fair turns across repositories --------
+
+def _event(store: DeliveryStore, delivery_id: str, event: str, payload: dict[str, Any]) -> None:
+    assert store.record(delivery_id, event, json.dumps(payload).encode(), payload)
+
+
+def _flood(store: DeliveryStore, count: int, repo: str = "flood/a") -> None:
+    items = []
+    for n in range(count):
+        payload = pull_request_event("opened", n + 1, f"{n:040x}", repo=repo)
+        items.append((f"pr-{n}", "pull_request", json.dumps(payload).encode(), payload))
+    for start in range(0, count, 256):  # as intake writes them: group commits
+        assert all(store.record_many(items[start:start + 256]))
+
+
+def _claimed_until(store: DeliveryStore, wanted: str, batch: int = 8) -> int:
+    """How many deliveries were claimed before ``wanted`` (claiming in batches)."""
+    before = 0
+    while True:
+        claimed = [d.id for d in store.claim(batch)]
+        assert claimed, f"{wanted} was never claimed"
+        if wanted in claimed:
+            return before + claimed.index(wanted)
+        before += len(claimed)
+        store.finish_many([(d, None) for d in claimed])
+
+
+def test_a_command_recorded_after_500_pr_deliveries_is_claimed_first(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _flood(store, 500)
+    _event(store, "cmd", "issue_comment", issue_comment_event("/run hello", repo="flood/a"))
+    assert _claimed_until(store, "cmd") == 0
+
+
+def test_a_push_goes_before_pr_validation_of_any_repository(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _flood(store, 100)
+    _event(store, "push-b", "push", push_event("b" * 40, repo="quiet/b"))
+    [first] = store.claim(1)
+    assert first.id == "push-b"
+
+
+def test_a_flooding_repository_takes_turns_with_another(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _flood(store, 300)
+    for _ in range(5):  # the flood is being worked on
+        store.finish_many([(d.id, None) for d in store.claim(8)])
+    payload = pull_request_event("opened", 1, "c" * 40, repo="quiet/b")
+    _event(store, "pr-b", "pull_request", payload)
+    assert _claimed_until(store, "pr-b") <= 2  # not behind the 260 still queued
+
+
+def test_turns_interleave_two_floods(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _flood(store, 40, "flood/a")
+    items = []
+    for n in range(40):
+        payload = pull_request_event("opened", n + 1, f"{n:040x}", repo="flood/b")
+        items.append((f"b-{n}", "pull_request", json.dumps(payload).encode(), payload))
+    store.record_many(items)
+    repos = [d.repo for d in store.claim(20)]
+    # a's first turn was being served when b's flood came: then one each, turn by turn
+    assert repos.count("flood/a") in (10, 11) and repos.count("flood/b") in (9, 10)
+    assert "flood/b" in repos[:3]
+
+
+def test_claiming_walks_an_index(sqlite_engine: Engine) -> None:
+    """The claim query reads the claim index in order: no sort of every pending row.
+    (Checked on SQLite; PostgreSQL's planner chooses by table statistics.)"""
+    store = _store(sqlite_engine)
+    _flood(store, 50)
+    t = deliveries_table
+    query = (select(t.c.id).where(t.c.status == "pending", t.c.next_attempt_at <= START)
+             .order_by(t.c.priority, t.c.turn, t.c.received_at).limit(8))
+    with sqlite_engine.connect() as conn:
+        compiled = str(query.compile(sqlite_engine, compile_kwargs={"literal_binds": True}))
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {compiled}"))
+    assert "ix_webhook_deliveries_claim" in plan and "TEMP B-TREE" not in plan
+
+
+# --- retries and redeliveries ------------------------------------------------
+
+def test_a_retried_delivery_waits_for_its_time_and_keeps_its_turn(db_engine: Engine) -> None:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    store = DeliveryStore(db_engine, clock)
+    _record(store, "d1")
+    _record(store, "d2")
+    [first] = store.claim(1)
+    store.retry_later(first.id, "GitHubError: HTTP 502", 10)
+    assert [d.id for d in store.claim(5)] == ["d2"]  # d1 is not due yet
+    assert store.claim(5) == []
+    clock.advance(10)
+    [again] = store.claim(5)
+    assert again.id == "d1" and again.attempts == 2 and again.error == "GitHubError: HTTP 502"
+
+
+def test_a_redelivery_of_a_failed_delivery_queues_it_again(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _record(store, "d1")
+    store.claim(1)
+    store.finish("d1", "GitHubError: no answer")
+    assert _record(store, "d1")  # GitHub's "Redeliver": queued again
+    again = store.get("d1")
+    assert again is not None and again.status is DeliveryStatus.PENDING and again.attempts == 0
+    assert [d.id for d in store.claim(1)] == ["d1"]
+    store.finish("d1")
+    assert not _record(store, "d1")  # done: a redelivery is a duplicate
+    assert store.count() == 1
+
+
+def test_a_redelivery_during_backoff_makes_it_due_now(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _record(store, "d1")
+    store.claim(1)
+    store.retry_later("d1", "GitHubError: HTTP 500", 600)
+    assert store.claim(1) == []
+    assert not _record(store, "d1")  # still queued: a duplicate, but tried at once
+    assert [d.id for d in store.claim(1)] == ["d1"]
+
+
+# --- superseded pull request heads ------------------------------------------
+
+def _pull(store: DeliveryStore, delivery_id: str, sha: str, *, number: int = 7,
+          action: str = "synchronize", updated_at: str | None = None) -> None:
+    """A pull_request delivery arriving a second after the previous one."""
+    payload = pull_request_event(action, number, sha)
+    if updated_at is not None:
+        payload["pull_request"]["updated_at"] = updated_at
+    store._clock.advance(1)  # type: ignore[attr-defined]
+    _event(store, delivery_id, "pull_request", payload)
+
+
+def test_deliveries_of_one_moment_supersede_nothing(db_engine: Engine) -> None:
+    """Same update time, same arrival (one group commit): both are validated."""
+    store = _store(db_engine)
+    items = [(d, "pull_request", json.dumps(p).encode(), p) for d, p in (
+        ("x", pull_request_event("synchronize", 7, "a" * 40)),
+        ("y", pull_request_event("synchronize", 7, "b" * 40)))]
+    store.record_many(items)
+    assert store.superseded_by("x") is None and store.superseded_by("y") is None
+
+
+def test_a_newer_head_of_the_same_pull_request_supersedes(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _pull(store, "old", "a" * 40, action="opened")
+    _pull(store, "other-pr", "c" * 40, number=8)
+    assert store.superseded_by("old") is None
+    _pull(store, "new", "b" * 40)
+    assert store.superseded_by("old") == "new"
+    assert store.superseded_by("new") is None
+    assert store.superseded_by("other-pr") is None
+    assert store.superseded_by("unknown") is None
+
+
+def test_a_late_arrival_of_an_older_head_supersedes_nothing(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _pull(store, "newer", "b" * 40, updated_at="2026-01-01T10:05:00Z")
+    _pull(store, "older", "a" * 40, updated_at="2026-01-01T10:00:00Z")  # arrived late
+    assert store.superseded_by("newer") is None
+    assert store.superseded_by("older") == "newer"
+
+
+def test_a_failed_newer_delivery_supersedes_nothing(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _pull(store, "old", "a" * 40)
+    _pull(store, "new", "b" * 40)
+    _event(store, "edit", "pull_request", pull_request_event("edited", 7, "b" * 40))
+    claimed = {d.id for d in store.claim(3)}
+    assert claimed == {"old", "new", "edit"}
+    store.finish("new", "GitHubError: HTTP 404")
+    assert store.superseded_by("old") is None  # the newest head got nothing: validate this

@@ -1,13 +1,23 @@
-"""Delivery workers: dispatch through a router, record done/failed, survive restarts."""
+"""Delivery workers: dispatch through a router, record done/failed, survive restarts,
+retry what failed for a passing reason."""
+
+from __future__ import annotations
 
 import json
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from bot.deliveries import DeliveryStatus, DeliveryStore
+from bot.github_client import HttpPolicy, PyGithubClients
+from bot.handlers import build_router
+from bot.repos import Mirrors
+from bot.retry import RetryPolicy
 from bot.router import Event, Router
+from bot.services import Services
 from bot.worker import (
     BUSY_SECONDS,
     FLUSH_SECONDS,
@@ -17,6 +27,10 @@ from bot.worker import (
     process_one,
 )
 from runner.cron import FakeClock
+from tests.bot.e2e_support import Origin
+from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
+from tests.fakegithub.server import FakeGitHub as FakeGitHubServer
+from tests.fakes import make_services, pull_request_event
 
 
 def _store(engine: Engine) -> DeliveryStore:
@@ -131,3 +145,98 @@ def test_workers_make_progress_while_intake_is_busy(sqlite_engine: Engine) -> No
     assert seen == ["d0"] and store.count(DeliveryStatus.DONE) == 2
     ticks.now += BUSY_SECONDS + 1  # no delivery for a while
     assert not workers.intake_busy()
+
+
+# --- retries after a GitHub outage: the fake GitHub over HTTP, a real git mirror ---
+
+GOOD_FLOW = """id: hello
+tasks:
+  - id: t
+    image: busybox:latest
+    commands: [echo hi]
+"""
+
+
+@pytest.fixture
+def live(tmp_path: Path, sqlite_engine: Engine, fake_github: FakeGitHubServer) -> _Live:
+    """Services over the fake GitHub (fast HTTP retries) and a real git origin,
+    on a clock the test moves; no worker threads: the test drives the batches."""
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    services = make_services(sqlite_engine, clock, data_dir=tmp_path)
+    services.github = PyGithubClients(fake_github.url, token=FAKE_TOKEN,
+                                      policy=HttpPolicy.fast())
+    services.repos = Mirrors(tmp_path / "data")
+    origin = Origin(tmp_path / "origin")
+    origin.commit({"README.md": "flows\n"}, "init")
+    return _Live(services, clock, fake_github, origin, build_router())
+
+
+class _Live:
+    def __init__(self, services: Services, clock: FakeClock, fake: FakeGitHubServer,
+                 origin: Origin, router: Router[Services]) -> None:
+        self.services, self.clock, self.fake, self.origin = services, clock, fake, origin
+        self.router = router
+
+    @property
+    def store(self) -> DeliveryStore:
+        return self.services.deliveries
+
+    def dispatch(self, event: Event) -> None:
+        self.router.dispatch(event, self.services)
+
+    def open_pull(self, delivery: str) -> tuple[str, int]:
+        sha = self.origin.commit({"flows/hello.yml": GOOD_FLOW}, "hello", branch="feature")
+        number = self.fake.add_pull(FAKE_REPO, head_sha=sha)
+        payload = pull_request_event("opened", number, sha, repo=FAKE_REPO,
+                                     clone_url=str(self.origin.path))
+        self.store.record(delivery, "pull_request", json.dumps(payload).encode(), payload)
+        return sha, number
+
+    def validate_states(self, sha: str) -> list[str]:
+        return [s["state"] for s in reversed(self.fake.statuses(FAKE_REPO, sha))
+                if s["context"] == "flowbot/validate"]
+
+
+def test_pr_status_is_posted_after_a_github_outage(live: _Live) -> None:
+    sha, number = live.open_pull("pr-1")
+    policy = RetryPolicy(first_delay=10, max_delay=600, budget=3600)
+    live.fake.start_outage(r"^/repos/octo/flows/", status=500)
+    for attempt, wait in enumerate([10, 20, 40], start=1):
+        assert process_batch(live.store, live.dispatch, retry=policy) == 1
+        delivery = live.store.get("pr-1")
+        assert delivery is not None and delivery.status is DeliveryStatus.PENDING
+        assert delivery.attempts == attempt and "GitHubError" in (delivery.error or "")
+        live.clock.advance(wait - 1)
+        assert process_batch(live.store, live.dispatch, retry=policy) == 0  # not due yet
+        live.clock.advance(1)
+    assert live.validate_states(sha) == []  # nothing got through the outage
+    live.fake.end_outage()
+    assert process_batch(live.store, live.dispatch, retry=policy) == 1
+    done = live.store.get("pr-1")
+    assert done is not None and done.status is DeliveryStatus.DONE and done.attempts == 4
+    assert live.validate_states(sha) == ["pending", "success"]
+    assert len(live.fake.comments(FAKE_REPO, number)) == 1  # the retries made one comment
+
+
+def test_an_outage_longer_than_the_budget_fails_the_delivery(live: _Live) -> None:
+    live.open_pull("pr-2")
+    policy = RetryPolicy(first_delay=10, max_delay=40, budget=100)  # waits 10, 20, 40
+    live.fake.start_outage(r"^/repos/octo/flows/statuses/", status=502)
+    for wait in (10, 20, 40):
+        assert process_batch(live.store, live.dispatch, retry=policy) == 1
+        live.clock.advance(wait)
+    assert process_batch(live.store, live.dispatch, retry=policy) == 1  # 10+20+40+40 > 100
+    failed = live.store.get("pr-2")
+    assert failed is not None and failed.status is DeliveryStatus.FAILED
+    assert failed.attempts == 4 and "GitHubError" in (failed.error or "")
+    live.clock.advance(3600)
+    assert process_batch(live.store, live.dispatch, retry=policy) == 0  # final
+
+
+def test_a_permanent_error_is_not_retried(sqlite_engine: Engine) -> None:
+    store = _store(sqlite_engine)
+    seen: list[str] = []
+    router = _router(seen)
+    assert drain(store, lambda e: router.dispatch(e, None), retry=RetryPolicy()) == 3
+    failed = store.get("d1")  # KeyError: a bug, not an outage
+    assert failed is not None and failed.status is DeliveryStatus.FAILED and failed.attempts == 1

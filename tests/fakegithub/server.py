@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -131,6 +132,17 @@ class FakeGitHub:
                       body or {"message": "Server Error"}, dict(headers or {}))
         with self._lock:
             self._faults.append(fault)
+
+    def start_outage(self, path: str = r".*", *, status: int = 500,
+                     method: str | None = None) -> None:
+        """Every request whose path matches the regex ``path`` gets ``status`` until
+        :meth:`end_outage`: GitHub having a bad minute, however many requests come."""
+        self.fail_next(path, sys.maxsize, status=status, method=method)
+
+    def end_outage(self) -> None:
+        """Stop every injected fault (outages and the rest of ``fail_next`` counts)."""
+        with self._lock:
+            self._faults.clear()
 
     def rate_limit_next(self, path: str, count: int = 1, *,
                         retry_after: str | None = "0", method: str | None = None) -> None:
