@@ -6,11 +6,23 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from bot.app import MAX_BODY, create_app, sign
+from bot.deliveries import DeliveryStatus
+from bot.handlers import build_router
+from bot.router import Event
 from bot.services import Services
 from bot.settings import Settings
+from bot.worker import drain
 from runner.cron import FakeClock
 from runner.errors import ConfigError
-from tests.fakes import TestClient, make_services, ping_event, push_event
+from tests.fakes import (
+    FakeFlowSource,
+    FakeGitHub,
+    TestClient,
+    make_services,
+    ping_event,
+    pull_request_event,
+    push_event,
+)
 
 SECRET = "s3cret"
 
@@ -114,3 +126,34 @@ def test_body_in_chunks_is_verified_whole(client: TestClient, services: Services
         "X-Hub-Signature-256": sign(SECRET, raw)})
     assert response.status_code == 202
     assert services.deliveries.get("d-9") is not None
+
+
+def test_redelivery_of_a_failed_delivery_is_processed_again(client: TestClient,
+                                                             services: Services) -> None:
+    """GitHub's "Redeliver" (same X-GitHub-Delivery id) after the delivery failed for
+    good: it is accepted, queued again and processed."""
+    sha = "e" * 40
+    payload = pull_request_event("opened", 5, sha)
+    router = build_router()
+
+    def dispatch(event: Event) -> None:
+        router.dispatch(event, services)
+
+    assert _post(client, payload, delivery="pr-5", event="pull_request") == (202, "accepted")
+    assert drain(services.deliveries, dispatch) == 1  # the commit cannot be read: a bug
+    failed = services.deliveries.get("pr-5")
+    assert failed is not None and failed.status is DeliveryStatus.FAILED
+
+    assert isinstance(services.repos, FakeFlowSource)
+    services.repos.commits[sha] = {"flows/a.yml": b"id: a\ntasks: [{id: t, image: x, "
+                                                 b"commands: [echo]}]\n"}  # fixed
+    woken: list[bool] = []
+    services.on_delivery = lambda: woken.append(True)
+    assert _post(client, payload, delivery="pr-5", event="pull_request") == (202, "accepted")
+    assert woken == [True]
+    assert drain(services.deliveries, dispatch) == 1
+    done = services.deliveries.get("pr-5")
+    assert done is not None and done.status is DeliveryStatus.DONE
+    assert isinstance(services.github, FakeGitHub)
+    assert services.github.clients["acme/flows"].statuses[-1]["state"] == "success"
+    assert _post(client, payload, delivery="pr-5", event="pull_request") == (200, "duplicate")

@@ -1,14 +1,17 @@
 """PR validation: real-shaped pull_request payloads through the real router."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.engine import Engine
 
+from bot.deliveries import DeliveryStatus
 from bot.handlers import build_router
 from bot.render import VALIDATE_MARKER
 from bot.router import Event
 from bot.services import Services
+from bot.worker import drain
 from runner.cron import FakeClock
 from runner.validate import validate_files
 from tests.fakes import FakeFlowSource, FakeGitHub, make_services, pull_request_event
@@ -96,3 +99,27 @@ def test_ignored_actions_and_repos(services: Services) -> None:
     services.settings = services.settings.__class__(repos=("other/*",), webhook_secret="x")
     _dispatch(services, pull_request_event("opened", 4, "a" * 40))
     assert _github(services).clients == {}
+
+
+def test_a_head_superseded_by_a_newer_push_is_not_validated(services: Services) -> None:
+    """A backlog of pushes to one PR: only its newest head is validated; another PR,
+    and a head whose newer delivery failed, still are."""
+    source = _source(services)
+    for sha in ("a", "b", "c", "d"):
+        source.commits[sha * 40] = {"flows/nightly.yml": GOOD}
+    clock = services.clock
+    assert isinstance(clock, FakeClock)
+    deliveries = [("p1", "opened", 12, "a"), ("p2", "synchronize", 12, "b"),
+                  ("p3", "synchronize", 12, "c"), ("q1", "opened", 13, "d")]
+    for delivery_id, action, number, sha in deliveries:
+        clock.advance(1)
+        payload = pull_request_event(action, number, sha * 40)
+        services.deliveries.record(delivery_id, "pull_request", json.dumps(payload).encode(),
+                                   payload)
+    router = build_router()
+    assert drain(services.deliveries, lambda e: router.dispatch(e, services)) == 4
+    client = _github(services).clients["acme/flows"]
+    validated = sorted({s["sha"][:1] for s in client.statuses})
+    assert validated == ["c", "d"]
+    assert all(services.deliveries.get(d).status is DeliveryStatus.DONE  # type: ignore[union-attr]
+               for d in ("p1", "p2", "p3", "q1"))
