@@ -13,14 +13,16 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.deliveries import DeliveryStore
+from bot.engine_gate import EngineGate
 from bot.fire_sink import RunSink
 from bot.github import GitHubClients
 from bot.handlers import build_router
-from bot.handlers.reporting import run_listener
+from bot.handlers.reporting import report, run_listener
 from bot.repos import Mirrors
 from bot.retry import retry_policy
 from bot.router import Event
@@ -30,6 +32,7 @@ from bot.worker import Workers
 from runner.backends.base import Backend
 from runner.cron import Clock, SystemClock
 from runner.db import connect
+from runner.errors import BackendError
 from runner.registry import Registry
 from runner.scheduler import Scheduler
 from runner.schedules import Schedules
@@ -38,17 +41,20 @@ from runner.store import RunStore
 
 log = logging.getLogger(__name__)
 
+ENGINE_POLL_SECONDS = 5.0
 
-def make_backend(name: str, owner: str) -> Backend:
-    """The execution backend named by ``FLOWBOT_BACKEND``."""
-    if name == "process":
+
+def make_backend(settings: Settings, owner: str) -> Backend:
+    """The execution backend named by ``FLOWBOT_BACKEND``, with the operator's limits."""
+    if settings.backend == "process":
         from runner.backends.process_backend import ProcessBackend
 
         process: Backend = ProcessBackend(owner=owner)
         return process
     from runner.backends.docker_backend import DockerBackend
 
-    docker: Backend = DockerBackend(owner=owner)
+    docker: Backend = DockerBackend(owner=owner, limits=settings.task_limits(),
+                                    reconnect_seconds=settings.engine_reconnect_seconds)
     return docker
 
 
@@ -64,6 +70,8 @@ class Runtime:
     runs: RunService
     scheduler: Scheduler
     workers: Workers
+    gate: EngineGate | None = None
+    engine_poll: float = ENGINE_POLL_SECONDS  # how often an absent engine is asked again
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -72,14 +80,40 @@ class Runtime:
         self.services.router.dispatch(event, self.services)
 
     def start(self) -> None:
-        resumed = self.runs.reconcile()  # runs a crash left running end truthfully
+        """Start everything; without the engine, runs wait until it answers (engine_gate)."""
+        self._stop.clear()
+        if self._reconcile():
+            self.runs.start(self.services.settings.max_parallel_tasks)
+        else:
+            self._spawn(self._await_engine, "flowbot-engine-wait")
+        self.workers.start()
+        self._spawn(lambda: self.scheduler.run_forever(self._stop), "flowbot-scheduler")
+
+    def _reconcile(self) -> bool:
+        """Reconcile runs a crash left running; False while the engine does not answer."""
+        try:
+            resumed = self.runs.reconcile()  # runs a crash left running end truthfully
+        except BackendError as exc:
+            log.warning("the execution backend does not answer; runs wait for it",
+                        extra={"reason": str(exc)})
+            if self.gate is not None:
+                self.gate.engine_away()
+            return False
+        if self.gate is not None:
+            self.gate.engine_back()
         if resumed:
             log.info("reconciled runs left by the previous process", extra={"runs": resumed})
-        self.runs.start(self.services.settings.max_parallel_tasks)
-        self.workers.start()
-        self._stop.clear()
-        thread = threading.Thread(target=self.scheduler.run_forever, args=(self._stop,),
-                                  name="flowbot-scheduler", daemon=True)
+        return True
+
+    def _await_engine(self) -> None:
+        while not self._stop.wait(self.engine_poll):
+            if self._reconcile():
+                if not self._stop.is_set():
+                    self.runs.start(self.services.settings.max_parallel_tasks)
+                return  # the engine answers: the run workers take over
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
 
@@ -112,18 +146,21 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     )
     listener = run_listener(services)
     owner = owner_for(data_dir)
-    runs = RunService(store, backend or make_backend(settings.backend, owner), data_dir,
+    backend = backend or make_backend(settings, owner)
+    limits = settings.task_limits() if backend.name == "docker" else None
+    runs = RunService(store, backend, data_dir,
                       settings.secret_values(), clock, settings.max_parallel_tasks,
-                      listeners=[listener], owner=owner,
+                      listeners=[listener], owner=owner, limits=limits,
                       run_url=services.run_url)
-    services.runs = runs
+    gate = EngineGate(runs, store, notify=lambda run_id: report(services, run_id))
+    services.runs = gate
     services.router = build_router()
     sink = RunSink(registry, store, runs, lambda repo, sha: mirrors.path_of(repo))
     scheduler = Scheduler(engine, sink, clock, instance_id=_instance_id(data_dir), wake=wake)
     workers = Workers(services.deliveries, lambda e: services.router.dispatch(e, services),
                       settings.workers, retry=retry_policy(settings))
     services.on_delivery = workers.notify
-    return Runtime(services, runs, scheduler, workers)
+    return Runtime(services, runs, scheduler, workers, gate)
 
 
 def _instance_id(data_dir: Path) -> str:

@@ -24,6 +24,7 @@ from runner.engine import Execution, Sleeper, event_sleep
 from runner.errors import FlowbotError, SecretMissing
 from runner.flows import ConcurrencyPolicy, Flow, flow_from_data
 from runner.inputs import coerce_inputs, input_env
+from runner.limits import TaskLimits
 from runner.logstore import LogSink
 from runner.masking import Masker
 from runner.records import EventKind, RunEvent, RunRecord, Status, Trigger
@@ -60,8 +61,10 @@ class RunService:
         clock: Clock, max_parallel: int = 4, listeners: Iterable[Listener] = (), *,
         owner: str = "default", sleeper: Sleeper = event_sleep,
         run_url: Callable[[str], str] = lambda run_id: "",
+        limits: TaskLimits | None = None,
     ) -> None:
         self.store, self.backend, self.data_dir = store, backend, data_dir
+        self.limits = limits  # the operator's bounds on what a flow's tasks may ask for
         self.clock, self.max_parallel, self.owner = clock, max_parallel, owner
         self._secrets = dict(secrets)
         self._listeners = list(listeners)
@@ -91,6 +94,10 @@ class RunService:
         if missing:
             return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
                                  str(SecretMissing(flow.id, missing)), request_key)
+        refused = self.limits.refusal(flow) if self.limits is not None else None
+        if refused is not None:
+            return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
+                                 refused, request_key)
         with self._lock:
             blocked = self._apply_concurrency(flow, repo)
             if blocked is not None:

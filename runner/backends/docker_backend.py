@@ -137,6 +137,8 @@ class DockerBackend:
         self._client = client
         self._lock = threading.Lock()
         self._handover = threading.Lock()  # one workspace hand-over at a time
+        self._leftovers: set[str] = set()  # containers whose removal the engine missed
+        self._lost_since: float | None = None  # when the current engine outage began
 
     @property
     def client(self) -> docker.DockerClient:
@@ -169,6 +171,7 @@ class DockerBackend:
             spec.output_file.touch()
         self._hand_over(spec)
         container = self._create(spec)
+        self._remove_leftovers()
         try:
             self._retrying(f"starting the container for task {spec.task_id}", container.start)
         except BackendError:
@@ -195,7 +198,10 @@ class DockerBackend:
             except BackendError as exc:
                 if not _lost(exc):
                     raise
-                self._await_engine("reading logs", time.monotonic(), exc)
+                try:
+                    self._await_engine("reading logs", exc)
+                except BackendError:
+                    return  # gone for good: wait() reports it as the attempt's failure
                 continue  # the engine is back: resume after the last line read
             if not follow:
                 return  # the whole stored log has been read
@@ -211,7 +217,6 @@ class DockerBackend:
         if timeout is not None and timeout <= 0:
             return self._exit_code_now(container)  # requests rejects a zero timeout
         deadline = None if timeout is None else time.monotonic() + timeout
-        lost_since: float | None = None
         while True:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -219,14 +224,14 @@ class DockerBackend:
             try:
                 with engine_errors("waiting for a container"):
                     result = container.wait(timeout=left)
+                self._lost_since = None  # the engine answered
                 return int(result["StatusCode"])
             except BackendError as exc:
                 if left is not None and _is_timeout(exc.__cause__):
                     return None  # the task is still running
                 if not _lost(exc):
                     raise
-                lost_since = lost_since or time.monotonic()
-                self._await_engine("waiting for a container", lost_since, exc)
+                self._await_engine("waiting for a container", exc)
 
     def kill(self, handle: str) -> None:
         container = self._container(handle)
@@ -246,7 +251,12 @@ class DockerBackend:
         except BackendError as exc:
             if _gone(exc):
                 return  # already gone, or its removal is in progress
-            raise
+            if not _lost(exc):
+                raise
+            with self._lock:
+                self._leftovers.add(handle)  # removed by the next start once the engine is back
+            log.warning("could not remove a container: the engine is away",
+                        extra={"handle": handle[:12]})
 
     def existing(self, owner: str) -> list[Existing]:
         with engine_errors("listing containers"):
@@ -265,24 +275,28 @@ class DockerBackend:
 
     def _retrying(self, action: str, call: Callable[[], _T]) -> _T:
         """``call()``, retried while the engine is unreachable (see the module docstring)."""
-        lost_since: float | None = None
         while True:
             try:
                 with engine_errors(action):
-                    return call()
+                    result = call()
+                self._lost_since = None  # the engine answered
+                return result
             except BackendError as exc:
                 if not _lost(exc):
                     raise
-                lost_since = lost_since or time.monotonic()
-                self._await_engine(action, lost_since, exc)
+                self._await_engine(action, exc)
 
-    def _await_engine(self, action: str, lost_since: float, error: BackendError) -> None:
-        """Return once the engine answers; raise ENGINE_LOST when the budget is spent."""
+    def _await_engine(self, action: str, error: BackendError) -> None:
+        """Return once the engine answers; raise ENGINE_LOST once it has been away for
+        ``reconnect_seconds`` (one budget per outage, whichever call noticed it first)."""
         log.warning("the Docker engine is unreachable; waiting for it",
                     extra={"action": action, "reason": str(error.__cause__)})
-        deadline = lost_since + self.reconnect_seconds
+        with self._lock:
+            self._lost_since = self._lost_since or time.monotonic()
+            deadline = self._lost_since + self.reconnect_seconds
         while True:
             if self.engine_answers():
+                self._lost_since = None
                 log.info("the Docker engine answers again", extra={"action": action})
                 return
             left = deadline - time.monotonic()
@@ -291,6 +305,12 @@ class DockerBackend:
                     where=engine_location(), action=action, seconds=self.reconnect_seconds,
                     reason=error.__cause__)) from error.__cause__
             time.sleep(min(_RETRY_PAUSE, left))
+
+    def _remove_leftovers(self) -> None:
+        with self._lock:
+            leftovers, self._leftovers = self._leftovers, set()
+        for handle in leftovers:
+            self.remove(handle)
 
     def _hand_over(self, spec: TaskSpec) -> None:
         """Give the workspace and output file to the task user if that is not us."""
@@ -336,7 +356,6 @@ class DockerBackend:
         if self.limits.read_only_root:
             environment.setdefault("HOME", "/tmp")  # the one writable place besides the workspace
         action = f"creating the container for task {spec.task_id}"
-        lost_since: float | None = None
         while True:
             try:
                 with engine_errors(action):
@@ -354,8 +373,7 @@ class DockerBackend:
             except BackendError as exc:
                 if not _lost(exc):
                     raise
-                lost_since = lost_since or time.monotonic()
-                self._await_engine(action, lost_since, exc)
+                self._await_engine(action, exc)
             found = self._created_before(spec)  # a create cut off on the way back did happen
             if found is not None:
                 return found
@@ -414,8 +432,8 @@ class DockerBackend:
         try:
             return self._exit_code_now(container) is None
         except BackendError as exc:
-            if _gone(exc):
-                return False  # removed meanwhile
+            if _gone(exc) or _lost(exc):
+                return False  # removed meanwhile, or the engine is gone for good (wait says)
             raise
 
     def _exit_code_now(self, container: Container) -> int | None:
