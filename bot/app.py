@@ -1,7 +1,9 @@
 """The FastAPI app: a thin ``POST /webhook`` plus the run pages and JSON API.
 
 The webhook route only reads the raw body, checks its size and signature,
-parses it, records the delivery durably and wakes a worker. Everything else
+parses it, records the delivery durably and wakes a worker. A redelivery
+(same ``X-GitHub-Delivery``) is answered "duplicate", unless the delivery had
+failed for good: then it is queued again and answered "accepted". Everything else
 happens in :mod:`bot.worker` through the router. It is a plain ASGI handler
 rather than a FastAPI endpoint: it needs no validation or dependencies, and
 skipping that machinery roughly halves the CPU each delivery costs.

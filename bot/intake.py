@@ -49,7 +49,8 @@ class Intake:
 
     async def record(self, delivery_id: str, event: str, body: bytes,
                      payload: dict[str, Any]) -> bool:
-        """Durably record one delivery; False if its id was recorded before."""
+        """Durably queue one delivery; False for a duplicate (its id was recorded
+        before and did not fail: a redelivery of a failed one is queued again)."""
         self._ensure_thread()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
