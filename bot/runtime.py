@@ -151,7 +151,7 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     runs = RunService(store, backend, data_dir,
                       settings.secret_values(), clock, settings.max_parallel_tasks,
                       listeners=[listener], owner=owner, limits=limits,
-                      run_url=services.run_url)
+                      run_url=services.run_url, log_max_bytes=settings.log_max_bytes)
     gate = EngineGate(runs, store, notify=lambda run_id: report(services, run_id))
     services.runs = gate
     services.router = build_router()

@@ -51,6 +51,7 @@ class Settings:
     task_tmp_size: str = "256m"
     task_pids: int = 512
     task_log_max_size: str = "100m"
+    log_max_bytes: int = 16 * 1024 * 1024  # kept of each attempt's log; past it cut, noted
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -22,9 +22,17 @@ from runner.backends.base import (
 )
 from runner.errors import FlowbotError
 from runner.flows import PullPolicy, Task
-from runner.logstore import LogSink, collect, log_path
+from runner.logstore import (
+    CUT,
+    DEFAULT_MAX_BYTES,
+    LogResult,
+    LogSink,
+    collect,
+    log_path,
+    size_text,
+)
 from runner.masking import Masker
-from runner.outputs import MAX_OUTPUT_BYTES, parse_outputs
+from runner.outputs import MAX_OUTPUT_BYTES, OUTPUTS_CUT, read_outputs
 from runner.records import Status
 from runner.render import render_task
 from runner.store import RunStore
@@ -37,6 +45,8 @@ _EXIT = "exit code {code}"
 _TIMED_OUT = "timed out after {seconds:g}s"
 _NO_WORKSPACE = "the run's copy of the repository is gone (was the data dir cleaned?)"
 _KILL_GRACE = 30.0  # seconds to wait for a killed container to report its exit
+_LOG_DRAIN = 300.0  # seconds the log may still be read after the task ended
+_STILL_READING = "log incomplete: still being read {seconds:g}s after the task ended"
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class AttemptEnv:
     register: Callable[[str, str | None], bool]  # (task_id, handle or None) -> keep going?
     stop_status: Callable[[], Status | None]
     prepared: set[str] = field(default_factory=set)  # images made available this run
+    log_max_bytes: int = DEFAULT_MAX_BYTES  # per attempt (FLOWBOT_LOG_MAX_BYTES)
 
 
 def start(env: AttemptEnv, task: Task, attempt: int, context: Mapping[str, Any],
@@ -98,16 +109,19 @@ def follow(env: AttemptEnv, task: Task, attempt: int, handle: str) -> Outcome:
     if not env.register(task.id, handle):
         env.backend.kill(handle)  # the run was stopped while this one started
     path = log_path(env.data_dir, env.run_id, task.id, attempt)
+    logged = LogResult()
     pump = threading.Thread(
         target=collect, name=f"logs-{task.id}", daemon=True,
-        args=(env.backend.logs(handle), path, env.secrets.values(), task.id, env.sink))
+        args=(env.backend.logs(handle), path, env.secrets.values(), task.id, env.sink),
+        kwargs={"max_bytes": env.log_max_bytes, "result": logged})
     pump.start()
     try:
         try:
             outcome = _wait(env, task, handle)
         except FlowbotError as exc:  # the engine lost the container
             outcome = Outcome(Status.FAILED, reason=str(exc))
-        pump.join(_KILL_GRACE)
+        pump.join(_LOG_DRAIN)  # the rest of the log is read before the container goes
+        outcome = _with_log(env, outcome, logged)
         # stored before the container goes, so a crash here loses nothing
         return _finish(env, task.id, attempt, _with_outputs(env, task.id, attempt, outcome))
     finally:
@@ -135,15 +149,31 @@ def _wait(env: AttemptEnv, task: Task, handle: str) -> Outcome:
     return Outcome(Status.FAILED, code, _EXIT.format(code=code))
 
 
+def _with_log(env: AttemptEnv, outcome: Outcome, logged: LogResult) -> Outcome:
+    """The outcome with what happened to its log: cut at the cap (noted), or not
+    stored whole (the attempt failed: its record would not be true)."""
+    if logged.error is not None or not logged.done:
+        problem = logged.error or _STILL_READING.format(seconds=_LOG_DRAIN)
+        status = Status.FAILED if outcome.status is Status.SUCCESS else outcome.status
+        return Outcome(status, outcome.exit_code, _joined(outcome.reason, problem))
+    if logged.cut:
+        note = CUT.format(size=size_text(env.log_max_bytes), dropped=logged.dropped)
+        return Outcome(outcome.status, outcome.exit_code, _joined(outcome.reason, note))
+    return outcome
+
+
+def _joined(reason: str | None, note: str) -> str:
+    return note if not reason else f"{reason}; {note}"
+
+
 def _with_outputs(env: AttemptEnv, task_id: str, attempt: int, outcome: Outcome) -> Outcome:
     path = output_path(env.data_dir, env.run_id, task_id, attempt)
-    try:
-        raw = path.read_bytes()[:MAX_OUTPUT_BYTES]
-    except OSError:
-        raw = b""  # the task never wrote any
     masker = Masker(list(env.secrets.values()))
-    values = {k: masker.mask(v) for k, v in parse_outputs(raw.decode(errors="replace")).items()}
-    return Outcome(outcome.status, outcome.exit_code, outcome.reason, values)
+    found, cut = read_outputs(path)
+    values = {k: masker.mask(v) for k, v in found.items()}
+    reason = _joined(outcome.reason, OUTPUTS_CUT.format(size=size_text(MAX_OUTPUT_BYTES))) \
+        if cut else outcome.reason
+    return Outcome(outcome.status, outcome.exit_code, reason, values)
 
 
 def _finish(env: AttemptEnv, task_id: str, attempt: int, outcome: Outcome) -> Outcome:

@@ -25,7 +25,7 @@ from runner.errors import FlowbotError, SecretMissing
 from runner.flows import ConcurrencyPolicy, Flow, flow_from_data
 from runner.inputs import coerce_inputs, input_env
 from runner.limits import TaskLimits
-from runner.logstore import LogSink
+from runner.logstore import DEFAULT_MAX_BYTES, LogSink
 from runner.masking import Masker
 from runner.records import EventKind, RunEvent, RunRecord, Status, Trigger
 from runner.store import RunStore
@@ -61,9 +61,10 @@ class RunService:
         clock: Clock, max_parallel: int = 4, listeners: Iterable[Listener] = (), *,
         owner: str = "default", sleeper: Sleeper = event_sleep,
         run_url: Callable[[str], str] = lambda run_id: "",
-        limits: TaskLimits | None = None,
+        limits: TaskLimits | None = None, log_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.store, self.backend, self.data_dir = store, backend, data_dir
+        self.log_max_bytes = log_max_bytes  # kept of each attempt's log (FLOWBOT_LOG_MAX_BYTES)
         self.limits = limits  # the operator's bounds on what a flow's tasks may ask for
         self.clock, self.max_parallel, self.owner = clock, max_parallel, owner
         self._secrets = dict(secrets)
@@ -193,7 +194,8 @@ class RunService:
     def _execution(self, run: RunRecord, flow: Flow, secrets: dict[str, str],
                    sink: LogSink | None, adopt: Mapping[tuple[str, int], Existing]) -> Execution:
         env = AttemptEnv(self.store, self.backend, self.data_dir, self.owner, run.id, secrets,
-                         sink, register=lambda _t, _h: True, stop_status=lambda: None)
+                         sink, register=lambda _t, _h: True, stop_status=lambda: None,
+                         log_max_bytes=self.log_max_bytes)
         trigger = run.trigger
         context: dict[str, Any] = {
             "inputs": dict(run.inputs), "secrets": secrets, "tasks": {},

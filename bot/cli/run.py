@@ -119,7 +119,8 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow, inputs: dict[
     view = LiveView(sys.stdout, flow)
     service = RunService(store, _backend(args.backend or settings.backend, owner), data_dir,
                          settings.secret_values(), SystemClock(), settings.max_parallel_tasks,
-                         listeners=[view.on_event], owner=owner)
+                         listeners=[view.on_event], owner=owner,
+                         log_max_bytes=settings.log_max_bytes)
     source = _repo_root(args.flow_file, args.repo)
     submission = service.submit(flow, inputs, repo=f"local:{source.name}", commit=None,
                                 source=source, trigger=Trigger(TriggerType.CLI, getpass.getuser()))
