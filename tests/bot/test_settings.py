@@ -90,3 +90,24 @@ def test_the_cli_reports_a_bad_setting_without_a_traceback(
     assert code == 2
     assert "FLOWBOT_MAX_PARALLEL_TASKS: expected a whole number, got 'many'" in err
     assert "Traceback" not in err
+
+
+def test_task_limits_have_safe_defaults_and_plain_errors() -> None:
+    limits = Settings.from_env({}).task_limits()
+    assert (limits.memory, limits.max_memory, limits.cpus, limits.max_cpus) == ("1g", "4g", 1, 4)
+    assert (limits.read_only_root, limits.pids, limits.log_max_size) == (True, 512, "100m")
+    assert limits.task_user() != (0, 0)  # never root by default
+    tuned = Settings.from_env({"FLOWBOT_TASK_MAX_CPUS": "1.5", "FLOWBOT_TASK_CPUS": "0.5",
+                               "FLOWBOT_TASK_READ_ONLY_ROOT": "false",
+                               "FLOWBOT_ENGINE_RECONNECT_SECONDS": "30"})
+    assert (tuned.task_limits().max_cpus, tuned.task_limits().read_only_root) == (1.5, False)
+    assert tuned.engine_reconnect_seconds == 30.0
+    with pytest.raises(ConfigError, match="FLOWBOT_TASK_MEMORY: the default 8g is above the "
+                                          "maximum 4g \\(FLOWBOT_TASK_MAX_MEMORY\\)"):
+        Settings.from_env({"FLOWBOT_TASK_MEMORY": "8g"}).task_limits()
+    with pytest.raises(ConfigError, match="FLOWBOT_TASK_MAX_MEMORY: expected a memory size"):
+        Settings.from_env({"FLOWBOT_TASK_MAX_MEMORY": "lots"}).task_limits()
+    with pytest.raises(ConfigError, match="FLOWBOT_TASK_CPUS: expected a number, got 'x'"):
+        Settings.from_env({"FLOWBOT_TASK_CPUS": "x"})
+    with pytest.raises(ConfigError, match="FLOWBOT_TASK_USER: expected a numeric uid:gid"):
+        Settings.from_env({"FLOWBOT_TASK_USER": "nobody"}).task_limits()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import socket
 import threading
 import uuid
@@ -19,6 +20,7 @@ from runner.backends.base import LABEL_OWNER, LABEL_RUN, LABEL_TASK, TaskSpec
 from runner.backends.docker_backend import DockerBackend
 from runner.errors import BackendError
 from runner.flows import PullPolicy
+from runner.limits import TaskLimits
 
 pytestmark = pytest.mark.docker
 
@@ -363,3 +365,47 @@ def test_missing_workspace_is_an_error_not_an_empty_mount(
     assert "workspace" in str(info.value) and "gone" in str(info.value)
     assert not (tmp_path / "gone").exists()
     assert backend.existing(backend.owner) == []
+
+
+def test_containers_get_the_operators_isolation_defaults(
+    backend: DockerBackend, docker_client: docker.DockerClient, busybox_image: str, tmp_path: Path
+) -> None:
+    script = ("id -u; touch /etc/x 2>/dev/null && echo root-writable; echo t > /tmp/t; "
+              "echo w > written; echo $HOME")
+    spec = _spec(tmp_path, busybox_image, script)
+    handle = backend.start(spec)
+    logs = b"".join(backend.logs(handle))
+    assert backend.wait(handle, 60) == 0
+    inspected = docker_client.api.inspect_container(handle)
+    host = inspected["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert set(host["Tmpfs"]) == {"/tmp"} and "size=268435456" in host["Tmpfs"]["/tmp"]
+    assert (host["Memory"], host["MemorySwap"]) == (1024**3, 1024**3)  # FLOWBOT_TASK_MEMORY
+    assert host["NanoCpus"] == 1_000_000_000  # FLOWBOT_TASK_CPUS
+    assert host["LogConfig"] == {"Type": "json-file",
+                                 "Config": {"max-size": "100m", "max-file": "2"}}
+    uid = 65534 if os.getuid() == 0 else os.getuid()
+    assert inspected["Config"]["User"] == f"{uid}:{uid if os.getuid() == 0 else os.getgid()}"
+    assert logs == f"{uid}\n/tmp\n".encode()  # not root; / read-only; /tmp and workspace writable
+    written = tmp_path / "repo" / "written"
+    assert written.read_text() == "w\n" and written.stat().st_uid == uid
+    backend.remove(handle)
+    shutil.rmtree(tmp_path / "repo")  # flowbot can still remove what the task wrote
+
+
+def test_a_request_over_the_operators_bound_is_refused_before_any_container(
+    docker_client: docker.DockerClient, owner: str, busybox_image: str, tmp_path: Path
+) -> None:
+    limits = TaskLimits(memory="64m", max_memory="128m", cpus=0.5, max_cpus=1)
+    backend = DockerBackend(client=docker_client, owner=owner, limits=limits)
+    handle = backend.start(_spec(tmp_path, busybox_image, "true", memory="96m", cpus=1.0))
+    assert backend.wait(handle, 60) == 0  # within the bounds: the flow's request applies
+    host = docker_client.api.inspect_container(handle)["HostConfig"]
+    assert (host["Memory"], host["NanoCpus"]) == (96 * 1024**2, 1_000_000_000)
+    with pytest.raises(BackendError) as info:
+        backend.start(_spec(tmp_path, busybox_image, "true", memory="1g", task_id="big"))
+    assert str(info.value) == (
+        'run run-1: the flow: task "big" asks for resources.memory: 1g, above this flowbot\'s '
+        "limit of 128m (FLOWBOT_TASK_MAX_MEMORY); ask for at most 128m, or have the operator "
+        "raise FLOWBOT_TASK_MAX_MEMORY")
+    assert [e.task_id for e in backend.existing(owner)] == ["build"]

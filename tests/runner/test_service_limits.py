@@ -1,0 +1,35 @@
+"""Run admission: a flow asking for more than the operator's bounds is refused
+with the file, task, field and bound; within them it is queued."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+import pytest
+from sqlalchemy.engine import Engine
+
+from runner.limits import TaskLimits
+from runner.records import Status
+from tests.runner.enginekit import make_kit, task
+
+pytestmark = pytest.mark.docker
+
+
+def test_a_flow_over_the_bound_is_refused_at_admission(
+    tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient
+) -> None:
+    kit = make_kit(tmp_path, sqlite_engine, docker_client)
+    kit.service.limits = TaskLimits(max_memory="2g", max_cpus=2)
+    big = {"id": "big", "tasks": [task("ok", "true"),
+                                  task("crunch", "true", resources={"cpus": 8})]}
+    refused = kit.submit(big)
+    assert refused.status is Status.FAILED
+    assert refused.reason == (
+        'flows/big.yml: task "crunch" asks for resources.cpus: 8, above this flowbot\'s limit '
+        "of 2 (FLOWBOT_TASK_MAX_CPUS); ask for at most 2, or have the operator raise "
+        "FLOWBOT_TASK_MAX_CPUS")
+    run = kit.store.get_run(refused.run_id)
+    assert run is not None and (run.status, run.error) == (Status.FAILED, refused.reason)
+    fits = {"id": "fits", "tasks": [task("t", "true", resources={"memory": "2g", "cpus": 2})]}
+    assert kit.submit(fits).status is Status.QUEUED
