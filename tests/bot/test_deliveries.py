@@ -1,8 +1,9 @@
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from bot.deliveries import DeliveryStatus, DeliveryStore, deliveries_table
@@ -260,3 +261,28 @@ def test_a_failed_newer_delivery_supersedes_nothing(db_engine: Engine) -> None:
     assert claimed == {"old", "new", "edit"}
     store.finish("new", "GitHubError: HTTP 404")
     assert store.superseded_by("old") is None  # the newest head got nothing: validate this
+
+
+def test_deliveries_queued_before_the_upgrade_stay_claimable(tmp_path: Path) -> None:
+    """A database of the previous revision, with work queued: after migrating,
+    that work is due at once and a queued comment still goes first."""
+    from alembic import command
+    from alembic.config import Config
+
+    from runner.db import _MIGRATIONS, migrate, open_engine
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "bot_0002")
+        for n, event in enumerate(("pull_request", "push", "issue_comment")):
+            conn.execute(text(
+                "INSERT INTO webhook_deliveries (id, event, payload, status, attempts, "
+                "received_at) VALUES (:id, :event, '{}', 'pending', 0, :at)"),
+                {"id": f"old-{n}", "event": event, "at": f"2025-12-31 23:59:0{n}.000000"})
+    migrate(engine)
+    store = DeliveryStore(engine, FakeClock(START))
+    assert [d.id for d in store.claim(3)] == ["old-2", "old-1", "old-0"]
+    engine.dispose()
