@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
+from bot.app import create_app, sign
 from bot.deliveries import DeliveryStatus, DeliveryStore
 from bot.github_client import HttpPolicy, PyGithubClients
 from bot.handlers import build_router
@@ -30,7 +31,7 @@ from runner.cron import FakeClock
 from tests.bot.e2e_support import Origin
 from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
 from tests.fakegithub.server import FakeGitHub as FakeGitHubServer
-from tests.fakes import make_services, pull_request_event
+from tests.fakes import TestClient, make_services, pull_request_event
 
 
 def _store(engine: Engine) -> DeliveryStore:
@@ -231,6 +232,29 @@ def test_an_outage_longer_than_the_budget_fails_the_delivery(live: _Live) -> Non
     assert failed.attempts == 4 and "GitHubError" in (failed.error or "")
     live.clock.advance(3600)
     assert process_batch(live.store, live.dispatch, retry=policy) == 0  # final
+
+
+def test_github_redelivery_after_a_long_outage_posts_the_status(live: _Live) -> None:
+    """The outage outlasted the retry budget; GitHub's "Redeliver" (same delivery id,
+    through the real endpoint) is then processed, and the PR gets its status."""
+    sha, _ = live.open_pull("pr-3")
+    payload = dict(live.store.get("pr-3").payload)  # type: ignore[union-attr]
+    policy = RetryPolicy(first_delay=10, max_delay=10, budget=10)  # one retry
+    live.fake.start_outage(r"^/repos/octo/flows/statuses/", status=503)
+    for _ in range(2):
+        assert process_batch(live.store, live.dispatch, retry=policy) == 1
+        live.clock.advance(10)
+    assert live.store.get("pr-3").status is DeliveryStatus.FAILED  # type: ignore[union-attr]
+    live.fake.end_outage()
+    body = json.dumps(payload).encode()
+    client = TestClient(create_app(live.services.settings, live.services))
+    response = client.post("/webhook", content=body, headers={
+        "X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "pr-3",
+        "X-Hub-Signature-256": sign("s3cret", body)})
+    assert response.status_code == 202
+    assert process_batch(live.store, live.dispatch, retry=policy) == 1
+    assert live.store.get("pr-3").status is DeliveryStatus.DONE  # type: ignore[union-attr]
+    assert live.validate_states(sha) == ["pending", "success"]
 
 
 def test_a_permanent_error_is_not_retried(sqlite_engine: Engine) -> None:
