@@ -56,7 +56,8 @@ class FileReport:
 
     ``locate_id`` finds where the flow's ``id`` is, for the cross-file check of
     duplicate ids; it is dropped once :func:`validate_files` has made that check
-    (positions are worked out only when something is reported)."""
+    (positions are worked out only when something is reported). It holds the
+    file's text, never its parse: a repository's parses are not all kept at once."""
 
     path: str
     diagnostics: list[Diagnostic]
@@ -173,9 +174,17 @@ def _validate_text(
             )
             flow = None
     diagnostics = sorted(set(report.diagnostics), key=sort_key)
-    result = FileReport(path, diagnostics, locate_id=partial(loaded.value_pos, ("id",)))
+    result = FileReport(path, diagnostics)
     result.flow = flow if result.ok else None
+    if result.flow is not None:  # only valid flows take part in the duplicate-id check
+        result.locate_id = partial(_id_pos, data)
     return result
+
+
+def _id_pos(data: bytes | str) -> tuple[int, int]:
+    """Where the flow's ``id`` is, parsing the text again: done only for duplicate ids,
+    so that the parse of each file (often 100x the text) is let go once it is checked."""
+    return yamlload.load(data).value_pos(("id",))
 
 
 def _check(data: dict[str, object], report: Reporter, now: datetime, path: str) -> Flow | None:

@@ -186,3 +186,28 @@ def test_one_flow_id_in_many_files_names_a_few_others_each() -> None:
         'id: flow id "chain" is also used by flows/f001.yml, flows/f002.yml, flows/f003.yml, '
         "flows/f004.yml, flows/f005.yml and 294 more; flow ids must be unique"
     )
+
+
+def _traced_peak(work: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_repository_of_big_files_holds_one_parse_at_a_time() -> None:
+    def hostile(i: int) -> bytes:  # 100,000 tiny items: a parse ~100x the text
+        return f"id: f{i}\ntasks: [".encode() + b"0," * 100_000 + b"0]\n"
+
+    validate_text("warm.yml", hostile(0), now=NOW)
+    one = _traced_peak(lambda: validate_files({"flows/f0.yml": hostile(0)}, now=NOW))
+    files = {f"flows/f{i}.yml": hostile(i) for i in range(6)}
+    six = _traced_peak(lambda: validate_files(files, now=NOW))
+    assert six < 2 * one, (one, six)
+    # Duplicate ids among valid flows are still placed at their id.
+    dupes = {"flows/a.yml": b"# a\n" + chain(2).encode(), "flows/b.yml": chain(2).encode()}
+    report = validate_files(dupes, now=NOW)
+    assert [(d.path, d.line, d.col) for d in report.errors] == [
+        ("flows/a.yml", 2, 5), ("flows/b.yml", 1, 5)]
