@@ -150,9 +150,14 @@ def _pull_facts(event: str, payload: dict[str, Any]) -> tuple[int | None, str | 
         return None, None, None  # not about a pull request's head
     number, head = pull.get("number"), pull.get("head")
     sha = head.get("sha") if isinstance(head, dict) else None
-    return (number if isinstance(number, int) else None,
-            sha[:64] if isinstance(sha, str) else None,
-            _github_time(pull.get("updated_at")))
+    number_ok = isinstance(number, int) and 0 < number < 2**31
+    return (number if number_ok else None, _text(sha, 64), _github_time(pull.get("updated_at")))
+
+
+def _text(value: object, limit: int) -> str | None:
+    """``value`` if it is a string that fits its column, else None (odd payloads must
+    not fail the group commit of everyone else's deliveries)."""
+    return value if isinstance(value, str) and len(value) <= limit else None
 
 
 def _same_repo(repo: str | None) -> Any:
@@ -178,13 +183,13 @@ class DeliveryStore:
     def _values(self, delivery_id: str, event: str, body: bytes,
                 payload: dict[str, Any], now: datetime) -> dict[str, Any]:
         repository = payload.get("repository") or {}
-        action = payload.get("action")
         number, sha, updated = _pull_facts(event, payload)
         return {
             "id": delivery_id,
             "event": event,
-            "action": action if isinstance(action, str) else None,
-            "repo": repository.get("full_name") if isinstance(repository, dict) else None,
+            "action": _text(payload.get("action"), 100),
+            "repo": _text(repository.get("full_name"), 255) if isinstance(
+                repository, dict) else None,
             "payload": body.decode("utf-8"),
             "status": DeliveryStatus.PENDING.value,
             "attempts": 0,

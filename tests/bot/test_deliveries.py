@@ -286,3 +286,15 @@ def test_deliveries_queued_before_the_upgrade_stay_claimable(tmp_path: Path) -> 
     store = DeliveryStore(engine, FakeClock(START))
     assert [d.id for d in store.claim(3)] == ["old-2", "old-1", "old-0"]
     engine.dispose()
+
+
+def test_odd_payload_fields_do_not_fail_the_batch(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    odd = {"action": "x" * 500, "repository": {"full_name": {"not": "a string"}},
+           "pull_request": {"number": 2**40, "head": {"sha": ["a"]}}}
+    good = pull_request_event("opened", 1, "a" * 40)
+    items = [(d, "pull_request", json.dumps(p).encode(), p) for d, p in (("odd", odd),
+                                                                         ("good", good))]
+    assert store.record_many(items) == [True, True]
+    assert {d.id for d in store.claim(2)} == {"odd", "good"}
+    assert store.superseded_by("odd") is None
