@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from bot import render
+from bot.repos import FlowsTooLarge
 from bot.router import Event, Router
 from bot.services import Services
 from runner.errors import DuplicateFlowId
@@ -55,7 +56,7 @@ def sync_default_branch(event: Event, services: Services) -> None:
     try:
         result, invalid = sync_commit(
             services, event.repo, str(repo["clone_url"]), sha, event.installation_id)
-    except DuplicateFlowId as exc:
+    except (DuplicateFlowId, FlowsTooLarge) as exc:  # the commit's flows, not a fault
         client.create_status(sha, "failure", CONTEXT, render.status_text(FAILED.format(error=exc)))
         return
     except Exception as exc:

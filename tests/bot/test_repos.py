@@ -25,7 +25,7 @@ from bot.repos import (
 )
 from bot.router import Event
 from runner.cron import FakeClock
-from tests.fakes import FakeGitHub, make_services, pull_request_event
+from tests.fakes import FakeGitHub, make_services, pull_request_event, push_event
 
 FLOW_V1 = b"id: nightly\ntasks: []\n"
 FLOW_V2 = b"id: nightly\nschedule: '0 3 * * *'\ntasks: []\n"
@@ -267,3 +267,20 @@ def test_pull_request_over_the_file_limit_gets_a_failure_status_saying_so(
         ("pending", "Validating flows/*.yml…"), ("failure", message)]
     [body] = client.bodies()
     assert message in body
+
+
+def test_push_over_the_file_limit_registers_nothing_and_says_why(
+        upstream: Upstream, tmp_path: Path, sqlite_engine: Engine) -> None:
+    files = {f"flows/f{i:04}.yml": f"id: f{i}\n".encode() for i in range(MAX_FLOW_FILES + 1)}
+    sha = _commit_many(upstream, files)
+    services = make_services(sqlite_engine, FakeClock(datetime(2026, 3, 1, tzinfo=UTC)))
+    services.repos = Mirrors(tmp_path / "data")
+    payload = push_event(sha, clone_url=str(upstream.path))
+    build_router().dispatch(Event("push", payload, "delivery-8"), services)
+    assert isinstance(services.github, FakeGitHub)
+    statuses = services.github.clients["acme/flows"].statuses
+    assert [s["state"] for s in statuses] == ["pending", "failure"]
+    assert statuses[-1]["description"] == (
+        "Nothing registered: flows/ has more than 1,000 flow files; a repository may have at "
+        "most 1,000: merge flows or move some out of flows/")
+    assert services.registry.digests("acme/flows") == {}
