@@ -4,12 +4,14 @@ time and problems that ends with a clear error instead of a stalled bot."""
 
 from __future__ import annotations
 
+import random
 import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from runner.diagnostics import Budget
 from runner.schema_messages import schema
+from runner.semantic_graph import Graph
 from runner.validate import validate_files, validate_text
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -211,3 +213,28 @@ def test_a_repository_of_big_files_holds_one_parse_at_a_time() -> None:
     report = validate_files(dupes, now=NOW)
     assert [(d.path, d.line, d.col) for d in report.errors] == [
         ("flows/a.yml", 2, 5), ("flows/b.yml", 1, 5)]
+
+
+def _reachable(task: str, needs: dict[str, list[str]]) -> set[str]:
+    """The plain definition: every task reached by following needs from ``task``."""
+    seen: set[str] = set()
+    stack = list(needs[task])
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(needs[name])
+    return seen
+
+
+def test_upstream_answers_match_a_plain_search_on_random_graphs_with_cycles() -> None:
+    rng = random.Random(9)
+    for _ in range(200):
+        names = [f"t{i}" for i in range(rng.randint(1, 12))]
+        needs = {name: rng.sample(names, k=rng.randint(0, min(3, len(names))))
+                 for name in rng.sample(names, k=len(names))}  # any order, self-needs too
+        graph = Graph(needs)
+        for task in names:
+            expected = _reachable(task, needs)
+            assert {n for n in names if n in graph.upstream_of(task)} == expected
+            assert set(graph.upstream_of(task)) == expected
