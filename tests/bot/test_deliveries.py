@@ -1,4 +1,5 @@
 import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,21 @@ def test_odd_payload_fields_do_not_fail_the_batch(db_engine: Engine) -> None:
     assert store.record_many(items) == [True, True]
     assert {d.id for d in store.claim(2)} == {"odd", "good"}
     assert store.superseded_by("odd") is None
+
+
+def test_concurrent_claims_never_share_a_delivery(db_engine: Engine) -> None:
+    store = _store(db_engine)
+    _flood(store, 120)
+    taken: list[list[str]] = [[], [], []]
+
+    def worker(mine: list[str]) -> None:
+        while claimed := store.claim(8):
+            mine.extend(d.id for d in claimed)
+
+    threads = [threading.Thread(target=worker, args=(mine,)) for mine in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    every = [d for mine in taken for d in mine]
+    assert len(every) == len(set(every)) == 120
