@@ -5,7 +5,10 @@ store, registry, schedules, run service (Docker or process backend), the
 scheduler, GitHub clients and git mirrors, and the delivery workers.
 :meth:`Runtime.start` first repairs what a crash left (deliveries in flight go
 back to the queue, runs left running are reconciled and reported), then starts
-the workers and the scheduler; :meth:`Runtime.stop` ends them.
+the workers and the scheduler; :meth:`Runtime.stop` ends them. Without the Docker
+engine everything but the run workers starts: runs queue with a note
+(:mod:`bot.engine_gate`) and the engine is asked again every ``engine_poll``
+seconds until reconciling succeeds.
 """
 
 from __future__ import annotations
