@@ -9,7 +9,7 @@ orders:
 
 * FIFO, the baseline: the queue before fair claiming, oldest first (the claim
   query flowbot used until then), every PR head validated;
-* flowbot: ``DeliveryStore.claim`` (priority, then per-repository turns), and a
+* flowbot: ``DeliveryStore.claim`` (per-repository turns, then priority), and a
   PR head skipped when a newer head of the same PR is queued or done (the check
   the validate handler makes, ``DeliveryStore.superseded_by``).
 

@@ -8,13 +8,16 @@ replicas on PostgreSQL, never process one delivery), and on start-up every
 delivery left ``processing`` by a crash goes back to ``pending``: nothing
 acknowledged is lost.
 
-Order of claiming: by priority first (commands, then pushes and the rest, then
-pull request validation), then by *turn*, then by arrival. Each repository has
-its own lane per priority, and a delivery's turn is one past the later of its
-lane's last queued turn and the turn being served now (start-time fair
-queuing): a repository flooding the queue takes turns with the others instead
-of going first. A delivery waiting for a retry (``next_attempt_at`` in the
-future) is not claimed until then. All of it is one index walk.
+Order of claiming: by *turn*, then priority (commands, then pushes and the
+rest, then pull request validation), then arrival. Each repository has a lane
+per priority; a new delivery's turn is the turn being served now (the lowest
+turn due), or one past its lane's last queued turn if that is later
+(start-time fair queuing). So a repository flooding the queue, with PRs or with
+comments, takes turns with the others instead of going first; a delivery of a
+quiet lane is claimed in the current turn, and a command goes ahead of every
+push and PR validation of that turn. A delivery waiting for a retry
+(``next_attempt_at`` in the future) is not claimed until then, and keeps its
+turn. Claiming is one walk of the claim index.
 """
 
 from __future__ import annotations
@@ -74,13 +77,13 @@ deliveries_table = Table(
     Column("head_sha", String(64)),
     Column("pr_updated_at", DateTime(timezone=True)),
     Index("ix_webhook_deliveries_status", "status", "received_at"),
-    Index("ix_webhook_deliveries_claim", "status", "priority", "turn", "received_at"),
+    Index("ix_webhook_deliveries_claim", "status", "turn", "priority", "received_at"),
     Index("ix_webhook_deliveries_lane", "repo", "priority", "status", "turn"),
     Index("ix_webhook_deliveries_pull", "repo", "pr_number"),
 )
 
-# Lower is claimed first: a command someone waits for, then pushes (and every
-# other event), then the bulk of pull request validation.
+# Within a turn, lower is claimed first: a command someone waits for, then pushes
+# (and every other event), then the bulk of pull request validation.
 PRIORITY_COMMAND = 0
 PRIORITY_DEFAULT = 1
 PRIORITY_PULL_REQUEST = 2
@@ -238,25 +241,21 @@ class DeliveryStore:
         return answers
 
     def _take_turns(self, conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
-        """Give each new row its turn: one past the later of its repository lane's
-        last queued turn and the turn now being served at its priority."""
+        """Give each new row its turn: the turn now being served, or one past its
+        lane's (repository and priority) last queued turn if that is later."""
         t = deliveries_table
         pending = t.c.status == DeliveryStatus.PENDING.value
-        serving: dict[int, int] = {}
+        serving = conn.execute(select(t.c.turn).where(pending, t.c.next_attempt_at <= now)
+                               .order_by(t.c.turn).limit(1)).scalar() or 0
         last: dict[tuple[str | None, int], int] = {}
         for row in rows:
-            priority, lane = row["priority"], (row["repo"], row["priority"])
-            if priority not in serving:
-                serving[priority] = conn.execute(
-                    select(t.c.turn).where(pending, t.c.priority == priority,
-                                           t.c.next_attempt_at <= now)
-                    .order_by(t.c.turn).limit(1)).scalar() or 0
+            lane = (row["repo"], row["priority"])
             if lane not in last:
                 last[lane] = conn.execute(
                     select(func.max(t.c.turn)).where(_same_repo(row["repo"]),
-                                                     t.c.priority == priority, pending)
+                                                     t.c.priority == row["priority"], pending)
                 ).scalar() or 0
-            row["turn"] = last[lane] = max(serving[priority], last[lane]) + 1
+            row["turn"] = last[lane] = max(serving, last[lane] + 1)
 
     def _redelivered(self, conn: Connection, ids: list[str], now: datetime) -> set[str]:
         """GitHub's "Redeliver": a delivery that failed for good is queued again with
@@ -278,7 +277,7 @@ class DeliveryStore:
 
     def claim(self, limit: int = 1) -> list[Delivery]:
         """Take up to ``limit`` due pending deliveries, marking them processing: by
-        priority, then turn (fair across repositories), then arrival.
+        turn (fair across repositories), then priority, then arrival.
 
         One transaction: select the ids (on PostgreSQL locking them, and skipping
         rows another worker is taking: ``SKIP LOCKED``), then ``UPDATE … RETURNING``
@@ -287,7 +286,7 @@ class DeliveryStore:
         per row and so return more than ``limit``.
         """
         t = deliveries_table
-        order = (t.c.priority, t.c.turn, t.c.received_at)
+        order = (t.c.turn, t.c.priority, t.c.received_at)
         due = (select(t.c.id)
                .where(t.c.status == DeliveryStatus.PENDING.value,
                       t.c.next_attempt_at <= self._clock.now())
@@ -300,7 +299,7 @@ class DeliveryStore:
                 update(t).where(t.c.id.in_(ids), t.c.status == DeliveryStatus.PENDING.value)
                 .values(status=DeliveryStatus.PROCESSING.value, attempts=t.c.attempts + 1)
                 .returning(*t.c)).all()
-        return sorted((_row(r) for r in rows), key=lambda d: (d.priority, d.turn, d.received_at))
+        return sorted((_row(r) for r in rows), key=lambda d: (d.turn, d.priority, d.received_at))
 
     def finish(self, delivery_id: str, error: str | None = None) -> None:
         """Mark a claimed delivery done, or failed with ``error``."""

@@ -142,6 +142,18 @@ def test_a_flooding_repository_takes_turns_with_another(db_engine: Engine) -> No
     assert _claimed_until(store, "pr-b") <= 2  # not behind the 260 still queued
 
 
+def test_a_comment_flood_does_not_starve_another_repositorys_push(db_engine: Engine) -> None:
+    """Commands go first within a turn, but a flood of them is one repository's lane."""
+    store = _store(db_engine)
+    items = []
+    for n in range(300):
+        payload = issue_comment_event("/help", login="stranger", repo="flood/a", comment_id=n)
+        items.append((f"c-{n}", "issue_comment", json.dumps(payload).encode(), payload))
+    store.record_many(items)
+    _event(store, "push-b", "push", push_event("b" * 40, repo="quiet/b"))
+    assert _claimed_until(store, "push-b") <= 1
+
+
 def test_turns_interleave_two_floods(db_engine: Engine) -> None:
     store = _store(db_engine)
     _flood(store, 40, "flood/a")
@@ -163,7 +175,7 @@ def test_claiming_walks_an_index(sqlite_engine: Engine) -> None:
     _flood(store, 50)
     t = deliveries_table
     query = (select(t.c.id).where(t.c.status == "pending", t.c.next_attempt_at <= START)
-             .order_by(t.c.priority, t.c.turn, t.c.received_at).limit(8))
+             .order_by(t.c.turn, t.c.priority, t.c.received_at).limit(8))
     with sqlite_engine.connect() as conn:
         compiled = str(query.compile(sqlite_engine, compile_kwargs={"literal_binds": True}))
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(

@@ -1,6 +1,7 @@
-"""Fair, prioritized and retried deliveries (bot.deliveries): a priority per event
-kind, a turn per repository lane, the time of the next attempt, and the pull
-request and head a ``pull_request`` delivery is about (to skip superseded heads).
+"""Fair, prioritized and retried deliveries (bot.deliveries): a turn per
+repository lane, a priority per event kind within a turn, the time of the next
+attempt, and the pull request and head a ``pull_request`` delivery is about (to
+skip superseded heads).
 
 Revision ID: bot_0003
 Revises: bot_0002
@@ -31,7 +32,7 @@ def upgrade() -> None:
     op.execute(f"UPDATE {_TABLE} SET priority = 0 WHERE event = 'issue_comment'")
     op.execute(f"UPDATE {_TABLE} SET priority = 2 WHERE event = 'pull_request'")
     op.create_index("ix_webhook_deliveries_claim", _TABLE,
-                    ["status", "priority", "turn", "received_at"])
+                    ["status", "turn", "priority", "received_at"])
     op.create_index("ix_webhook_deliveries_lane", _TABLE,
                     ["repo", "priority", "status", "turn"])
     op.create_index("ix_webhook_deliveries_pull", _TABLE, ["repo", "pr_number"])
