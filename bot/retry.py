@@ -37,16 +37,17 @@ class RetryPolicy:
 
     def wait(self, attempt: int) -> float:
         """The wait after failed attempt number ``attempt`` (1 for the first)."""
-        if self.first_delay <= 0:
-            return 0.0  # backoff switched off: retry at once
         exponent = min(max(attempt, 1) - 1, 60)  # no float overflow for huge counts
         return float(min(self.first_delay * 2 ** exponent, self.max_delay))
 
     def delay(self, attempts: int) -> float | None:
         """The wait before the next try after ``attempts`` failed ones; None once
-        the waits so far plus this one would exceed :attr:`budget`."""
-        spent = sum(self.wait(n) for n in range(1, attempts))
+        the waits so far plus this one would exceed :attr:`budget`, or when no
+        wait is configured (0 s: retrying at once would spin, so it is off)."""
         wait = self.wait(attempts)
+        if wait <= 0:
+            return None  # retries switched off
+        spent = sum(self.wait(n) for n in range(1, attempts))
         if spent + wait > self.budget:
             return None  # the budget is spent: fail for good
         return wait

@@ -24,8 +24,10 @@ def test_default_backoff_doubles_to_its_cap_within_an_hour() -> None:
     assert sum(waits) == 3030 <= 3600  # 11 attempts in all
 
 
-def test_no_budget_means_no_retry() -> None:
+def test_no_budget_or_no_wait_means_no_retry() -> None:
     assert _schedule(RetryPolicy(budget=0)) == []
+    assert _schedule(RetryPolicy(first_delay=0)) == []  # not a busy loop
+    assert _schedule(RetryPolicy(max_delay=0)) == []
 
 
 def test_policy_from_settings() -> None:
