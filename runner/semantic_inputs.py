@@ -7,9 +7,10 @@ compile; cron expressions are valid and fire; timezones exist; DST surprises.
 
 from __future__ import annotations
 
+import importlib
 import re
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -27,6 +28,11 @@ PATTERN_TOO_SLOW = (
     "pattern {pattern} took too long to check {got} (catastrophic backtracking); "
     "rewrite it so no part can match the same text in several ways, e.g. (a+)+ as a+"
 )
+PATTERN_TOO_BIG = (
+    "pattern {pattern} requires more than {limit:,} repetitions (nested counts multiply); "
+    "use smaller counts or ranges like {{1,64}}"
+)
+MAX_PATTERN_REPEATS = 1000
 CHOICES_NOT_CHOICE = 'choices only apply to inputs of type choice (this one is "{type}")'
 CHOICE_WITHOUT_CHOICES = "an input of type choice needs a list of choices"
 PATTERN_NOT_STRING = 'pattern only applies to inputs of type string (this one is "{type}")'
@@ -40,6 +46,13 @@ DUPLICATE_TRIGGER = (
 BAD_CRON = "invalid cron expression: {problem}"
 NEVER_FIRES = '"{cron}" never fires (no such date in the calendar)'
 UNKNOWN_TZ = 'unknown timezone "{tz}"; use an IANA name like Europe/Berlin or UTC{hint}'
+
+# Python's own regular-expression parser (no stubs; stable since 3.11) and its repeats.
+_parser: Any = importlib.import_module("re._parser")
+_REPEATS = frozenset(
+    getattr(importlib.import_module("re._constants"), name, None)
+    for name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+) - {None}
 
 _EXPECTED: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "string": ("text", lambda v: isinstance(v, str)),
@@ -87,7 +100,42 @@ def _valid(pattern: str) -> bool:
         re.compile(pattern)
     except (re.error, RecursionError, OverflowError):
         return False
+    if _required_repeats(pattern) > MAX_PATTERN_REPEATS:
+        return False  # never handed to the regex engine, which would expand it
     return patterns.compiled(pattern) is not None
+
+
+def _required_repeats(pattern: str) -> int:
+    """How many copies of its parts ``pattern`` requires, nested counts multiplied
+    (``(a{1000}){1000}``: 1,000,000). The ``regex`` engine expands required
+    repetitions when it compiles: that one took 260 MB, one more level all memory.
+    Counted on Python's parse (already known to succeed), which expands nothing."""
+    try:
+        return _size(_parser.parse(pattern).data)
+    except (re.error, RecursionError, OverflowError):
+        return MAX_PATTERN_REPEATS + 1
+
+
+def _size(items: Any) -> int:
+    total = 0
+    for op, arg in items:
+        if op in _REPEATS:
+            least, _most, sub = arg
+            total += max(least, 1) * _size(sub.data)
+        else:
+            total += 1 + sum(_size(sub.data) for sub in _subpatterns(arg))
+        if total > MAX_PATTERN_REPEATS:
+            return total  # enough to refuse; do not multiply further
+    return total
+
+
+def _subpatterns(arg: Any) -> Iterator[Any]:
+    """The parsed sub-patterns inside one node's argument (groups, branches, asserts)."""
+    if hasattr(arg, "data"):
+        yield arg
+    elif isinstance(arg, tuple | list):
+        for item in arg:
+            yield from _subpatterns(item)
 
 
 def _report_value(
@@ -118,9 +166,17 @@ def _check_pattern(spec: dict[str, Any], path: tuple[str, str], report: Reporter
         report.at((*path, "pattern"), PATTERN_NOT_STRING.format(type=spec["type"]))
     try:
         re.compile(spec["pattern"])
-        error = patterns.compile_error(spec["pattern"])  # matching uses the regex engine
     except (re.error, RecursionError, OverflowError) as exc:
         error = str(exc) or type(exc).__name__
+        report.at((*path, "pattern"), BAD_PATTERN.format(pattern=spec["pattern"], error=error))
+        return
+    repeats = _required_repeats(spec["pattern"])
+    if repeats > MAX_PATTERN_REPEATS:
+        message = PATTERN_TOO_BIG.format(
+            pattern=spec["pattern"], limit=MAX_PATTERN_REPEATS)
+        report.at((*path, "pattern"), message)
+        return
+    error = patterns.compile_error(spec["pattern"])  # matching uses the regex engine
     if error is not None:
         report.at((*path, "pattern"), BAD_PATTERN.format(pattern=spec["pattern"], error=error))
 
