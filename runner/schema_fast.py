@@ -226,6 +226,9 @@ class _Compiler:
             return lambda v: True
         return lambda v: not isinstance(v, list) or len({json_identity(i) for i in v}) == len(v)
 
+    def _kw_maxLength(self, n: int, node: dict[str, Any]) -> Check:
+        return lambda v: not isinstance(v, str) or len(v) <= n
+
     def _kw_minLength(self, n: int, node: dict[str, Any]) -> Check:
         return lambda v: not isinstance(v, str) or len(v) >= n
 

@@ -41,6 +41,7 @@ NOT_POSITIVE = "must be greater than {limit} (got {got})"
 COLON_HINT = ' (YAML reads unquoted text containing ": " as a mapping; quote the text)'
 NO_MATCH = "{value} does not match the pattern {pattern}"
 TOO_MANY = "{count} {noun}; {limit}{advice}"
+TOO_LONG = "is {got:,} characters long; at most {limit:,} are allowed here"
 _TOO_MANY_WORDS = {  # top-level list -> (noun, limit sentence, what to do)
     "tasks": ("tasks", "a flow may have at most {limit} tasks",
               "; split it into several smaller flows"),
@@ -213,6 +214,8 @@ def _sentence(error: ValidationError) -> str:
         return NOT_IN_ENUM.format(choices=choices, got=got, hint=hint)
     if kind == "const":
         return NOT_CONST.format(expected=json.dumps(limit), got=got)
+    if kind == "maxLength":
+        return TOO_LONG.format(got=len(value), limit=limit)
     if kind in ("pattern", "minLength") and schema.get("pattern") in PATTERN_RULES:
         return f"{json.dumps(value)} {PATTERN_RULES[schema['pattern']]}"
     if kind == "pattern":
