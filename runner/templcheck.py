@@ -113,7 +113,7 @@ def check_task(task: dict[str, Any], path: Path, scope: Scope, report: Reporter)
 def check_string(text: str, path: Path, scope: Scope, report: Reporter) -> None:
     if "{{" not in text:
         return  # the common case: nothing to resolve
-    refs, unclosed = _scanned(text)
+    refs, unclosed = _scanned(text) if len(text) <= _CACHED_LENGTH else _scan(text)
     for ref in refs:
         message = _problem(ref, scope)
         if message is not None:
@@ -122,10 +122,19 @@ def check_string(text: str, path: Path, scope: Scope, report: Reporter) -> None:
         report.at(path, UNCLOSED.format(), offset=_unclosed_offset(text))
 
 
+# Template strings that repeat are short; a long one cached would be kept alive
+# by the cache (4,096 strings of up to 1 MiB each), long after its file was checked.
+_CACHED_LENGTH = 512
+
+
 @lru_cache(maxsize=4096)
 def _scanned(text: str) -> tuple[tuple[Reference, ...], bool]:
     """The references in ``text`` and whether a "{{" is left open; cached, because
     a repository's flows repeat the same few template strings many times."""
+    return _scan(text)
+
+
+def _scan(text: str) -> tuple[tuple[Reference, ...], bool]:
     return tuple(templates.scan(text)), templates.has_unclosed(text)
 
 

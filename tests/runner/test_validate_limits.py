@@ -238,3 +238,13 @@ def test_upstream_answers_match_a_plain_search_on_random_graphs_with_cycles() ->
             expected = _reachable(task, needs)
             assert {n for n in names if n in graph.upstream_of(task)} == expected
             assert set(graph.upstream_of(task)) == expected
+
+
+def test_long_template_strings_are_not_kept_by_the_scan_cache() -> None:
+    from runner import templcheck
+
+    long_text = "echo {{ run.id }} " + "x" * 100_000
+    text = f"id: f\ntasks:\n  - {{id: a, image: 'alpine:3', commands: ['{long_text}']}}\n"
+    templcheck._scanned.cache_clear()
+    assert validate_text("long.yml", text, now=NOW).ok
+    assert templcheck._scanned.cache_info().currsize == 0
