@@ -121,20 +121,23 @@ class CommandReplies:
                 conn.execute(insert(command_replies).values(comment_key=key, **values))
 
     def set_section(self, reply_id: int, run_id: str,
-                    text: str) -> tuple[str, list[Part]] | None:
-        """Swap in run ``run_id``'s new section; the reply's comment key and parts,
-        or None if ``reply_id`` is not a command reply (a report comment of its own)."""
+                    text: str) -> tuple[str, list[Part], bool] | None:
+        """Swap in run ``run_id``'s new section; the reply's comment key, parts and
+        whether the section changed, or None if ``reply_id`` is not a command reply
+        (a report comment of its own)."""
         t = command_replies.c
         with self._engine.begin() as conn:
             row = conn.execute(select(t.comment_key, t.parts_json)
                                .where(t.reply_id == reply_id)).first()
             if row is None:
                 return None  # not a reply this module posted
-            parts = [Part(text, run_id) if p.run_id == run_id else p
-                     for p in _load(row.parts_json)]
+            old = _load(row.parts_json)
+            parts = [Part(text, run_id) if p.run_id == run_id else p for p in old]
+            if parts == old:
+                return str(row.comment_key), parts, False  # nothing new to show
             conn.execute(update(command_replies).where(t.comment_key == row.comment_key)
                          .values(parts_json=_dump(parts)))
-        return str(row.comment_key), parts
+        return str(row.comment_key), parts, True
 
     def claim_refusal(self, repo: str, issue_number: int, login: str, now: datetime,
                       window: timedelta) -> bool:
@@ -171,5 +174,8 @@ def edit_reply(engine: Engine, client: RepoClient, comment_id: int, run_id: str,
     the whole reply when it is a command reply, else as the comment's body."""
     with _lock(comment_id):  # sections of one reply are swapped in one at a time
         found = CommandReplies(engine).set_section(comment_id, run_id, section)
-        client.edit_comment(comment_id, section if found is None else reply_body(found[1],
-                                                                                 found[0]))
+        if found is None:
+            client.edit_comment(comment_id, section)  # a run's own report comment
+        elif found[2]:
+            client.edit_comment(comment_id, reply_body(found[1], found[0]))
+        # else: the reply already shows this section; spare GitHub a paced write

@@ -31,7 +31,8 @@ def test_a_run_section_is_swapped_in_and_the_rest_kept(db_engine: Engine) -> Non
     assert replies.begin("o/r#1", "o/r", 7) == (True, 42)
     found = replies.set_section(42, "b", "run b: success")
     assert found == ("o/r#1", [Part("paused"), Part("run a: queued", "a"),
-                               Part("run b: success", "b")])
+                               Part("run b: success", "b")], True)
+    assert replies.set_section(42, "b", "run b: success") == (*found[:2], False)
     assert replies.set_section(43, "b", "x") is None  # not a command reply
     body = reply_body(found[1], found[0])
     assert body.index("paused") < body.index("run a") < body.index("run b: success")

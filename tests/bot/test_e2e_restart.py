@@ -136,7 +136,9 @@ def test_killed_mid_run_then_restarted_reports_the_truthful_end(
     store = RunStore(connect(f"sqlite:///{data_dir / 'flowbot.db'}"), SystemClock())
     run_id = _until("the run to start its container", lambda: next(
         (r.id for r in store.list_runs() if any(a.handle for a in store.attempts(r.id))), None))
-    assert _statuses(fake_github, sha, "flowbot/run/slow") == ["pending"]
+    # the run no longer waits for GitHub before starting: pending follows soon after
+    _until("the pending status",
+           lambda: _statuses(fake_github, sha, "flowbot/run/slow") == ["pending"])
 
     first.kill()  # no chance to clean up or report
     assert store.get_run(run_id).status is Status.RUNNING  # type: ignore[union-attr]

