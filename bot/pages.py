@@ -3,6 +3,9 @@ also carries the JSON API of :mod:`bot.api`.
 
 Logs are shown only from where the runner writes them, masked
 (``<data_dir>/logs/<run>/<task>.<attempt>.log``); everything shown is HTML-escaped.
+A run page shows at most the last :data:`PAGE_TAIL_BYTES` of each log, read
+from the end of the file; the whole log is served from the file in chunks.
+Neither reads a log whole into memory, whatever its size.
 """
 
 from __future__ import annotations
@@ -13,18 +16,21 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
 from bot.api import api_router
 from bot.services import Services
-from runner.logstore import log_path
-from runner.records import RunRecord, TaskRow
+from runner.logstore import log_path, size_text, tail_bytes
+from runner.records import AttemptRow, RunRecord, TaskRow
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "no run with id {run_id}"
 NO_LOG = "no log for task {task_id}"
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}  # plain text stays plain in every browser
+PAGE_TAIL_BYTES = 64 * 1024  # of each log on a run page; the whole log is a link away
+SHOWING_TAIL = ('<p>Showing the last {shown} of {size} bytes; '
+                '<a href="{href}">the whole log</a>.</p>')
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>flowbot run {id}</title>{refresh}
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}}
@@ -38,11 +44,11 @@ pre{{background:#f6f8fa;padding:1em;overflow:auto;max-height:30em}}</style></hea
 """
 
 
-def task_log(services: Services, run_id: str, task_id: str) -> str | None:
-    """The latest attempt's log of a task, or None if it has none.
+def log_file(services: Services, run_id: str, task_id: str) -> tuple[Path, AttemptRow] | None:
+    """The latest attempt's log file of a task and that attempt, or None if it has none.
 
     Only the file the runner writes (masked) for that attempt under the data
-    dir is read: a path recorded anywhere else is never served.
+    dir is given: a path recorded anywhere else is never served.
     """
     attempts = [a for a in services.store.attempts(run_id, task_id) if a.log_path]
     if not attempts:
@@ -54,10 +60,40 @@ def task_log(services: Services, run_id: str, task_id: str) -> str | None:
         log.warning("log path outside the data dir's logs not served",
                     extra={"run": run_id, "task": task_id})
         return None
+    if not recorded.is_file():
+        return None  # removed since, e.g. by hand
+    return recorded, latest
+
+
+def task_log(services: Services, run_id: str, task_id: str) -> str | None:
+    """The end of the latest attempt's log of a task (at most :data:`PAGE_TAIL_BYTES`),
+    or None if it has none."""
+    found = log_file(services, run_id, task_id)
+    if found is None:
+        return None
     try:
-        return recorded.read_text(encoding="utf-8", errors="replace")
+        data, _size = tail_bytes(found[0], PAGE_TAIL_BYTES)
     except OSError:
         return None  # removed since, e.g. by hand
+    return data.decode("utf-8", errors="replace")
+
+
+def _log_section(services: Services, run_id: str, task_id: str) -> str:
+    e = html.escape
+    found = log_file(services, run_id, task_id)
+    if found is None:
+        return ""
+    path, attempt = found
+    try:
+        data, size = tail_bytes(path, PAGE_TAIL_BYTES)
+    except OSError:
+        return ""  # removed since, e.g. by hand
+    note = f"<p><strong>{e(attempt.reason)}</strong></p>" if attempt.reason else ""
+    href = f"/runs/{quote(run_id)}/logs/{quote(task_id)}"
+    shown = SHOWING_TAIL.format(shown=size_text(PAGE_TAIL_BYTES), size=size,
+                                href=e(href)) if len(data) < size else ""
+    text_ = data.decode("utf-8", errors="replace")
+    return f"<h2>{e(task_id)}</h2>{note}{shown}<pre>{e(text_)}</pre>"
 
 
 def _plain(message: str, status: int = 200) -> PlainTextResponse:
@@ -76,11 +112,7 @@ def _row(t: TaskRow, run_id: str) -> str:
 def run_page(services: Services, run: RunRecord) -> str:
     e = html.escape
     tasks = services.store.task_rows(run.id)
-    logs = ""
-    for t in tasks:
-        text_ = task_log(services, run.id, t.task_id)
-        if text_ is not None:
-            logs += f"<h2>{e(t.task_id)}</h2><pre>{e(text_)}</pre>"
+    logs = "".join(_log_section(services, run.id, t.task_id) for t in tasks)
     return PAGE.format(
         id=e(run.id), flow=e(run.flow_id), status=e(str(run.status)), repo=e(run.repo),
         commit=e((run.commit or "–")[:12]), trigger=e(f"{run.trigger.type} {run.trigger.actor}"),
@@ -108,9 +140,10 @@ def pages_router(services: Services) -> APIRouter:
     def show_log(run_id: str, task_id: str) -> Response:
         if services.store.get_run(run_id) is None:
             return _plain(NOT_FOUND.format(run_id=run_id), 404)
-        log_text = task_log(services, run_id, task_id)
-        if log_text is None:
+        found = log_file(services, run_id, task_id)
+        if found is None:
             return _plain(NO_LOG.format(task_id=task_id), 404)
-        return _plain(log_text)
+        return FileResponse(found[0], media_type="text/plain; charset=utf-8",
+                            headers=NOSNIFF, content_disposition_type="inline")
 
     return router

@@ -1,8 +1,13 @@
 """Run pages over a real database and real log files: everything escaped, only the
 runner's masked logs served, no secret anywhere."""
 
+import asyncio
+import hashlib
+import html
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -139,3 +144,96 @@ def test_no_secret_appears_on_any_page_or_api(sqlite_engine: Engine, tmp_path: P
                *(client.get(path).text for path in ("/api/runs", "/api/flows", "/api/schedules"))]
     assert "visible" in answers[1] and "visible" in answers[2]  # inputs are shown
     assert all(SECRET not in answer for answer in answers)
+
+
+def _big_log(services: Services, tmp_path: Path, size: int) -> tuple[str, bytes]:
+    run_id = _run(services, tmp_path)
+    log = log_path(tmp_path, run_id, "test", 1)
+    lines = b"".join(b"line %08d <tag>\n" % n for n in range(size // 20))
+    log.write_bytes(lines)
+    services.store.start_attempt(run_id, "test", 1, str(log))
+    return run_id, lines
+
+
+def test_a_run_page_shows_only_the_end_of_a_big_log(
+    services: Services, client: TestClient, tmp_path: Path
+) -> None:
+    run_id, lines = _big_log(services, tmp_path, 20 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        page = client.get(f"/runs/{run_id}").text
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024  # the log is 20 MiB
+    last = lines.splitlines()[-1].decode()
+    assert html.escape(last) in page and "line 00000000" not in page
+    assert f"Showing the last 64 KiB of {len(lines)} bytes" in page
+    assert f'<a href="/runs/{run_id}/logs/test">the whole log</a>' in page
+    assert len(page) < 200 * 1024
+
+
+async def _drain(app: Any, path: str) -> tuple[int, dict[str, str], int, str]:
+    """GET ``path`` from the ASGI app, keeping only the size and a digest of the body
+    (a test client would hold it all)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "headers": [(b"host", b"test")],
+             "client": ("127.0.0.1", 1), "server": ("test", 80)}
+    answer: dict[str, Any] = {"size": 0, "digest": hashlib.sha256()}
+
+    requested = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if requested.is_set():
+            await asyncio.Event().wait()  # the client stays connected
+        requested.set()
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            answer["size"] += len(message.get("body", b""))
+            answer["digest"].update(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return answer["status"], answer["headers"], answer["size"], answer["digest"].hexdigest()
+
+
+def test_the_whole_log_is_streamed_from_its_file(
+    services: Services, tmp_path: Path
+) -> None:
+    run_id, lines = _big_log(services, tmp_path, 20 * 1024 * 1024)
+    app = create_app(services.settings, services)
+    tracemalloc.start()
+    try:
+        status, headers, size, digest = asyncio.run(_drain(app, f"/runs/{run_id}/logs/test"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert status == 200 and size == len(lines)
+    assert digest == hashlib.sha256(lines).hexdigest()
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert peak < 4 * 1024 * 1024  # the log is 20 MiB
+
+
+def test_a_cut_log_says_so_on_the_run_page(sqlite_engine: Engine, tmp_path: Path) -> None:
+    clock = SystemClock()
+    store = RunStore(sqlite_engine, clock)
+    runs = RunService(store, ProcessBackend(owner="test-pages"), tmp_path, {}, clock,
+                      owner="test-pages", log_max_bytes=4096)
+    services = make_services(sqlite_engine, clock, runs=runs, data_dir=tmp_path)
+    source = tmp_path / "repo"
+    source.mkdir()
+    flow = flow_from_data({"id": "loud", "tasks": [
+        {"id": "t", "image": "busybox:latest", "commands": ["seq 1 10000"]}]}, "flows/loud.yml")
+    submitted = runs.submit(flow, {}, repo="acme/flows", commit=None, source=source,
+                            trigger=Trigger(TriggerType.MANUAL, "octocat"))
+    assert runs.execute(submitted.run_id).status is Status.SUCCESS
+    page = TestClient(create_app(services.settings, services)).get(
+        f"/runs/{submitted.run_id}").text
+    assert "<strong>log cut at 4 KiB (FLOWBOT_LOG_MAX_BYTES); " in page
+    assert "[flowbot: log cut here at 4 KiB (FLOWBOT_LOG_MAX_BYTES)" in page
