@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
+import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,6 +37,26 @@ PAUSED = "{repo} {flow_id}: schedules paused"
 RESUMED = ("{repo} {flow_id}: schedules resumed; "
            "{count} slot(s) missed while paused recorded as skipped")
 MAX_RUNS = 500
+DATA_DIR_FULL = "cannot write to the data dir {path}: {problem}"
+_PROBE = b"\0" * 4096  # a page: a full disk refuses it
+
+
+def data_dir_problem(data_dir: Path) -> str | None:
+    """Why the data dir (database file, logs, workspaces) refuses a small write, or None.
+
+    A full disk lets reads through, so ``SELECT 1`` alone would call it healthy
+    while every run and delivery fails to record anything.
+    """
+    probe = data_dir / f".healthz-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with probe.open("wb") as f:
+            f.write(_PROBE)
+            f.flush()  # the filesystem reserves the space now, or refuses it
+    except OSError as exc:
+        return DATA_DIR_FULL.format(path=data_dir, problem=exc.strerror or exc)
+    finally:
+        probe.unlink(missing_ok=True)
+    return None
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -155,6 +178,10 @@ def api_router(services: Services) -> APIRouter:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # any driver error means "not healthy"
             return JSONResponse({"ok": False, "error": type(exc).__name__}, status_code=503)
+        problem = data_dir_problem(services.settings.data_dir)
+        if problem is not None:
+            return JSONResponse({"ok": False, "error": "data dir not writable",
+                                 "reason": problem}, status_code=503)
         return JSONResponse({"ok": True})
 
     return router

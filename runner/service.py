@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,14 @@ _SKIPPED = "concurrency limit {limit} reached: run {active} of this flow is stil
 _SUPERSEDED = "cancelled by a newer run ({run}) under the flow's concurrency policy"
 _CANCELLED_QUEUED = "cancelled before it started"
 _UNPREPARED = "cannot prepare the run's files: {problem}"
+_UNRECORDED = "the end of a task could not be recorded (is the data disk full?)"
+_WRITE_RETRY_FIRST, _WRITE_RETRY_MAX = 0.2, 5.0  # seconds between tries of the final write
 _POLL = 5.0  # seconds: also notice runs queued by other processes sharing the database
+
+
+def _cause(exc: BaseException) -> str:
+    """A database error's driver message (no SQL, no parameters), else the error."""
+    return str(getattr(exc, "orig", None) or exc)
 
 
 def owner_for(data_dir: Path) -> str:
@@ -177,19 +185,42 @@ class RunService:
             status, failed, error = execution.execute()
         except Exception as exc:  # never leave a run "running" because of a bug
             log.exception("run crashed", extra={"run": run.id})
-            status, failed, error = Status.FAILED, None, f"internal error: {exc}"
+            # a database error says what failed without its SQL (e.g. the disk is full)
+            status, failed, error = Status.FAILED, None, f"internal error: {_cause(exc)}"
         finally:
             with self._lock:
                 self._executions.pop(run.id, None)
             remove_run_dir(self.data_dir, run.id)
+        if status is Status.SUCCESS and not self._all_recorded(run.id):
+            status, error = Status.FAILED, _UNRECORDED
         masked = Masker(list(secrets.values())).mask(error) if error else None
-        self.store.set_run_status(run.id, status, error=masked, failed_task=failed)
+        self._record_end(run.id, status, masked, failed)
         self._emit(RunEvent(run.id, EventKind.FINISHED, status=status))
         with self._wake:
             self._wake.notify_all()
         final = self.store.get_run(run.id)
         assert final is not None
         return final
+
+    def _all_recorded(self, run_id: str) -> bool:
+        """Every task's end is in the database (a write refused by a full disk is not)."""
+        return all(t.status.terminal for t in self.store.task_rows(run_id))
+
+    def _record_end(self, run_id: str, status: Status, error: str | None,
+                    failed: str | None) -> None:
+        """Store the run's end, trying again while the database refuses writes (a full
+        disk): the run ends truthfully once space returns, never stays "running"."""
+        delay = _WRITE_RETRY_FIRST
+        while True:
+            try:
+                self.store.set_run_status(run_id, status, error=error, failed_task=failed)
+                return
+            except Exception as exc:
+                log.error("cannot record the end of a run; trying again",
+                          extra={"run": run_id, "status": status.value, "reason": _cause(exc),
+                                 "retry_in": delay})
+            time.sleep(delay)
+            delay = min(delay * 2, _WRITE_RETRY_MAX)
 
     def _execution(self, run: RunRecord, flow: Flow, secrets: dict[str, str],
                    sink: LogSink | None, adopt: Mapping[tuple[str, int], Existing]) -> Execution:

@@ -16,6 +16,7 @@ from runner.cron import FakeClock
 from runner.records import Trigger, TriggerType
 from runner.validate import validate_files
 from tests.fakes import TestClient, make_services
+from tests.smalldisk import fill, small_disk_fixture  # noqa: F401  (the fixture)
 
 TOKEN = "api-t0ken-for-tests"
 PAUSE = "/api/flows/acme/flows/tricky/pause"
@@ -162,3 +163,20 @@ def test_the_token_never_appears_in_settings_repr(services: Services) -> None:
 
 def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"ok": True}
+
+
+def test_healthz_says_when_the_data_dir_is_full(sqlite_engine: Engine, small_disk: Path) -> None:
+    """A real 8 MiB tmpfs as the data dir: reads still work, writes do not."""
+    services = _services(sqlite_engine, small_disk, "")
+    client = TestClient(create_app(services.settings, services))
+    assert client.get("/healthz").json() == {"ok": True}
+    filler = fill(small_disk / "filler")
+    answer = client.get("/healthz")
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "ok": False, "error": "data dir not writable",
+        "reason": f"cannot write to the data dir {small_disk}: No space left on device"}
+    filler.unlink()  # space returns
+    answer = client.get("/healthz")
+    assert answer.status_code == 200 and answer.json() == {"ok": True}
+    assert sorted(p.name for p in small_disk.iterdir()) == []  # no probe left behind
