@@ -248,3 +248,20 @@ def test_long_template_strings_are_not_kept_by_the_scan_cache() -> None:
     templcheck._scanned.cache_clear()
     assert validate_text("long.yml", text, now=NOW).ok
     assert templcheck._scanned.cache_info().currsize == 0
+
+
+def test_template_scan_is_linear_and_matches_the_regex_it_replaces() -> None:
+    from runner import templates
+
+    rng = random.Random(3)
+    alphabet = ["{", "}", "{{", "}}", " ", "x", ".", "inputs", "\n"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        spans = [(m.start(), m.end()) for m in templates._TEMPLATE.finditer(text)]
+        assert [(r.start, r.end) for r in templates.scan(text)] == spans, text
+        assert templates.has_unclosed(text) == ("{{" in templates._TEMPLATE.sub("", text)), text
+    # 200,000 unclosed "{{" (the regex retried its lazy scan from each: minutes).
+    text = f"id: f\ntasks:\n  - {{id: a, image: b, commands: ['{'{{ ' * 200_000}']}}\n"
+    report = validate_text("open.yml", text, now=NOW)
+    assert [d.message for d in report.errors] == [
+        'tasks[0].commands[0]: "{{" is never closed with "}}"']
