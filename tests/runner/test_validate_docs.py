@@ -82,6 +82,6 @@ def test_every_size_limit_of_the_schema_is_in_the_limits_table() -> None:
 def test_every_length_limit_of_the_schema_is_in_the_limits_table() -> None:
     text = DOC.read_text(encoding="utf-8").split("## Limits", 1)[1].split("\n## ", 1)[0]
     limits = sorted({node["maxLength"] for node in _nodes(schema()) if "maxLength" in node})
-    assert limits == [16, 64, 200, 1000]
+    assert limits == [16, 32, 64, 200, 512, 1000]
     for limit in limits:
         assert f"| {limit} | schema (`maxLength`) |" in text, limit
