@@ -152,7 +152,7 @@ class Reporter:
             raise OverBudget(TOO_MANY_ERRORS.format(limit=self.budget.max_errors), line, col)
         self.tick()
         prefix = dotted(path)
-        text = f"{prefix}: {message}" if prefix else message
+        text = _shortened(f"{prefix}: {message}" if prefix else message)
         self.diagnostics.append(Diagnostic(self.file, line, col, severity, text))
 
     def warn(self, path: Path, message: str) -> None:
@@ -181,6 +181,17 @@ class Reporter:
         if not source.endswith(content):
             return line, col
         return source_line, len(source) - len(content) + (offset - start) + 1
+
+
+MAX_MESSAGE = 1000  # characters: messages quote names from the file, which may be huge
+
+
+def _shortened(text: str) -> str:
+    """``text`` with its middle cut when too long, keeping where and what to do."""
+    if len(text) <= MAX_MESSAGE:
+        return text
+    head, tail = MAX_MESSAGE * 2 // 3, MAX_MESSAGE // 3 - 3
+    return f"{text[:head]} … {text[-tail:]}"
 
 
 def _get(data: object, path: Path) -> object:

@@ -265,3 +265,13 @@ def test_template_scan_is_linear_and_matches_the_regex_it_replaces() -> None:
     report = validate_text("open.yml", text, now=NOW)
     assert [d.message for d in report.errors] == [
         'tasks[0].commands[0]: "{{" is never closed with "}}"']
+
+
+def test_messages_quoting_huge_names_are_cut_in_the_middle() -> None:
+    name = "n" * 300_000
+    text = f"id: f\ntasks:\n  - {{id: a, image: b, commands: [x], needs: [{name}]}}\n"
+    [error] = validate_text("huge-name.yml", text, now=NOW).errors
+    assert len(error.message) <= 1000
+    assert error.message.startswith('tasks[0].needs[0]: needs "nnnn')
+    assert error.message.endswith('nnnn", but there is no such task')
+    assert " … " in error.message
