@@ -120,7 +120,7 @@ def report(label: str, text: bytes) -> None:
                       ("flowbot validate", flowbot),
                       ("flowbot load + needs/template checks, no limit", needs_only)):
         cpu, peak, outcome = measure(run, text)
-        print(f"  {name:<44} {cpu:7.3f} s CPU  {peak:8.1f} MB peak  -> {outcome}")
+        print(f"  {name:<48} {cpu:7.3f} s CPU  {peak:8.1f} MB peak  -> {outcome}")
 
 
 def main() -> None:
