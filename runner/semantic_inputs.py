@@ -176,9 +176,9 @@ def _check_pattern(spec: dict[str, Any], path: tuple[str, str], report: Reporter
             pattern=spec["pattern"], limit=MAX_PATTERN_REPEATS)
         report.at((*path, "pattern"), message)
         return
-    error = patterns.compile_error(spec["pattern"])  # matching uses the regex engine
-    if error is not None:
-        report.at((*path, "pattern"), BAD_PATTERN.format(pattern=spec["pattern"], error=error))
+    problem = patterns.compile_error(spec["pattern"])  # matching uses the regex engine
+    if problem is not None:
+        report.at((*path, "pattern"), BAD_PATTERN.format(pattern=spec["pattern"], error=problem))
 
 
 def check_triggers(data: dict[str, Any], report: Reporter, now: datetime) -> None:

@@ -167,6 +167,8 @@ def _validate_text(
                 Diagnostic(path, exc.line, exc.col, Severity.ERROR, str(exc))
             )
             flow = None
+        except MemoryError:
+            raise  # not a bug in this file's checks; an isolated validation reports it
         except Exception as exc:  # a bug here must not become a traceback for the user
             log.exception("validator failed", extra={"flow_path": path})
             report.diagnostics.append(
