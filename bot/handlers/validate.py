@@ -21,7 +21,8 @@ from bot.services import Services
 from runner.diagnostics import Diagnostic, Severity
 from runner.errors import DuplicateFlowId
 from runner.registry import Plan, plan
-from runner.validate import validate_files
+from runner.validate import RepoReport, validate_files
+from runner.validate_sandbox import validate_isolated
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,16 @@ def head_source(pull: dict[str, Any], base_repo: dict[str, Any]) -> tuple[str, s
 def is_fork(pull: dict[str, Any], base_repo: dict[str, Any]) -> bool:
     head_repo = (pull.get("head") or {}).get("repo")
     return head_repo is None or head_repo.get("full_name") != base_repo.get("full_name")
+
+
+def _validate(files: dict[str, bytes], services: Services) -> RepoReport:
+    """The PR's flows, validated in a child process with hard limits (when set)."""
+    settings = services.settings
+    if settings.validate_memory_mb <= 0:
+        return validate_files(files, now=services.clock.now())
+    return validate_isolated(files, now=services.clock.now(),
+                             memory_bytes=settings.validate_memory_mb << 20,
+                             seconds=settings.validate_seconds)
 
 
 @router.register("pull_request", "opened")
@@ -82,7 +93,7 @@ def validate_pull_request(event: Event, services: Services) -> None:
         problem = render.status_text(READ_FAILED.format(error=exc))
         client.create_status(sha, "error", CONTEXT, problem)
         raise
-    report = validate_files(files, now=services.clock.now())
+    report = _validate(files, services)
     summary = report.summary()
     diff: Plan | None = None
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import tracemalloc
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +26,13 @@ from bot.repos import (
 )
 from bot.router import Event
 from runner.cron import FakeClock
-from tests.fakes import FakeGitHub, make_services, pull_request_event, push_event
+from tests.fakes import (
+    FakeFlowSource,
+    FakeGitHub,
+    make_services,
+    pull_request_event,
+    push_event,
+)
 
 FLOW_V1 = b"id: nightly\ntasks: []\n"
 FLOW_V2 = b"id: nightly\nschedule: '0 3 * * *'\ntasks: []\n"
@@ -284,3 +291,20 @@ def test_push_over_the_file_limit_registers_nothing_and_says_why(
         "Nothing registered: flows/ has more than 1,000 flow files; a repository may have at "
         "most 1,000: merge flows or move some out of flows/")
     assert services.registry.digests("acme/flows") == {}
+
+
+def test_pull_request_whose_validation_needs_too_much_memory_fails_naming_the_limit(
+        sqlite_engine: Engine) -> None:
+    services = make_services(sqlite_engine, FakeClock(datetime(2026, 3, 1, tzinfo=UTC)))
+    services.settings = replace(services.settings, validate_memory_mb=32)
+    hostile = b"id: hostile\ntasks: [" + b"0," * 500_000 + b"0]\n"  # a ~150 MB parse
+    assert isinstance(services.repos, FakeFlowSource)
+    services.repos.commits["d" * 40] = {"flows/hostile.yml": hostile}
+    payload = pull_request_event("opened", 9, "d" * 40)
+    build_router().dispatch(Event("pull_request", payload, "delivery-9"), services)
+    assert isinstance(services.github, FakeGitHub)
+    client = services.github.clients["acme/flows"]
+    assert [s["state"] for s in client.statuses] == ["pending", "failure"]
+    [body] = client.bodies()
+    assert ("not validated: validating the flows needed more than 32 MB and was stopped; "
+            "make the flows smaller or fewer") in body
