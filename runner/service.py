@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -30,7 +31,13 @@ from runner.logstore import DEFAULT_MAX_BYTES, LogSink
 from runner.masking import Masker
 from runner.records import EventKind, RunEvent, RunRecord, Status, Trigger
 from runner.store import RunStore
-from runner.workspace import prepare_workspace, remove_run_dir, repo_dir
+from runner.workspace import (
+    place_staged,
+    prepare_workspace,
+    remove_run_dir,
+    remove_stale_staging,
+    staging_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ _CANCELLED_QUEUED = "cancelled before it started"
 _UNPREPARED = "cannot prepare the run's files: {problem}"
 _UNRECORDED = "the end of a task could not be recorded (is the data disk full?)"
 _WRITE_RETRY_FIRST, _WRITE_RETRY_MAX = 0.2, 5.0  # seconds between tries of the final write
+_STALE_STAGING = 600.0  # seconds after which an unplaced staging dir is a crash's leftover
 _POLL = 5.0  # seconds: also notice runs queued by other processes sharing the database
 
 
@@ -83,6 +91,8 @@ class RunService:
         self._executions: dict[str, Execution] = {}
         self._workers: list[threading.Thread] = []
         self._stopping = False
+        # preparations a crash interrupted (their runs were never recorded)
+        remove_stale_staging(data_dir, _STALE_STAGING, time.time())
 
     def add_listener(self, listener: Listener) -> None:
         """Also tell ``listener`` about every run event from now on."""
@@ -107,29 +117,46 @@ class RunService:
         if refused is not None:
             return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
                                  refused, request_key)
-        with self._lock:
-            blocked = self._apply_concurrency(flow, repo)
-            if blocked is not None:
-                return self._decided(flow, values, repo, commit, trigger, Status.SKIPPED,
-                                     blocked, request_key)
-            run, new = self.store.create_run_once(flow, repo=repo, commit=commit,
-                                                  trigger=trigger, inputs=values,
-                                                  request_key=request_key)
-            if not new:
-                return Submission(run.id, run.status, run.error)  # a racing replay won
-            try:
-                prepare_workspace(source, commit, repo_dir(self.data_dir, run.id),
-                                  exclude=[self.data_dir])
-            except Exception as exc:  # whatever it is, the run ends failed and says why
-                reason = _UNPREPARED.format(problem=exc if isinstance(exc, FlowbotError)
-                                            else f"{type(exc).__name__}: {exc}")
-                log.warning("run not prepared", extra={"run": run.id, "repo": repo,
-                                                       "flow": flow.id, "reason": reason})
-                self._end_unstarted(run.id, Status.FAILED, reason)
-                return Submission(run.id, Status.FAILED, reason)
-            self._wake.notify_all()
+        staged = staging_dir(self.data_dir)
+        try:
+            problem = self._stage(source, commit, staged, repo, flow)
+            if problem is not None:
+                return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
+                                     problem, request_key)
+            with self._lock:
+                blocked = self._apply_concurrency(flow, repo)
+                if blocked is not None:
+                    return self._decided(flow, values, repo, commit, trigger, Status.SKIPPED,
+                                         blocked, request_key)
+                run, new = self.store.create_run_once(flow, repo=repo, commit=commit,
+                                                      trigger=trigger, inputs=values,
+                                                      request_key=request_key)
+                if not new:
+                    return Submission(run.id, run.status, run.error)  # a racing replay won
+                try:
+                    place_staged(staged, self.data_dir, run.id)
+                except OSError as exc:
+                    reason = _UNPREPARED.format(problem=exc)
+                    self._end_unstarted(run.id, Status.FAILED, reason)
+                    return Submission(run.id, Status.FAILED, reason)
+                self._wake.notify_all()
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)  # still there unless it was placed
         log.info("run queued", extra={"run": run.id, "repo": repo, "flow": flow.id})
         return Submission(run.id, Status.QUEUED)
+
+    def _stage(self, source: Path, commit: str | None, staged: Path, repo: str,
+               flow: Flow) -> str | None:
+        """Prepare the run's files in ``staged``; None, or why they could not be."""
+        try:
+            prepare_workspace(source, commit, staged / "repo", exclude=[self.data_dir])
+        except Exception as exc:  # whatever it is, the run ends failed and says why
+            reason = _UNPREPARED.format(problem=exc if isinstance(exc, FlowbotError)
+                                        else f"{type(exc).__name__}: {exc}")
+            log.warning("run not prepared", extra={"repo": repo, "flow": flow.id,
+                                                   "reason": reason})
+            return reason
+        return None
 
     def _apply_concurrency(self, flow: Flow, repo: str) -> str | None:
         """None to go ahead, or why the new run is skipped."""

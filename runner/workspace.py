@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import tarfile
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 _NO_COMMIT = "cannot check out commit {commit} of {source}: {problem}"
 _BAD_ENTRY = "cannot check out commit {commit}: {path}: {problem}"
 _COPY_CHUNK = 1024 * 1024  # bytes copied at a time from the archive stream
+_STAGING = ".staging-"  # prefix of directories whose run is not recorded yet
 
 
 class WorkspaceError(FlowbotError):
@@ -138,6 +140,39 @@ def _write_file(data: IO[bytes] | None, target: Path, mode: int) -> None:
     with os.fdopen(fd, "wb") as out:
         if data is not None:
             shutil.copyfileobj(data, out, _COPY_CHUNK)
+
+
+def staging_dir(data_dir: Path) -> Path:
+    """A fresh directory to prepare a run's files in before the run is recorded.
+
+    Preparing first and moving the result into place after the run row exists
+    shrinks what a crash can leave behind to a rename: a queued run always has
+    its files, and an interrupted preparation leaves only a staging directory,
+    which :func:`remove_stale_staging` clears later."""
+    path = data_dir / "work" / f"{_STAGING}{uuid.uuid4().hex}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def place_staged(staged: Path, data_dir: Path, run_id: str) -> None:
+    """Move a prepared staging directory to be run ``run_id``'s files (one rename)."""
+    staged.rename(run_dir(data_dir, run_id))
+
+
+def remove_stale_staging(data_dir: Path, older_than: float, now: float) -> int:
+    """Delete staging directories last touched before ``now - older_than`` (epoch
+    seconds): preparations a crash interrupted. Returns how many went."""
+    work = data_dir / "work"
+    removed = 0
+    for path in work.glob(f"{_STAGING}*") if work.is_dir() else ():
+        try:
+            if path.stat().st_mtime > now - older_than:
+                continue  # young: possibly still being prepared
+        except OSError:
+            continue  # removed meanwhile
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def remove_run_dir(data_dir: Path, run_id: str) -> None:

@@ -3,6 +3,8 @@ taking queued runs, cancelling queued runs."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,11 @@ import pytest
 from enginekit import Kit, leftover, make_kit, task
 from sqlalchemy.engine import Engine
 
-from runner.records import EventKind, Status
+from runner.cron import SystemClock
+from runner.flows import flow_from_data
+from runner.records import EventKind, Status, Trigger, TriggerType
+from runner.service import RunService
+from runner.workspace import repo_dir, staging_dir
 
 pytestmark = pytest.mark.docker
 
@@ -88,3 +94,32 @@ def test_a_queued_run_can_be_cancelled_before_it_starts(kit: Kit) -> None:
     assert [r.status for r in kit.store.task_rows(run.id)] == [Status.SKIPPED]
     assert kit.service.execute(run.id).status is Status.CANCELLED
     assert not (kit.service.data_dir / "work" / run.id).exists()
+
+
+def test_a_queued_run_always_has_its_files_and_no_staging_is_left(kit: Kit) -> None:
+    data_dir = kit.service.data_dir
+    queued = kit.submit(_flow("queue", "true"))
+    replayed = kit.service.submit(
+        flow_from_data(_flow("queue", "true"), path="flows/x.yml"), {}, repo="o/r",
+        commit=None, source=kit.source, trigger=Trigger(TriggerType.MANUAL, "x"),
+        request_key="delivery-1:1")
+    again = kit.service.submit(
+        flow_from_data(_flow("queue", "true"), path="flows/x.yml"), {}, repo="o/r",
+        commit=None, source=kit.source, trigger=Trigger(TriggerType.MANUAL, "x"),
+        request_key="delivery-1:1")
+    assert again.run_id == replayed.run_id  # the replay found its run
+    for run_id in (queued.run_id, replayed.run_id):
+        assert (repo_dir(data_dir, run_id) / "data.csv").read_text() == "a,b\n1,2\n"
+    assert not list((data_dir / "work").glob(".staging-*"))  # the replay's copy went too
+
+
+def test_a_preparation_a_crash_interrupted_is_cleared_at_the_next_start(
+    kit: Kit, sqlite_engine: Engine
+) -> None:
+    data_dir = kit.service.data_dir
+    old, young = staging_dir(data_dir), staging_dir(data_dir)
+    (old / "repo").mkdir(parents=True)
+    young.mkdir()
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    RunService(kit.store, kit.service.backend, data_dir, {}, SystemClock())
+    assert not old.exists() and young.exists()  # a young one may be in progress elsewhere
