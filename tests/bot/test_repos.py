@@ -293,11 +293,11 @@ def test_push_over_the_file_limit_registers_nothing_and_says_why(
     assert services.registry.digests("acme/flows") == {}
 
 
-def test_pull_request_whose_validation_needs_too_much_memory_fails_naming_the_limit(
+def test_pull_request_whose_validation_overruns_its_child_fails_naming_the_limit(
         sqlite_engine: Engine) -> None:
     services = make_services(sqlite_engine, FakeClock(datetime(2026, 3, 1, tzinfo=UTC)))
-    services.settings = replace(services.settings, validate_memory_mb=32)
-    hostile = b"id: hostile\ntasks: [" + b"0," * 500_000 + b"0]\n"  # a ~150 MB parse
+    services.settings = replace(services.settings, validate_seconds=0.01)
+    hostile = b"id: hostile\ntasks: [" + b"0," * 500_000 + b"0]\n"  # ~0.5 s, ~150 MB
     assert isinstance(services.repos, FakeFlowSource)
     services.repos.commits["d" * 40] = {"flows/hostile.yml": hostile}
     payload = pull_request_event("opened", 9, "d" * 40)
@@ -306,5 +306,5 @@ def test_pull_request_whose_validation_needs_too_much_memory_fails_naming_the_li
     client = services.github.clients["acme/flows"]
     assert [s["state"] for s in client.statuses] == ["pending", "failure"]
     [body] = client.bodies()
-    assert ("not validated: validating the flows needed more than 32 MB and was stopped; "
+    assert ("not validated: validating the flows took longer than 0.01s and was stopped; "
             "make the flows smaller or fewer") in body
