@@ -161,13 +161,16 @@ def _refuse(ctx: _Ctx, parsed: ParsedComment) -> None:
     services = ctx.services
     window = timedelta(seconds=services.settings.refusal_window_seconds)
     replies = CommandReplies(services.engine)
-    if not replies.claim_refusal(ctx.event.repo, ctx.number, ctx.login,
-                                 services.clock.now(), window):
+    seen, reply_id = replies.begin(ctx.key, ctx.event.repo, ctx.number)
+    if seen:  # a replayed delivery: answer only if the first try posted nothing
+        marker = REPLY_MARKER.format(key=ctx.key)
+        if reply_id is not None or ctx.client.find_comment(ctx.number, marker) is not None:
+            return  # already answered
+    elif not replies.claim_refusal(ctx.event.repo, ctx.number, ctx.login,
+                                   services.clock.now(), window):
         log.info("refusal not repeated within the window",
                  extra={"repo": ctx.event.repo, "issue": ctx.number, "actor": ctx.login})
         return  # answered recently: a flood gets one reply per window
-    if replies.begin(ctx.key, ctx.event.repo, ctx.number)[0]:
-        return  # a replayed delivery of a comment already answered
     parts = [Part(_help(ctx))] if any(c.verb is Verb.HELP for c in parsed.commands) else []
     refused = sorted({f"`/{c.verb}`" for c in parsed.commands if c.verb is not Verb.HELP})
     if refused:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.engine import Engine
 
+from bot.github import GitHubError
 from bot.handlers import build_router
 from bot.render import RUN_MARKER
 from bot.router import Event
@@ -231,6 +232,29 @@ def test_a_repeated_refusal_within_the_window_posts_nothing(services: Services) 
     _clock(services).advance(1)  # the window has passed
     _comment(services, "/run deploy env=prod", login="reader")
     assert len(client.bodies()) == 3
+
+
+def test_a_refusal_lost_to_a_github_error_is_posted_when_the_delivery_is_retried(
+    services: Services,
+) -> None:
+    client = services.github.for_repo("acme/flows", None)
+    assert isinstance(client, FakeRepoClient)
+    real = client.create_comment
+
+    def outage(issue_number: int, body: str) -> int:
+        raise GitHubError("create a comment", 502, "Bad Gateway")
+
+    client.create_comment = outage  # type: ignore[method-assign]
+    with pytest.raises(GitHubError):
+        _comment(services, "/run deploy env=prod", delivery="d-retry", login="reader",
+                 comment_id=4242)
+    client.create_comment = real  # type: ignore[method-assign]
+    _comment(services, "/run deploy env=prod", delivery="d-retry", login="reader",
+             comment_id=4242)  # the worker's retry of the same delivery
+    _comment(services, "/run deploy env=prod", delivery="d-retry", login="reader",
+             comment_id=4242)  # and a redelivery after it was answered
+    [body] = client.bodies()
+    assert "needs write access" in body
 
 
 def test_a_writers_commands_are_capped_and_answered_in_one_reply(services: Services) -> None:
