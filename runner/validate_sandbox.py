@@ -46,7 +46,9 @@ def validate_isolated(
 ) -> RepoReport:
     """:func:`validate_files` in a child limited to ``memory_bytes`` more address
     space than it starts with and ``seconds`` of wall time. Over either, every file
-    gets an error diagnostic saying which limit and what to do."""
+    gets an error diagnostic saying which limit and what to do. (Free heap the
+    calling process still maps counts as room too: the cap stops gigabytes, not
+    megabytes.)"""
     if not files or not hasattr(os, "fork"):
         return validate_files(files, now=now)  # nothing to isolate, or no way to
     schema_messages.fast_check()  # compiled once here, not again in every child
