@@ -37,6 +37,7 @@ PAUSED = "{repo} {flow_id}: schedules paused"
 RESUMED = ("{repo} {flow_id}: schedules resumed; "
            "{count} slot(s) missed while paused recorded as skipped")
 MAX_RUNS = 500
+ENGINE_AWAY = "the Docker engine does not answer: runs wait in the queue"
 DATA_DIR_FULL = "cannot write to the data dir {path}: {problem}"
 _PROBE = b"\0" * 4096  # a page: a full disk refuses it
 
@@ -182,6 +183,8 @@ def api_router(services: Services) -> APIRouter:
         if problem is not None:
             return JSONResponse({"ok": False, "error": "data dir not writable",
                                  "reason": problem}, status_code=503)
+        if getattr(services.runs, "away", False):  # validation still works: not a 503
+            return JSONResponse({"ok": True, "engine": ENGINE_AWAY})
         return JSONResponse({"ok": True})
 
     return router

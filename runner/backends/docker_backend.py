@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -267,11 +268,30 @@ class DockerBackend:
 
     def engine_answers(self) -> bool:
         """True if the engine answers a ping now (no waiting)."""
+        if self._socket_refuses():
+            return False  # no SDK call: it leaks the socket of a failed unix connect
         try:
             with engine_errors("pinging"):
                 return bool(self.client.ping())
         except BackendError:
             return False
+
+    def _socket_refuses(self) -> bool:
+        """True if the engine's unix socket refuses a connection (False for TCP engines)."""
+        try:
+            adapter = self.client.api.get_adapter(self.client.api.base_url)
+        except BackendError:
+            return True  # no client can even be made
+        path = getattr(adapter, "socket_path", None)
+        if not isinstance(path, str):
+            return False  # not a unix socket: let the ping tell
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(_RETRY_PAUSE)
+            try:
+                probe.connect(path)
+            except OSError:
+                return True
+        return False
 
     def _retrying(self, action: str, call: Callable[[], _T]) -> _T:
         """``call()``, retried while the engine is unreachable (see the module docstring)."""

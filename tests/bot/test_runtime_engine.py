@@ -5,6 +5,7 @@ stopping the dockerd every test shares)."""
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from bot.api import ENGINE_AWAY
 from bot.app import create_app
 from bot.engine_gate import WAITING
 from bot.github_client import HttpPolicy, PyGithubClients
@@ -61,6 +63,7 @@ def bot_without_engine(tmp_path: Path, fake_github: FakeGitHub, busybox_image: s
     finally:
         runtime.stop()
         proxy.close()
+        gc.collect()  # sockets the SDK leaked while the engine was away, under this module's filter
         by_owner = {"label": f"{LABEL_OWNER}={owner_for(data_dir)}"}
         for container in docker_client.containers.list(all=True, filters=by_owner):
             container.remove(force=True)
@@ -94,6 +97,8 @@ def test_serve_starts_validates_and_queues_runs_until_the_engine_answers(
     assert (run.status, run.error) == (Status.QUEUED, note)
     reply = bot.fake.comments(FAKE_REPO, issue)[-1]
     assert f"> {note}" in reply and "queued" in reply
+    health = bot.client.get("/healthz")
+    assert (health.status_code, health.json()["engine"]) == (200, ENGINE_AWAY)
     time.sleep(1)  # several polls of the absent engine: nothing starts
     assert bot.runtime.services.store.get_run(run.id).status is Status.QUEUED  # type: ignore[union-attr]
 
@@ -102,3 +107,4 @@ def test_serve_starts_validates_and_queues_runs_until_the_engine_answers(
     assert (final.status, final.error) == (Status.SUCCESS, "")
     reply = bot.fake.comments(FAKE_REPO, issue)[-1]
     assert "success" in reply and "Waiting for the Docker engine" not in reply
+    assert bot.client.get("/healthz").json() == {"ok": True}

@@ -4,6 +4,7 @@ did; the engine is taken away through a socket proxy, never by stopping dockerd.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ def proxy() -> Iterator[EngineProxy]:
     made.start()
     yield made
     made.close()
+    gc.collect()  # sockets the SDK leaked while the engine was away, under this module's filter
 
 
 def _kit(tmp_path: Path, engine: Engine, proxy: EngineProxy, reconnect: float) -> Kit:
