@@ -98,7 +98,7 @@ def _repo_root(flow_file: Path, given: Path | None) -> Path:
     return folder.parent if folder.name == "flows" else folder
 
 
-def _backend(name: str, owner: str) -> Backend:
+def _backend(name: str, settings: Settings, owner: str) -> Backend:
     if name == "process":  # it warns loudly itself that nothing is isolated
         from runner.backends.process_backend import ProcessBackend
 
@@ -106,7 +106,9 @@ def _backend(name: str, owner: str) -> Backend:
         return process
     from runner.backends.docker_backend import DockerBackend
 
-    docker: Backend = DockerBackend(owner=owner)
+    # the operator's container defaults and bounds, as `flowbot serve` applies them
+    docker: Backend = DockerBackend(owner=owner, limits=settings.task_limits(),
+                                    reconnect_seconds=settings.engine_reconnect_seconds)
     return docker
 
 
@@ -117,9 +119,11 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow, inputs: dict[
     store = RunStore(connect(url), SystemClock())
     owner = owner_for(data_dir)
     view = LiveView(sys.stdout, flow)
-    service = RunService(store, _backend(args.backend or settings.backend, owner), data_dir,
+    backend = _backend(args.backend or settings.backend, settings, owner)
+    service = RunService(store, backend, data_dir,
                          settings.secret_values(), SystemClock(), settings.max_parallel_tasks,
                          listeners=[view.on_event], owner=owner,
+                         limits=settings.task_limits() if backend.name == "docker" else None,
                          log_max_bytes=settings.log_max_bytes)
     source = _repo_root(args.flow_file, args.repo)
     submission = service.submit(flow, inputs, repo=f"local:{source.name}", commit=None,

@@ -117,3 +117,16 @@ def test_the_process_backend_runs_a_flow_without_docker(
     assert main(["run", flow, "--backend", "process", "-i", "fail=yes"]) == 1
     out = capsys.readouterr().out
     assert "report-failure | reason: task \"work\" failed: exit code 1" in out
+
+
+def test_the_operators_bounds_apply_to_local_runs_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = tmp_path / "flows" / "big.yml"
+    flow.parent.mkdir()
+    flow.write_text("id: big\ntasks:\n  - id: crunch\n    image: busybox:latest\n"
+                    "    resources: {cpus: 3}\n    commands: [\"true\"]\n")
+    monkeypatch.setenv("FLOWBOT_TASK_MAX_CPUS", "2")
+    assert main(["run", str(flow)]) == 1
+    err = capsys.readouterr().err
+    assert "resources.cpus: 3, above this flowbot's limit of 2 (FLOWBOT_TASK_MAX_CPUS)" in err
