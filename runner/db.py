@@ -27,11 +27,6 @@ metadata = MetaData()
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def sqlite_url(data_dir: Path) -> str:
-    """The default database: ``flowbot.db`` in the data directory."""
-    return f"sqlite:///{data_dir / 'flowbot.db'}"
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -13,15 +13,6 @@ class FlowbotError(Exception):
     """Base of every error flowbot raises deliberately."""
 
 
-class FlowValidationError(FlowbotError):
-    """A flow file failed validation; ``diagnostics`` holds the positioned errors."""
-
-    def __init__(self, path: str, diagnostics: list[object]) -> None:
-        self.path = path
-        self.diagnostics = diagnostics
-        super().__init__(f"{path}: {len(diagnostics)} problem(s) found")
-
-
 class FlowNotFound(FlowbotError):
     """No registered flow has the requested id."""
 
