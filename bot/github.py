@@ -2,7 +2,7 @@
 
 Handlers see a :class:`RepoClient` per repository, obtained from a
 :class:`GitHubClients` factory; ``bot/github_client.py`` implements both with
-PyGithub (token or GitHub App), ``tests/fakes.py`` with recording fakes.
+PyGithub (token or GitHub App), ``bot/local_github.py`` in memory (demo, tests).
 Everything here is pure: no I/O.
 """
 

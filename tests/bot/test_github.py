@@ -12,8 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.github import Annotation, GitHubError, StatusState
-from bot.github_client import HttpPolicy, PyGithubClients
-from bot.github_repo import PyGithubRepoClient
+from bot.github_client import HttpPolicy, PyGithubClients, PyGithubRepoClient
 from runner.cron import FakeClock
 from runner.errors import ConfigError
 from tests.fakegithub.fixtures import FAKE_LOGIN, FAKE_REPO, FAKE_TOKEN
