@@ -26,7 +26,6 @@ from pathlib import Path
 
 from bot.handlers import build_router
 from bot.router import Event
-from runner.cron import FakeClock
 from runner.db import connect
 from runner.validate import validate_files
 
@@ -36,6 +35,7 @@ HELLO = b"id: hello\ntasks:\n  - {id: t, image: busybox, commands: [echo hi]}\n"
 def replay(times: int, delivery_id: str, data_dir: Path) -> tuple[int, int]:
     """Dispatch one /run comment ``times`` times; (runs recorded, replies posted)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests/
+    from tests.clock import FakeClock
     from tests.fakes import FakeGitHub, issue_comment_event, make_services
 
     engine = connect(f"sqlite:///{data_dir / 'flowbot.db'}")

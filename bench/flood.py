@@ -25,19 +25,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
 from bot.deliveries import Delivery, DeliveryStatus, DeliveryStore, _row, deliveries_table
-from runner.cron import FakeClock
 from runner.db import connect
+
+if TYPE_CHECKING:
+    from tests.clock import FakeClock
 
 MAX_DELIVERIES = 50_000  # bounded: the whole backlog lives in one temporary file
 BATCH = 8
@@ -135,6 +138,9 @@ def drain(store: DeliveryStore, claim: Callable[[int], list[Delivery]],
 def measure(directory: Path, items: list[tuple[str, str, dict[str, Any]]],
             fair: bool) -> Figures:
     engine = connect(f"sqlite:///{directory / ('fair.db' if fair else 'fifo.db')}")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests/
+    from tests.clock import FakeClock
+
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     store = DeliveryStore(engine, clock)
     record(store, clock, items)

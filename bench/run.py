@@ -25,7 +25,7 @@ from typing import Any
 import docker
 
 from runner.backends.docker_backend import DockerBackend
-from runner.cron import SystemClock
+from runner.clock import SystemClock
 from runner.db import connect
 from runner.flows import flow_from_data
 from runner.offline_images import BUSYBOX, ensure_image

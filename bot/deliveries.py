@@ -52,7 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from runner.cron import Clock
+from runner.clock import Clock
 from runner.db import metadata
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.worker import Workers
 from runner.backends.base import Backend
-from runner.cron import Clock, SystemClock
+from runner.clock import Clock, SystemClock
 from runner.db import connect
 from runner.errors import BackendError
 from runner.registry import Registry

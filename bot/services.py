@@ -20,7 +20,7 @@ from bot.deliveries import DeliveryStore
 from bot.github import GitHubClients, RepoClient
 from bot.router import Router
 from bot.settings import Settings
-from runner.cron import Clock
+from runner.clock import Clock
 from runner.flows import Flow
 from runner.records import Trigger
 from runner.registry import Registry

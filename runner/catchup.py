@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from runner.cron import due_slots
 from runner.fires import SkipReason
 from runner.flows import CatchUp
-from runner.schedules import due_slots
 
 MAX_SLOTS = 5000
 MAX_LIMIT = 1000  # the schema's maximum catchup_limit

@@ -1,4 +1,4 @@
-"""Cron expressions, fire times and the DST rule, and the injected clock.
+"""Cron expressions, fire times and the DST rule.
 
 ``croniter`` is the cron engine, but it is only ever asked about *naive local
 wall-clock* times, where there is no DST to get wrong. Mapping a local slot to
@@ -9,7 +9,7 @@ a real instant is done here, by one documented rule:
 * a slot whose local time happens twice (clocks go back) fires once, at its
   first occurrence.
 
-Everything here is pure except :class:`SystemClock`.
+Everything here is pure: no clock is read (callers pass the instants).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
@@ -174,19 +173,22 @@ def _lookback(tz: ZoneInfo, after: datetime) -> timedelta:
     return _MAX_GAP if before != later else timedelta(0)
 
 
-def slots_between(expr: str, tz: str, after: datetime, until: datetime) -> list[datetime]:
-    """Every fire instant in (after, until], in UTC."""
-    found: list[datetime] = []
-    cursor = after
+def due_slots(
+    expr: str, tz: str, first: datetime, until: datetime, cap: int
+) -> tuple[list[datetime], datetime | None]:
+    """The slots from ``first`` (itself a slot) up to ``until``, at most ``cap`` of
+    them, and the slot that follows them (None if the expression never fires again)."""
+    due = [first]
+    cursor, size = first, 1  # usually the very next slot is already after ``until``
     while True:
-        batch = fire_times(expr, tz, cursor, 64)
-        for instant in batch:
-            if instant > until:
-                return found
-            found.append(instant)
-        if len(batch) < 64:
-            return found
-        cursor = batch[-1]
+        batch = fire_times(expr, tz, cursor, size)
+        for slot in batch:
+            if slot > until or len(due) >= cap:
+                return due, slot
+            due.append(slot)
+        if len(batch) < size:
+            return due, None  # the expression has no more slots
+        cursor, size = batch[-1], 64
 
 
 def dst_warnings(expr: str, tz: str, start: datetime, days: int = 366) -> list[str]:
@@ -226,13 +228,14 @@ def _shifted_slots(
     frequent schedule cheap."""
     found: list[datetime] = []
     for low, high in shifted:
-        low, high = max(low, local_from + _TICK), min(high, local_to + _TICK)
+        low, high = max(low, local_from + TICK), min(high, local_to + TICK)
         if low < high:
-            found.extend(_slots_in(expr, low - _TICK, high - _TICK))
+            found.extend(_slots_in(expr, low - TICK, high - TICK))
     return found
 
 
-_TICK = timedelta(microseconds=1)
+TICK = timedelta(microseconds=1)  # the smallest step: turns (a, b] into [a + TICK, b + TICK)
+SECOND = timedelta(seconds=1)  # offsets change on whole seconds
 
 
 def _slots_in(expr: str, local_from: datetime, local_to: datetime) -> list[datetime]:
@@ -280,7 +283,7 @@ def _shifted_ranges(tz: ZoneInfo, utc_from: datetime, utc_to: datetime) -> tuple
         high = low + _HOUR
         after = high.astimezone(tz).utcoffset()
         if after != before and before is not None and after is not None:
-            instant = _change(low, high, tz)
+            instant = offset_change(low, high, tz)
             wall = instant.replace(tzinfo=None)
             first, second = sorted((wall + before, wall + after))
             ranges.append((first, second))
@@ -289,20 +292,20 @@ def _shifted_ranges(tz: ZoneInfo, utc_from: datetime, utc_to: datetime) -> tuple
 
 
 _HOUR = timedelta(hours=1)
-_SECOND = timedelta(seconds=1)
 
 
-def _change(low: datetime, high: datetime, tz: ZoneInfo) -> datetime:
-    """The first whole second in (low, high] with ``high``'s offset (bisection)."""
+def offset_change(low: datetime, high: datetime, tz: ZoneInfo) -> datetime:
+    """The first whole second in (low, high] with ``high``'s UTC offset in ``tz``
+    (bisection; offsets change on whole seconds)."""
     target = high.astimezone(tz).utcoffset()
-    while high - low > _SECOND:
+    while high - low > SECOND:
         middle = low + (high - low) / 2
         if middle.astimezone(tz).utcoffset() == target:
             high = middle
         else:
             low = middle
     whole = high.replace(microsecond=0)
-    return whole if whole.astimezone(tz).utcoffset() == target else whole + _SECOND
+    return whole if whole.astimezone(tz).utcoffset() == target else whole + SECOND
 
 
 def _merged(ranges: list[_Range]) -> list[_Range]:
@@ -313,40 +316,3 @@ def _merged(ranges: list[_Range]) -> list[_Range]:
         else:
             merged.append((low, high))
     return merged
-
-
-class Clock(Protocol):
-    """Where flowbot gets the time; injected so tests control it."""
-
-    def now(self) -> datetime:
-        """The current instant, timezone-aware, in UTC."""
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class FakeClock:
-    """A clock tests move by hand. Thread-safe."""
-
-    def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("FakeClock needs an aware datetime")
-        self._now = start.astimezone(UTC)
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> datetime:
-        with self._lock:
-            self._now += timedelta(seconds=seconds)
-            return self._now
-
-    def set(self, moment: datetime) -> None:
-        with self._lock:
-            self._now = moment.astimezone(UTC)

@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from runner import schedules
-from runner.cron import Clock
+from runner.clock import Clock
 from runner.db import metadata
 from runner.errors import DuplicateFlowId
 from runner.fires import as_utc

@@ -4,8 +4,8 @@ Validation asks, for every trigger: is the cron valid, does it ever fire, and
 which DST warnings does it get in the coming year (:func:`runner.cron.dst_warnings`).
 The last walks a year of the zone's calendar and costs milliseconds, so this
 module first finds the zone's offset transitions itself (weekly samples, then
-bisection) and asks whether any local slot of the cron falls in a skipped or
-repeated hour; only then does it call ``dst_warnings`` for the exact messages.
+:func:`runner.cron.offset_change`) and asks whether any local slot of the cron
+falls in a skipped or repeated hour; only then does it call ``dst_warnings`` for the exact messages.
 Results are cached per (cron, zone, now): a repository's flows share a few
 schedules, and one validation run uses one ``now``.
 """
@@ -20,8 +20,6 @@ from zoneinfo import ZoneInfo
 from runner import cron
 
 _WEEKS = 54  # a little over the year dst_warnings looks at
-_ONE_SECOND = timedelta(seconds=1)
-_TICK = timedelta(microseconds=1)
 
 
 @lru_cache(maxsize=1024)
@@ -74,7 +72,7 @@ def local_shifted_ranges(tz: str, start: datetime) -> tuple[tuple[datetime, date
     for week in range(1, _WEEKS + 1):
         after = start + timedelta(days=7 * week)
         if _offset(before, zone) != _offset(after, zone):
-            found.append(_shifted_range(_transition(before, after, zone), zone))
+            found.append(_shifted_range(cron.offset_change(before, after, zone), zone))
         before = after
     return tuple(found)
 
@@ -83,21 +81,8 @@ def _offset(moment: datetime, zone: ZoneInfo) -> timedelta | None:
     return moment.astimezone(zone).utcoffset()
 
 
-def _transition(low: datetime, high: datetime, zone: ZoneInfo) -> datetime:
-    """The first instant in (low, high] with ``high``'s offset (bisection to a second)."""
-    target = _offset(high, zone)
-    while high - low > _ONE_SECOND:
-        middle = low + (high - low) / 2
-        if _offset(middle, zone) == target:
-            high = middle
-        else:
-            low = middle
-    whole = high.replace(microsecond=0)  # offsets change on whole seconds
-    return whole if _offset(whole, zone) == target else whole + _ONE_SECOND
-
-
 def _shifted_range(instant: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    old = _offset(instant - _ONE_SECOND, zone) or timedelta(0)
+    old = _offset(instant - cron.SECOND, zone) or timedelta(0)
     new = _offset(instant, zone) or timedelta(0)
     wall = instant.replace(tzinfo=None)
     # Forward: local [wall+old, wall+new) never happens. Back: [wall+new, wall+old) twice.
@@ -108,9 +93,9 @@ def _shifted_range(instant: datetime, zone: ZoneInfo) -> tuple[datetime, datetim
 def _has_slot_in(expr: str, hours: frozenset[int] | None, start: datetime, end: datetime) -> bool:
     """Whether a local slot falls in [start, end); a range within one day that none of
     the cron's listed hours reaches needs no walk of its slots."""
-    last = end - _TICK
+    last = end - cron.TICK
     if hours is not None and start.date() == last.date():
         if hours.isdisjoint(range(start.hour, last.hour + 1)):
             return False
-    slot = cron.next_local_slot(expr, start - _ONE_SECOND)
+    slot = cron.next_local_slot(expr, start - cron.SECOND)
     return slot is not None and slot < end

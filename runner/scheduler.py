@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 
 from runner.catchup import decide
-from runner.cron import Clock
+from runner.clock import Clock
 from runner.errors import FireDeclined, FlowbotError
 from runner.fires import (
     Fire,

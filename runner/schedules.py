@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from runner import cron
-from runner.cron import Clock
+from runner.clock import Clock
 from runner.db import metadata
 from runner.errors import FlowNotFound, ScheduleError
 from runner.fires import FireState, SkipReason, as_utc, record_fires
@@ -75,24 +75,6 @@ def first_fire(trigger_cron: str, tz: str, now: datetime, last: datetime | None)
     """The next slot after ``now`` — never at or before ``last`` (the clock may step back)."""
     after = now if last is None else max(now, as_utc(last))
     return cron.next_fire(trigger_cron, tz, after)
-
-
-def due_slots(
-    expr: str, tz: str, first: datetime, until: datetime, cap: int
-) -> tuple[list[datetime], datetime | None]:
-    """The slots from ``first`` (itself a slot) up to ``until``, at most ``cap`` of
-    them, and the slot that follows them (None if the expression never fires again)."""
-    due = [first]
-    cursor, size = first, 1  # usually the very next slot is already after ``until``
-    while True:
-        batch = cron.fire_times(expr, tz, cursor, size)
-        for slot in batch:
-            if slot > until or len(due) >= cap:
-                return due, slot
-            due.append(slot)
-        if len(batch) < size:
-            return due, None  # the expression has no more slots
-        cursor, size = batch[-1], 64
 
 
 def sync_schedules(
@@ -226,7 +208,7 @@ class Schedules:
     def _record_missed(self, conn: Connection, row: Any, now: datetime) -> int:
         if row.held_fire_at is None or as_utc(row.held_fire_at) > now:
             return 0  # nothing was due while paused
-        slots, following = due_slots(row.cron, row.timezone, as_utc(row.held_fire_at), now,
+        slots, following = cron.due_slots(row.cron, row.timezone, as_utc(row.held_fire_at), now,
                                      MAX_RECORDED_MISSED)
         if following is not None and following <= now:
             log.warning("more than %d slots missed while paused; the first are recorded",

@@ -21,7 +21,7 @@ from typing import Any
 from runner import reconcile as reconciling
 from runner.attempts import AttemptEnv
 from runner.backends.base import Backend, Existing
-from runner.cron import Clock
+from runner.clock import Clock
 from runner.engine import Execution, Sleeper, event_sleep
 from runner.errors import FlowbotError, SecretMissing
 from runner.flows import ConcurrencyPolicy, Flow, flow_from_data

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from runner.cron import Clock
+from runner.clock import Clock
 from runner.flows import Flow
 from runner.records import (
     ACTIVE,

@@ -22,7 +22,7 @@ from bot.deliveries import DeliveryStore
 from bot.github import Comment, PullInfo
 from bot.services import Services
 from bot.settings import Settings
-from runner.cron import Clock
+from runner.clock import Clock
 from runner.inputs import coerce_inputs
 from runner.records import Status
 from runner.registry import Registry
@@ -217,13 +217,20 @@ def make_services(engine: Engine, clock: Clock, *, repos: tuple[str, ...] = ("*/
                   runs: Any = None, data_dir: Path = Path("/tmp")) -> Services:
     settings = Settings(data_dir=data_dir, webhook_secret="s3cret", repos=repos,
                         public_url="http://flowbot.test")
-    store = RunStore(engine, clock)
+    from bot.handlers import build_router
+    from bot.run_reporting import RunReporting
+    from bot.run_reports import RunReports
+    from bot.services import RepoClients
+
+    store, deliveries = RunStore(engine, clock), DeliveryStore(engine, clock)
+    clients = RepoClients(FakeGitHub(), deliveries)
     return Services(
-        settings=settings, clock=clock, engine=engine,
-        deliveries=DeliveryStore(engine, clock), registry=Registry(engine, clock),
-        schedules=Schedules(engine, clock), store=store,
-        github=FakeGitHub(), repos=FakeFlowSource(),
+        settings=settings, clock=clock, engine=engine, deliveries=deliveries,
+        registry=Registry(engine, clock), schedules=Schedules(engine, clock), store=store,
+        clients=clients, repos=FakeFlowSource(),
         runs=runs if runs is not None else FakeRuns(store),
+        reporting=RunReporting(settings, store, clients, RunReports(engine)),
+        router=build_router(),
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from bot.cli.runview import LiveView, summary_table
 from bot.settings import Settings
 from runner.backends.base import Backend
-from runner.cron import SystemClock
+from runner.clock import SystemClock
 from runner.db import connect
 from runner.errors import FlowbotError, InputError
 from runner.flows import Flow

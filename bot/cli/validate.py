@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from runner import cron
+from runner.clock import SystemClock
 from runner.flows import Flow
 from runner.validate import Diagnostic, RepoReport, validate_paths
 
@@ -67,7 +68,7 @@ def _handle(args: argparse.Namespace) -> int:
 
 def _parse_now(value: str | None) -> datetime | None:
     if value is None:
-        return cron.SystemClock().now()
+        return SystemClock().now()
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

@@ -12,8 +12,8 @@ from bot.router import Event
 from bot.services import Services
 from bot.settings import Settings
 from bot.worker import drain
-from runner.cron import FakeClock
 from runner.errors import ConfigError
+from tests.clock import FakeClock
 from tests.fakes import (
     FakeFlowSource,
     FakeGitHub,

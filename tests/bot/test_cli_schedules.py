@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from runner.cron import FakeClock
 from runner.db import connect
 from runner.flows import Flow, flow_from_data
 from runner.registry import Registry
 from runner.scheduler import Fire, Scheduler
 from runner.schedules import Schedules
+from tests.clock import FakeClock
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 

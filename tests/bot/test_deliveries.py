@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from bot.deliveries import DeliveryStatus, DeliveryStore, deliveries_table
-from runner.cron import FakeClock
+from tests.clock import FakeClock
 from tests.fakes import issue_comment_event, pull_request_event, push_event
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

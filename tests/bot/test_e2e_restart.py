@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from bot.app import sign
-from runner.cron import SystemClock
+from runner.clock import SystemClock
 from runner.db import connect
 from runner.records import Status
 from runner.store import RunStore

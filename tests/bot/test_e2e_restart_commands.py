@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.deliveries import DeliveryStatus, DeliveryStore
-from runner.cron import SystemClock
+from runner.clock import SystemClock
 from runner.db import connect
 from runner.store import RunStore
 from tests.bot.e2e_support import Origin

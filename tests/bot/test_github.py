@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.github import Annotation, GitHubError, StatusState
 from bot.github_client import HttpPolicy, PyGithubClients, PyGithubRepoClient
-from runner.cron import FakeClock
 from runner.errors import ConfigError
+from tests.clock import FakeClock
 from tests.fakegithub.fixtures import FAKE_LOGIN, FAKE_REPO, FAKE_TOKEN
 from tests.fakegithub.server import FakeGitHub
 

@@ -12,9 +12,9 @@ from bot.handlers import build_router
 from bot.render import RUN_MARKER
 from bot.router import Event
 from bot.services import Services
-from runner.cron import FakeClock
 from runner.records import Status, TriggerType
 from runner.validate import validate_files
+from tests.clock import FakeClock
 from tests.fakes import (
     FakeFlowSource,
     FakeGitHub,
@@ -85,9 +85,8 @@ def test_run_reply_is_edited_in_place_until_the_final_status(services: Services)
     client = _comment(services, "/run deploy env=staging", login="admin")
     run_id = _runs(services).submitted[0]["run_id"]
     _runs(services).finish(run_id, Status.FAILED, failed_task="ship")
-    from bot.handlers.reporting import report
-    report(services, run_id)
-    report(services, run_id)  # a repeated event posts no second final status
+    services.reporting.report(run_id)
+    services.reporting.report(run_id)  # a repeated event posts no second final status
     [comment] = client.comments.values()
     assert comment["edits"] == 1 and "failed" in comment["body"]  # unchanged: not edited
     assert [s["state"] for s in client.statuses] == ["pending", "failure"]

@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 from bot.handlers import build_router
 from bot.router import Event
 from bot.services import Services
-from runner.cron import FakeClock
 from runner.schedules import schedules
+from tests.clock import FakeClock
 from tests.fakes import FakeFlowSource, FakeGitHub, make_services, push_event
 
 NIGHTLY = b"""id: nightly

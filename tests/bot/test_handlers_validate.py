@@ -12,8 +12,8 @@ from bot.render import VALIDATE_MARKER
 from bot.router import Event
 from bot.services import Services
 from bot.worker import drain
-from runner.cron import FakeClock
 from runner.validate import validate_files
+from tests.clock import FakeClock
 from tests.fakes import FakeFlowSource, FakeGitHub, make_services, pull_request_event
 
 GOOD = b"""id: nightly

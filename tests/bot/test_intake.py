@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 
 from bot.deliveries import DeliveryStore
 from bot.intake import Intake
-from runner.cron import FakeClock
+from tests.clock import FakeClock
 
 
 def test_concurrent_records_each_get_their_answer(sqlite_engine: Engine) -> None:

@@ -25,7 +25,7 @@ from bot.repos import (
     UnsafeTree,
 )
 from bot.router import Event
-from runner.cron import FakeClock
+from tests.clock import FakeClock
 from tests.fakes import (
     FakeFlowSource,
     FakeGitHub,

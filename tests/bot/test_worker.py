@@ -27,8 +27,8 @@ from bot.worker import (
     process_batch,
     process_one,
 )
-from runner.cron import FakeClock
 from tests.bot.e2e_support import Origin
+from tests.clock import FakeClock
 from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
 from tests.fakegithub.server import FakeGitHub as FakeGitHubServer
 from tests.fakes import TestClient, make_services, pull_request_event

@@ -14,7 +14,7 @@ import docker
 
 from runner.backends.base import LABEL_OWNER
 from runner.backends.docker_backend import DockerBackend
-from runner.cron import SystemClock
+from runner.clock import SystemClock
 from runner.flows import flow_from_data
 from runner.records import RunEvent, RunRecord, Trigger, TriggerType
 from runner.service import RunService

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from runner import cron
+from tests.clock import FakeClock
 
 
 def local(instants: list[datetime], tz: str) -> list[str]:
@@ -93,10 +94,12 @@ def test_starting_inside_a_repeated_hour_never_returns_an_earlier_instant() -> N
     assert times[0] > after
 
 
-def test_slots_between_lists_every_instant() -> None:
+def test_due_slots_lists_every_instant() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    slots = cron.slots_between("0 * * * *", "UTC", start, datetime(2026, 1, 4, tzinfo=UTC))
-    assert len(slots) == 72 and slots[-1] == datetime(2026, 1, 4, tzinfo=UTC)
+    slots, following = cron.due_slots("0 * * * *", "UTC", start,
+                                      datetime(2026, 1, 4, tzinfo=UTC), 1000)
+    assert len(slots) == 73 and slots[0] == start and slots[-1] == datetime(2026, 1, 4, tzinfo=UTC)
+    assert following == datetime(2026, 1, 4, 1, tzinfo=UTC)
 
 
 def test_dst_warnings_name_the_dates() -> None:
@@ -116,7 +119,7 @@ def test_unknown_timezone_is_a_plain_error() -> None:
 
 
 def test_fake_clock_moves_only_when_told() -> None:
-    clock = cron.FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     assert clock.now() == datetime(2026, 1, 1, tzinfo=UTC)
     clock.advance(90)
     assert clock.now() == datetime(2026, 1, 1, 0, 1, 30, tzinfo=UTC)

@@ -15,7 +15,7 @@ from enginekit import MANUAL, task
 from sqlalchemy.engine import Engine
 
 from runner.backends.docker_backend import DockerBackend
-from runner.cron import SystemClock
+from runner.clock import SystemClock
 from runner.db import connect
 from runner.flows import flow_from_data
 from runner.records import EventKind, RunEvent, Status

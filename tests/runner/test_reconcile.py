@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 import docker
 from runner.backends.docker_backend import DockerBackend
-from runner.cron import SystemClock
+from runner.clock import SystemClock
 from runner.db import connect
 from runner.service import RunService
 from runner.store import RunStore

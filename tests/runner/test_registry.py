@@ -6,10 +6,10 @@ import pytest
 from scheduling_support import T0, make_flow
 from sqlalchemy.engine import Engine
 
-from runner.cron import FakeClock
 from runner.errors import DuplicateFlowId
 from runner.flows import flow_from_data
 from runner.registry import Plan, Registry, plan
+from tests.clock import FakeClock
 
 
 def test_plan_tells_added_changed_removed_and_unchanged() -> None:

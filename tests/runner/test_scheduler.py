@@ -10,11 +10,11 @@ import pytest
 from scheduling_support import T0, RecordingSink, fire_rows, make_flow, schedule_row
 from sqlalchemy.engine import Engine
 
-from runner.cron import FakeClock
 from runner.errors import FireDeclined, InputError
 from runner.fires import FireState, SkipReason, as_utc
 from runner.registry import Registry
 from runner.scheduler import Fire, Scheduler
+from tests.clock import FakeClock
 
 REPO = "acme/data"
 

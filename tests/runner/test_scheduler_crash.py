@@ -12,10 +12,10 @@ import pytest
 from scheduling_support import T0, fire_rows, make_flow
 from sqlalchemy.engine import Engine
 
-from runner.cron import FakeClock
 from runner.fires import FireState
 from runner.registry import Registry
 from runner.scheduler import LEASE, Fire, Scheduler
+from tests.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import os, sys
 from datetime import datetime
-from runner.cron import FakeClock
+from tests.clock import FakeClock
 from runner.db import connect
 from runner.scheduler import Scheduler
 

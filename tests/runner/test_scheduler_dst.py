@@ -10,10 +10,10 @@ import pytest
 from scheduling_support import RecordingSink, fire_rows, make_flow
 from sqlalchemy.engine import Engine
 
-from runner.cron import FakeClock
 from runner.fires import as_utc
 from runner.registry import Registry
 from runner.scheduler import Scheduler
+from tests.clock import FakeClock
 
 
 def _utc(*parts: int) -> datetime:

@@ -12,11 +12,11 @@ from scheduling_support import T0, RecordingSink, fire_rows, make_flow
 from sqlalchemy.engine import Engine
 
 from runner import cron
-from runner.cron import FakeClock
 from runner.fires import FireState, as_utc
 from runner.flows import Flow
 from runner.registry import Registry
 from runner.scheduler import Scheduler
+from tests.clock import FakeClock
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney")
 DAY = timedelta(days=1)

@@ -8,12 +8,12 @@ import pytest
 from scheduling_support import T0, RecordingSink, fire_rows, make_flow, schedule_row
 from sqlalchemy.engine import Engine
 
-from runner.cron import FakeClock
 from runner.errors import FlowNotFound, ScheduleError
 from runner.fires import FireState, SkipReason, as_utc
 from runner.registry import Registry
 from runner.scheduler import Scheduler
 from runner.schedules import Schedules
+from tests.clock import FakeClock
 
 REPO = "acme/data"
 HOURLY = {"cron": "0 * * * *"}

@@ -13,7 +13,7 @@ import pytest
 from enginekit import Kit, leftover, make_kit, task
 from sqlalchemy.engine import Engine
 
-from runner.cron import SystemClock
+from runner.clock import SystemClock
 from runner.flows import flow_from_data
 from runner.records import EventKind, Status, Trigger, TriggerType
 from runner.service import RunService

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
-from runner.cron import FakeClock
 from runner.flows import flow_from_data
 from runner.records import Status, Trigger, TriggerType
 from runner.store import RunStore
+from tests.clock import FakeClock
 
 FLOW = flow_from_data({"id": "hello", "tasks": [
     {"id": "a", "image": "busybox", "commands": ["true"]}]}, path="flows/hello.yml")
