@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from runner import schema_messages, semantic, yamlfast, yamlload
+from runner import schema_messages, semantic, yamlload
 from runner.diagnostics import (
     REPO_OVER_TIME,
     Budget,
@@ -55,9 +55,9 @@ class FileReport:
     """Validation result of one file; ``flow`` is set when it has no errors.
 
     ``locate_id`` finds where the flow's ``id`` is, for the cross-file check of
-    duplicate ids; it is dropped once :func:`validate_files` has made that check
-    (positions are worked out only when something is reported). It holds the
-    file's text, never its parse: a repository's parses are not all kept at once."""
+    duplicate ids; it is dropped once :func:`validate_files` has made that check.
+    It holds the file's text, never its parse: a repository's parses are not all
+    kept at once."""
 
     path: str
     diagnostics: list[Diagnostic]
@@ -135,8 +135,7 @@ def validate_text(
     warnings for the coming year); it defaults to the current time. ``budget``
     bounds the work on one file (default: :class:`~runner.diagnostics.Budget`).
     """
-    with yamlfast.collector_paused():
-        return _validate_text(path, data, now or datetime.now(UTC), budget or _BUDGET)
+    return _validate_text(path, data, now or datetime.now(UTC), budget or _BUDGET)
 
 
 def _validate_text(
@@ -209,9 +208,8 @@ def validate_files(
     moment = now or datetime.now(UTC)  # one instant for all files, so results agree
     per_file = budget or _BUDGET
     repo_deadline = per_file.clock() + per_file.repo_seconds
-    with yamlfast.collector_paused():  # one collection after the batch, not one per file
-        reports = [_validate_text(path, data, moment, per_file, repo_deadline)
-                   for path, data in files.items()]
+    reports = [_validate_text(path, data, moment, per_file, repo_deadline)
+               for path, data in files.items()]
     _check_unique_flow_ids(reports)
     for report in reports:
         report.locate_id = None  # let each file's text and parse go

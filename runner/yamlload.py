@@ -1,10 +1,8 @@
 """Safe YAML loading that remembers where every node came from.
 
-Ordinary flow files are composed by libyaml and walked once by
-:mod:`runner.yamlfast`; anything unusual (errors, tags, anchors, several
-documents...) is read here from the event stream (PyYAML's C parser when it
-is built, the pure-Python one otherwise), which words each problem exactly.
-Either way the data is built by flowbot, not by PyYAML's constructors. That
+One event builder reads every flow file from the parser's event stream
+(PyYAML's C parser when it is built, the pure-Python one otherwise) and
+builds the data itself rather than through PyYAML's constructors. That
 gives us, in one pass:
 
 - the 1-based ``(line, col)`` of every mapping key, value and sequence item;
@@ -20,12 +18,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import yaml
 
-from runner import yamlfast, yamlscalars
-from runner.yamlfast import _KINDS, _MAYBE_TYPED, DUPLICATE_KEY, NON_TEXT_KEY
+from runner import yamlscalars
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -52,6 +50,14 @@ COMPLEX_KEY = (
 SYNTAX = "invalid YAML: {problem}"
 UNCLOSED_QUOTE = "invalid YAML: the quoted text starting here is never closed"
 CONTROL_CHAR = "control character U+{code:04X} is not allowed in a flow file; remove it"
+DUPLICATE_KEY = 'duplicate key "{key}" (first defined on line {line}); a key may appear once'
+NON_TEXT_KEY = 'unquoted key `{text}` is read as {what}; keys must be text, quote it: "{text}":'
+
+_KINDS: dict[type, str] = {
+    bool: "a boolean", int: "a number", float: "a number", type(None): "null"
+}
+# Plain scalars starting with anything else are text in YAML 1.1 and 1.2 alike.
+_MAYBE_TYPED = frozenset("0123456789+-.~yYnNoOtTfF")
 
 Path = tuple[str | int, ...]
 Pos = tuple[int, int]
@@ -70,76 +76,34 @@ class Problem:
 class Loaded:
     """The result of :func:`load`: ``data`` is None when loading failed outright.
 
-    ``values``, ``keys`` and ``blocks`` map data paths to positions and block
-    styles; for files read by :mod:`runner.yamlfast` they are worked out on
-    first use (most valid files never need them), as are the source ``lines``."""
+    ``values``, ``keys`` and ``blocks`` map data paths to where each value
+    starts, where each mapping key is, and ``'|'`` or ``'>'`` for block scalars."""
 
     data: Any
     problems: list[Problem] = field(default_factory=list)
+    values: dict[Path, Pos] = field(default_factory=dict)
+    keys: dict[Path, Pos] = field(default_factory=dict)
+    blocks: dict[Path, str] = field(default_factory=dict)
     text: str = field(default="", repr=False, compare=False)
-    tree: yamlfast.Result | None = field(default=None, repr=False, compare=False)
-    _maps: tuple[dict[Path, Pos], dict[Path, Pos], dict[Path, str]] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
-    _lines: list[str] | None = field(default=None, init=False, repr=False, compare=False)
 
-    @property
+    @cached_property
     def lines(self) -> list[str]:
         """The file's lines (of the text that loaded; none if loading failed outright)."""
-        if self._lines is None:
-            self._lines = self.text.splitlines()
-        return self._lines
-
-    @property
-    def values(self) -> dict[Path, Pos]:
-        """Where each value starts."""
-        return self._positions()[0]
-
-    @property
-    def keys(self) -> dict[Path, Pos]:
-        """Where each mapping key is."""
-        return self._positions()[1]
-
-    @property
-    def blocks(self) -> dict[Path, str]:
-        """``'|'`` or ``'>'`` for block scalars."""
-        return self._positions()[2]
-
-    def _positions(self) -> tuple[dict[Path, Pos], dict[Path, Pos], dict[Path, str]]:
-        if self._maps is None:
-            self._maps = self.tree.positions() if self.tree is not None else ({}, {}, {})
-        return self._maps
+        return self.text.splitlines()
 
     def value_pos(self, path: Path) -> Pos:
         """Position of the value at ``path``, or of its nearest known ancestor."""
-        if (tree := self._locator(path)) is not None:
-            return tree.locate(path)[0]
         while path not in self.values and path:
             path = path[:-1]
         return self.values.get(path, (1, 1))
 
     def key_pos(self, path: Path) -> Pos:
         """Position of the key naming ``path``; its value's position for list items."""
-        if (tree := self._locator(path)) is not None:
-            value, key, _ = tree.locate(path)
-            return key or value
         return self.keys.get(path) or self.value_pos(path)
 
     def block_style(self, path: Path) -> str | None:
         """``'|'`` or ``'>'`` if the value at ``path`` is a block scalar."""
-        if (tree := self._locator(path)) is not None:
-            return tree.locate(path)[2]
         return self.blocks.get(path)
-
-    def _locator(self, path: Path) -> yamlfast.Result | None:
-        """The loaded file, when it can find ``path`` on its own (libyaml's events
-        read as far as the node, or one descent of the tree): a file reported on
-        once or twice needs no map of every node. A duplicate key's path needs it."""
-        if self._maps is not None or self.tree is None:
-            return None
-        if any(type(part) is str and part.endswith(" (again)") for part in path):
-            return None
-        return self.tree
 
 
 class _Fatal(Exception):
@@ -171,19 +135,11 @@ def decode(data: bytes | str) -> str:
 _LEADING_TAB = re.compile(r"^[ ]*\t")
 
 
-def load(data: bytes | str, *, fast: bool = True) -> Loaded:
-    """Parse one flow file. Never raises for bad input: problems are in the result.
-
-    ``fast=False`` reads every file from the event stream (tests check both
-    paths give identical results)."""
+def load(data: bytes | str) -> Loaded:
+    """Parse one flow file. Never raises for bad input: problems are in the result."""
     try:
         text = decode(data)
         loaded = Loaded(data=None, text=text)
-        built = yamlfast.build(text, MAX_DEPTH) if fast else None
-        if built is not None:  # an ordinary file: libyaml composed it, one walk did the rest
-            loaded.data, loaded.tree = built.data, built
-            loaded.problems = [Problem(*problem) for problem in built.problems]
-            return loaded
         loaded.data = _Builder(text, loaded).run()
     except _Fatal as fatal:
         return Loaded(data=None, problems=[fatal.problem])
