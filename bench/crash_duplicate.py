@@ -36,14 +36,14 @@ def replay(times: int, delivery_id: str, data_dir: Path) -> tuple[int, int]:
     """Dispatch one /run comment ``times`` times; (runs recorded, replies posted)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests/
     from tests.clock import FakeClock
-    from tests.fakes import FakeGitHub, issue_comment_event, make_services
+    from tests.fakes import LocalGitHub, issue_comment_event, make_services
 
     engine = connect(f"sqlite:///{data_dir / 'flowbot.db'}")
     services = make_services(engine, FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
     services.registry.sync("acme/flows", "c" * 40,
                            validate_files({"flows/hello.yml": HELLO}).flows)
     github = services.github
-    assert isinstance(github, FakeGitHub)
+    assert isinstance(github, LocalGitHub)
     github.permissions["writer"] = "write"
     payload = issue_comment_event("/run hello", login="writer", comment_id=4242)
     router = build_router()

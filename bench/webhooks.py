@@ -86,7 +86,7 @@ def serve_flowbot(port: int, data_dir: Path, workers: int) -> None:
 
     settings = Settings(data_dir=data_dir, webhook_secret=SECRET, host="127.0.0.1", port=port,
                         workers=workers)
-    runtime = build_runtime(settings, github=LocalGitHub(lambda text: None))
+    runtime = build_runtime(settings, github=LocalGitHub(everyone="admin"))
     runtime.start()
     try:
         uvicorn.run(create_app(settings, runtime.services), host="127.0.0.1", port=port,

@@ -113,7 +113,7 @@ def _demo(args: argparse.Namespace, data_dir: Path) -> int:
     settings = Settings(data_dir=data_dir, webhook_secret=secrets.token_hex(16),
                         public_url=f"http://127.0.0.1:{args.port}", port=args.port,
                         host="127.0.0.1")
-    runtime = build_runtime(settings, github=LocalGitHub(_say))
+    runtime = build_runtime(settings, github=LocalGitHub(_say, everyone="admin"))
     runtime.start()
     server = _serve(runtime, settings)
     try:
@@ -128,15 +128,17 @@ def _walk(args: argparse.Namespace, runtime: Any, repo_path: Path, sha: str, url
     from bot import payloads
     from bot.router import Event
 
-    repo = payloads.repository(REPO, str(repo_path))
+    clone_url = str(repo_path)
     print("\n2. A pull request adds the flows: flowbot validates them (nothing runs)")
-    runtime.dispatch(Event("pull_request", payloads.pull_request(repo, 1, sha), "demo-pr"))
+    runtime.dispatch(Event("pull_request", payloads.pull_request_event(
+        "opened", 1, sha, repo=REPO, clone_url=clone_url), "demo-pr"))
     print("\n3. The pull request is merged (a push to main): flows and schedules registered")
-    runtime.dispatch(Event("push", payloads.push(repo, sha), "demo-push"))
+    runtime.dispatch(Event("push", payloads.push_event(sha, repo=REPO, clone_url=clone_url),
+                           "demo-push"))
     for row in runtime.services.registry.list(REPO):
         for trig in row.flow.triggers:
             print(f"   {row.flow.id}: schedule {trig.id} = {trig.cron!r} ({trig.timezone})")
-    finished = _run_flows(args, runtime, repo)
+    finished = _run_flows(args, runtime, clone_url)
     if not finished:
         return 1
     print("\n5. Results")
@@ -147,7 +149,7 @@ def _walk(args: argparse.Namespace, runtime: Any, repo_path: Path, sha: str, url
     return 0 if all(run.status.value == "success" for run in finished) else 1
 
 
-def _run_flows(args: argparse.Namespace, runtime: Any, repo: dict[str, Any]) -> list[Any]:
+def _run_flows(args: argparse.Namespace, runtime: Any, clone_url: str) -> list[Any]:
     """Comment /run for each flow in turn and wait for each run to end."""
     from bot import payloads
     from bot.router import Event
@@ -159,8 +161,9 @@ def _run_flows(args: argparse.Namespace, runtime: Any, repo: dict[str, Any]) -> 
         inputs = args.inputs if args.inputs is not None else DEMO_INPUTS.get(flow_id, [])
         command = " ".join([f"/run {flow_id}", *inputs])
         print(f"\n4. Someone comments {command!r}: the flow runs in Docker")
-        runtime.dispatch(Event("issue_comment", payloads.issue_comment(repo, number, command),
-                               f"demo-run-{flow_id}"))
+        payload = payloads.issue_comment_event(command, login="you", number=number, repo=REPO,
+                                               comment_id=1, clone_url=clone_url)
+        runtime.dispatch(Event("issue_comment", payload, f"demo-run-{flow_id}"))
         runs = [r for r in runtime.services.store.list_runs(repo=REPO, flow_id=flow_id)
                 if r.trigger.type.value == "manual"]
         if not runs:

@@ -16,7 +16,7 @@ from runner.errors import ConfigError
 from tests.clock import FakeClock
 from tests.fakes import (
     FakeFlowSource,
-    FakeGitHub,
+    LocalGitHub,
     TestClient,
     make_services,
     ping_event,
@@ -154,6 +154,6 @@ def test_redelivery_of_a_failed_delivery_is_processed_again(client: TestClient,
     assert drain(services.deliveries, dispatch) == 1
     done = services.deliveries.get("pr-5")
     assert done is not None and done.status is DeliveryStatus.DONE
-    assert isinstance(services.github, FakeGitHub)
+    assert isinstance(services.github, LocalGitHub)
     assert services.github.clients["acme/flows"].statuses[-1]["state"] == "success"
     assert _post(client, payload, delivery="pr-5", event="pull_request") == (200, "duplicate")

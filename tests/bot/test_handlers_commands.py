@@ -17,9 +17,9 @@ from runner.validate import validate_files
 from tests.clock import FakeClock
 from tests.fakes import (
     FakeFlowSource,
-    FakeGitHub,
-    FakeRepoClient,
     FakeRuns,
+    LocalGitHub,
+    LocalRepoClient,
     issue_comment_event,
     make_services,
 )
@@ -41,7 +41,7 @@ def services(sqlite_engine: Engine) -> Services:
     svc = make_services(sqlite_engine, FakeClock(datetime(2026, 3, 1, 12, tzinfo=UTC)))
     svc.registry.sync("acme/flows", SHA, validate_files({"flows/deploy.yml": DEPLOY}).flows)
     github = svc.github
-    assert isinstance(github, FakeGitHub)
+    assert isinstance(github, LocalGitHub)
     github.permissions.update({"writer": "write", "admin": "admin", "reader": "read"})
     return svc
 
@@ -50,14 +50,14 @@ _comment_ids = itertools.count(555)
 
 
 def _comment(services: Services, body: str, delivery: str | None = None,
-             **kwargs: object) -> FakeRepoClient:
+             **kwargs: object) -> LocalRepoClient:
     """Dispatch a new comment (its own id and delivery unless given)."""
     kwargs.setdefault("comment_id", next(_comment_ids))
     payload = issue_comment_event(body, **kwargs)  # type: ignore[arg-type]
     build_router().dispatch(Event("issue_comment", payload, delivery or str(uuid.uuid4())),
                             services)
     github = services.github
-    assert isinstance(github, FakeGitHub)
+    assert isinstance(github, LocalGitHub)
     return github.for_repo("acme/flows", None)
 
 
@@ -156,7 +156,7 @@ def _pull(services: Services, number: int, sha: str, fork: bool) -> None:
     from bot.github import PullInfo
 
     client = services.github.for_repo("acme/flows", None)
-    assert isinstance(client, FakeRepoClient)
+    assert isinstance(client, LocalRepoClient)
     head = "mallory/flows" if fork else "acme/flows"
     client.pulls[number] = PullInfo(number, sha, "feature", head,
                                     f"https://github.com/{head}.git", "main", fork)
@@ -237,7 +237,7 @@ def test_a_refusal_lost_to_a_github_error_is_posted_when_the_delivery_is_retried
     services: Services,
 ) -> None:
     client = services.github.for_repo("acme/flows", None)
-    assert isinstance(client, FakeRepoClient)
+    assert isinstance(client, LocalRepoClient)
     real = client.create_comment
 
     def outage(issue_number: int, body: str) -> int:

@@ -10,7 +10,7 @@ from bot.services import Services
 from runner.cron import FakeClock
 from runner.records import EventKind, RunEvent, Status, Trigger, TriggerType
 from runner.validate import validate_files
-from tests.fakes import FakeGitHub, FakeRuns, make_services
+from tests.fakes import FakeRuns, LocalGitHub, make_services
 
 NIGHTLY = b"""id: nightly
 triggers:
@@ -43,7 +43,7 @@ def test_failure_opens_one_issue_and_success_closes_it(services: Services) -> No
     first = _scheduled_run(services, Status.FAILED)
     second = _scheduled_run(services, Status.TIMED_OUT)
     github = services.github
-    assert isinstance(github, FakeGitHub)
+    assert isinstance(github, LocalGitHub)
     client = github.clients["acme/flows"]
     [(number, issue)] = client.issues.items()
     assert issue["title"] == "Scheduled run of nightly failed" and issue["open"]
@@ -59,7 +59,7 @@ def test_failure_opens_one_issue_and_success_closes_it(services: Services) -> No
 def test_cancelled_scheduled_run_opens_no_issue(services: Services) -> None:
     _scheduled_run(services, Status.CANCELLED)
     github = services.github
-    assert isinstance(github, FakeGitHub)
+    assert isinstance(github, LocalGitHub)
     assert github.clients["acme/flows"].issues == {}
 
 

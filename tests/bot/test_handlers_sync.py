@@ -11,7 +11,7 @@ from bot.router import Event
 from bot.services import Services
 from runner.schedules import schedules
 from tests.clock import FakeClock
-from tests.fakes import FakeFlowSource, FakeGitHub, make_services, push_event
+from tests.fakes import FakeFlowSource, LocalGitHub, make_services, push_event
 
 NIGHTLY = b"""id: nightly
 triggers:
@@ -42,7 +42,7 @@ def services(sqlite_engine: Engine) -> Services:
 def _push(services: Services, **kwargs: object) -> list[dict[str, object]]:
     build_router().dispatch(Event("push", push_event(**kwargs), "d"), services)  # type: ignore[arg-type]
     github = services.github
-    assert isinstance(github, FakeGitHub)
+    assert isinstance(github, LocalGitHub)
     client = github.clients.get("acme/flows")
     return client.statuses if client else []
 

@@ -14,7 +14,7 @@ from bot.services import Services
 from bot.worker import drain
 from runner.validate import validate_files
 from tests.clock import FakeClock
-from tests.fakes import FakeFlowSource, FakeGitHub, make_services, pull_request_event
+from tests.fakes import FakeFlowSource, LocalGitHub, make_services, pull_request_event
 
 GOOD = b"""id: nightly
 triggers:
@@ -45,8 +45,8 @@ def _dispatch(services: Services, payload: dict[str, object], event: str = "pull
     return build_router().dispatch(Event(event, payload, "delivery-1"), services)
 
 
-def _github(services: Services) -> FakeGitHub:
-    assert isinstance(services.github, FakeGitHub)
+def _github(services: Services) -> LocalGitHub:
+    assert isinstance(services.github, LocalGitHub)
     return services.github
 
 

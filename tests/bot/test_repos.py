@@ -28,7 +28,7 @@ from bot.router import Event
 from tests.clock import FakeClock
 from tests.fakes import (
     FakeFlowSource,
-    FakeGitHub,
+    LocalGitHub,
     make_services,
     pull_request_event,
     push_event,
@@ -266,7 +266,7 @@ def test_pull_request_over_the_file_limit_gets_a_failure_status_saying_so(
     services.repos = Mirrors(tmp_path / "data")  # real mirrors of a real repository
     payload = pull_request_event("opened", 7, sha, clone_url=str(upstream.path))
     build_router().dispatch(Event("pull_request", payload, "delivery-7"), services)
-    assert isinstance(services.github, FakeGitHub)
+    assert isinstance(services.github, LocalGitHub)
     client = services.github.clients["acme/flows"]
     message = ("flows/ has more than 1,000 flow files; a repository may have at most 1,000: "
                "merge flows or move some out of flows/")
@@ -284,7 +284,7 @@ def test_push_over_the_file_limit_registers_nothing_and_says_why(
     services.repos = Mirrors(tmp_path / "data")
     payload = push_event(sha, clone_url=str(upstream.path))
     build_router().dispatch(Event("push", payload, "delivery-8"), services)
-    assert isinstance(services.github, FakeGitHub)
+    assert isinstance(services.github, LocalGitHub)
     statuses = services.github.clients["acme/flows"].statuses
     assert [s["state"] for s in statuses] == ["pending", "failure"]
     assert statuses[-1]["description"] == (
@@ -302,7 +302,7 @@ def test_pull_request_whose_validation_overruns_its_child_fails_naming_the_limit
     services.repos.commits["d" * 40] = {"flows/hostile.yml": hostile}
     payload = pull_request_event("opened", 9, "d" * 40)
     build_router().dispatch(Event("pull_request", payload, "delivery-9"), services)
-    assert isinstance(services.github, FakeGitHub)
+    assert isinstance(services.github, LocalGitHub)
     client = services.github.clients["acme/flows"]
     assert [s["state"] for s in client.statuses] == ["pending", "failure"]
     [body] = client.bodies()
