@@ -1,8 +1,8 @@
 """Repository content through GitPython: one bare mirror per repository under
 ``<data_dir>/mirrors/<owner>/<name>.git``, cloned on first use and fetched only
-when a wanted commit is missing. Flows are read from the object store and runs
-get an exported copy of a tree: nothing is ever checked out into a shared work
-tree.
+when a wanted commit is missing. Flows are read from the object store, and a
+run is given the mirror and its commit (``runner/workspace.py`` copies that
+tree out): nothing is ever checked out into a shared work tree.
 
 For https remotes the token travels as an ``http.extraHeader`` passed through
 git's environment (``GIT_CONFIG_*``): never in the repository's config, the
@@ -15,7 +15,6 @@ import base64
 import logging
 import re
 import shutil
-import tarfile
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import git
-from gitdb.exc import BadName, BadObject
 
 from runner import yamlload
 from runner.errors import FlowbotError
@@ -70,12 +68,6 @@ class UnknownCommit(RepoError):
         self.sha = sha
         super().__init__(f"commit {sha} is not in {full_name}, even after fetching it; "
                          "was it force-pushed away?")
-
-
-class UnsafeTree(RepoError):
-    def __init__(self, full_name: str, sha: str, problem: Exception) -> None:
-        super().__init__(f"{full_name} at {sha[:12]} cannot be exported safely: {problem} "
-                         "(a symlink or path pointing outside the repository)")
 
 
 class FlowsTooLarge(RepoError):
@@ -139,29 +131,6 @@ class Mirrors:
         if tree.type != "tree":
             return {}  # "flows" is a file, not a directory
         return _read_bounded(tree, directory)
-
-    def export(self, mirror: Path, sha: str, dest: Path) -> Path:
-        """A plain copy of the tree at ``sha`` in ``dest`` (created), for a run's workspace."""
-        commit = self._commit(mirror, sha)
-        dest.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile() as buffer:  # a big tree need not fit in memory
-            commit.repo.archive(buffer, treeish=commit.hexsha, format="tar")
-            buffer.seek(0)
-            with tarfile.open(fileobj=buffer, mode="r:") as archive:
-                try:
-                    archive.extractall(dest, filter="data")  # nothing lands outside dest
-                except tarfile.FilterError as exc:
-                    raise UnsafeTree(_name_of(mirror), sha, exc) from None
-        return dest
-
-    def default_branch_head(self, mirror: Path, branch: str, refresh: bool = True) -> str:
-        """The sha ``branch`` points at (after a fetch unless ``refresh`` is False)."""
-        if refresh:
-            self.fetch(mirror)
-        try:
-            return str(git.Repo(mirror).commit(f"refs/heads/{branch}").hexsha)
-        except (BadName, BadObject, ValueError):
-            raise UnknownCommit(_name_of(mirror), f"refs/heads/{branch}") from None
 
     # -- internals ----------------------------------------------------------
 

@@ -48,11 +48,6 @@ def head_source(pull: dict[str, Any], base_repo: dict[str, Any]) -> tuple[str, s
     return str(head_repo["full_name"]), str(head_repo["clone_url"])
 
 
-def is_fork(pull: dict[str, Any], base_repo: dict[str, Any]) -> bool:
-    head_repo = (pull.get("head") or {}).get("repo")
-    return head_repo is None or head_repo.get("full_name") != base_repo.get("full_name")
-
-
 def _validate(files: dict[str, bytes], services: Services) -> RepoReport:
     """The PR's flows, validated in a child process with hard limits (when set)."""
     settings = services.settings
