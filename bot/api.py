@@ -124,7 +124,16 @@ def _unknown(repo: str, exc: FlowNotFound) -> JSONResponse:
 
 
 def api_router(services: Services) -> APIRouter:
+    """The JSON API over ``services``: reads, schedule writes and the health check."""
     router = APIRouter()
+    _read_routes(router, services)
+    _pause_routes(router, services)
+    _health_route(router, services)
+    return router
+
+
+def _read_routes(router: APIRouter, services: Services) -> None:
+    """``GET /api/runs``, ``/api/flows`` and ``/api/schedules``: open to all."""
 
     @router.get("/api/runs")
     def api_runs(repo: str | None = None, flow: str | None = None, limit: int = 50) -> Response:
@@ -141,6 +150,10 @@ def api_router(services: Services) -> APIRouter:
     @router.get("/api/schedules")
     def api_schedules(repo: str | None = None) -> Response:
         return JSONResponse(schedule_rows(services.engine, repo))
+
+
+def _pause_routes(router: APIRouter, services: Services) -> None:
+    """``POST .../pause`` and ``.../resume`` of a flow's schedules: bearer token only."""
 
     @router.post("/api/flows/{owner}/{name}/{flow_id}/pause")
     def api_pause(owner: str, name: str, flow_id: str, request: Request) -> Response:
@@ -172,6 +185,10 @@ def api_router(services: Services) -> APIRouter:
         return _reply(200, RESUMED.format(repo=repo, flow_id=flow_id, count=skipped),
                       repo=repo, flow_id=flow_id, state="active", skipped=skipped)
 
+
+def _health_route(router: APIRouter, services: Services) -> None:
+    """``GET /healthz``: 503 when the database or the data dir fails."""
+
     @router.get("/healthz")
     def healthz() -> Response:
         try:
@@ -186,5 +203,3 @@ def api_router(services: Services) -> APIRouter:
         if getattr(services.runs, "away", False):  # validation still works: not a 503
             return JSONResponse({"ok": True, "engine": ENGINE_AWAY})
         return JSONResponse({"ok": True})
-
-    return router

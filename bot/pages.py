@@ -11,7 +11,6 @@ Neither reads a log whole into memory, whatever its size.
 from __future__ import annotations
 
 import html
-import logging
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,10 +19,8 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Res
 
 from bot.api import api_router
 from bot.services import Services
-from runner.logstore import log_path, size_text, tail_bytes
+from runner.logstore import latest_log, size_text, tail_bytes
 from runner.records import AttemptRow, RunRecord, TaskRow
-
-log = logging.getLogger(__name__)
 
 NOT_FOUND = "no run with id {run_id}"
 NO_LOG = "no log for task {task_id}"
@@ -45,37 +42,8 @@ pre{{background:#f6f8fa;padding:1em;overflow:auto;max-height:30em}}</style></hea
 
 
 def log_file(services: Services, run_id: str, task_id: str) -> tuple[Path, AttemptRow] | None:
-    """The latest attempt's log file of a task and that attempt, or None if it has none.
-
-    Only the file the runner writes (masked) for that attempt under the data
-    dir is given: a path recorded anywhere else is never served.
-    """
-    attempts = [a for a in services.store.attempts(run_id, task_id) if a.log_path]
-    if not attempts:
-        return None  # the task never started
-    latest = attempts[-1]
-    recorded = Path(latest.log_path or "").resolve()
-    if recorded != log_path(services.settings.data_dir.resolve(), run_id, task_id,
-                            latest.attempt).resolve():
-        log.warning("log path outside the data dir's logs not served",
-                    extra={"run": run_id, "task": task_id})
-        return None
-    if not recorded.is_file():
-        return None  # removed since, e.g. by hand
-    return recorded, latest
-
-
-def task_log(services: Services, run_id: str, task_id: str) -> str | None:
-    """The end of the latest attempt's log of a task (at most :data:`PAGE_TAIL_BYTES`),
-    or None if it has none."""
-    found = log_file(services, run_id, task_id)
-    if found is None:
-        return None
-    try:
-        data, _size = tail_bytes(found[0], PAGE_TAIL_BYTES)
-    except OSError:
-        return None  # removed since, e.g. by hand
-    return data.decode("utf-8", errors="replace")
+    """The latest attempt's log file of a task, only from the data dir's logs."""
+    return latest_log(services.store, services.settings.data_dir, run_id, task_id)
 
 
 def _log_section(services: Services, run_id: str, task_id: str) -> str:

@@ -18,28 +18,30 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from bot.deliveries import DeliveryStore
 from bot.engine_gate import EngineGate
-from bot.fire_sink import RunSink
 from bot.github import GitHubClients
 from bot.handlers import build_router
-from bot.handlers.reporting import report, run_listener
 from bot.repos import Mirrors
 from bot.retry import retry_policy
 from bot.router import Event
-from bot.services import Services
+from bot.run_reporting import RunReporting
+from bot.run_reports import RunReports
+from bot.services import RepoClients, Services, run_page_url
 from bot.settings import Settings
 from bot.worker import Workers
 from runner.backends.base import Backend
 from runner.clock import Clock, SystemClock
 from runner.db import connect
 from runner.errors import BackendError
+from runner.fire_sink import RunSink
 from runner.registry import Registry
 from runner.scheduler import Scheduler
 from runner.schedules import Schedules
-from runner.service import RunService, owner_for
+from runner.service import Listener, RunService, owner_for
 from runner.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -141,29 +143,36 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     store = RunStore(engine, clock)
     registry = Registry(engine, clock, wake=wake)
     mirrors = Mirrors(data_dir, settings.github_token)
+    deliveries = DeliveryStore(engine, clock)
+    clients = RepoClients(github or default_github(settings), deliveries)
+    reporting = RunReporting(settings, store, clients, RunReports(engine))
+    runs = _run_service(settings, store, backend, clock, reporting.listen)
+    gate = EngineGate(runs, store, notify=reporting.report)
+    router = build_router()
+    workers = Workers(deliveries, lambda event: router.dispatch(event, services),
+                      settings.workers, retry=retry_policy(settings))  # services: just below
     services = Services(
-        settings=settings, clock=clock, engine=engine,
-        deliveries=DeliveryStore(engine, clock), registry=registry,
-        schedules=Schedules(engine, clock, instance_id=_instance_id(data_dir)), store=store,
-        github=github or default_github(settings), repos=mirrors, wake_scheduler=wake,
+        settings=settings, clock=clock, engine=engine, deliveries=deliveries,
+        registry=registry, schedules=Schedules(engine, clock, instance_id=_instance_id(data_dir)),
+        store=store, clients=clients, repos=mirrors, runs=gate, reporting=reporting,
+        router=router, wake_scheduler=wake, on_delivery=workers.notify,
     )
-    listener = run_listener(services)
+    sink = RunSink(registry, store, runs, lambda repo, sha: mirrors.path_of(repo))
+    scheduler = Scheduler(engine, sink, clock, instance_id=_instance_id(data_dir), wake=wake)
+    return Runtime(services, runs, scheduler, workers, gate)
+
+
+def _run_service(settings: Settings, store: RunStore, backend: Backend | None, clock: Clock,
+                 listener: Listener) -> RunService:
+    """The run service over ``backend`` (else the one ``settings`` name), telling ``listener``."""
+    data_dir = settings.data_dir.resolve()
     owner = owner_for(data_dir)
     backend = backend or make_backend(settings, owner)
     limits = settings.task_limits() if backend.name == "docker" else None
-    runs = RunService(store, backend, data_dir,
-                      settings.secret_values(), clock, settings.max_parallel_tasks,
-                      listeners=[listener], owner=owner, limits=limits,
-                      run_url=services.run_url, log_max_bytes=settings.log_max_bytes)
-    gate = EngineGate(runs, store, notify=lambda run_id: report(services, run_id))
-    services.runs = gate
-    services.router = build_router()
-    sink = RunSink(registry, store, runs, lambda repo, sha: mirrors.path_of(repo))
-    scheduler = Scheduler(engine, sink, clock, instance_id=_instance_id(data_dir), wake=wake)
-    workers = Workers(services.deliveries, lambda e: services.router.dispatch(e, services),
-                      settings.workers, retry=retry_policy(settings))
-    services.on_delivery = workers.notify
-    return Runtime(services, runs, scheduler, workers, gate)
+    return RunService(store, backend, data_dir, settings.secret_values(), clock,
+                      settings.max_parallel_tasks, listeners=[listener], owner=owner,
+                      limits=limits, run_url=partial(run_page_url, settings),
+                      log_max_bytes=settings.log_max_bytes)
 
 
 def _instance_id(data_dir: Path) -> str:

@@ -1,9 +1,9 @@
 """What handlers, workers and pages are given: one :class:`Services` object.
 
 Handlers only see the narrow interfaces declared here (a GitHub client
-factory, a flow reader, a run submitter); :func:`build_services` wires the
-real implementations from :class:`~bot.settings.Settings`, and tests pass
-recording fakes (``tests/fakes.py``) instead.
+factory, a flow reader, a run submitter, a run reporter); :func:`bot.runtime.build_runtime`
+wires the real implementations from :class:`~bot.settings.Settings` and builds
+``Services`` complete in one step; tests pass recording fakes (``tests/fakes.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bot.router import Router
 from bot.settings import Settings
 from runner.clock import Clock
 from runner.flows import Flow
-from runner.records import Trigger
+from runner.records import RunRecord, Trigger
 from runner.registry import Registry
 from runner.schedules import Schedules
 from runner.service import Submission
@@ -54,6 +54,51 @@ class RunSubmitter(Protocol):
         """Cancel run ``run_id``; False if it is unknown or already over."""
 
 
+class RunReporter(Protocol):
+    """Where runs report to GitHub (:class:`bot.run_reporting.RunReporting`)."""
+
+    def report(self, run_id: str) -> None:
+        """Bring everything ``run_id`` reports to up to date with its current state."""
+
+    def report_to_reply(self, run: RunRecord, installation_id: int | None, number: int,
+                        reply_id: int) -> None:
+        """Report ``run`` in reply comment ``reply_id`` on issue or PR ``number``
+        from now on, starting now."""
+
+
+def run_page_url(settings: Settings, run_id: str) -> str:
+    """The address of run ``run_id``'s page."""
+    return f"{settings.public_url.rstrip('/')}/runs/{run_id}"
+
+
+class RepoClients:
+    """GitHub clients by repository, each repository's App installation remembered
+    (from its webhooks, or the deliveries table) for the reports that come later."""
+
+    def __init__(self, github: GitHubClients, deliveries: DeliveryStore) -> None:
+        self.github, self._deliveries = github, deliveries
+        self._installations: dict[str, int] = {}  # repo -> App installation
+
+    def client(self, repo: str, installation_id: int | None) -> RepoClient:
+        """The GitHub client for ``repo``; remembers the installation for later reports."""
+        return self.github.for_repo(repo, self._installation(repo, installation_id))
+
+    def git_token(self, repo: str, installation_id: int | None) -> str:
+        """The credential to clone ``repo`` with ("" for none)."""
+        return self.github.git_token(self._installation(repo, installation_id))
+
+    def _installation(self, repo: str, given: int | None) -> int | None:
+        if given is not None:
+            self._installations[repo] = given
+            return given
+        if repo not in self._installations:
+            found = self._deliveries.installation_for(repo)
+            if found is None:
+                return None  # token auth, or no webhook from an App installation yet
+            self._installations[repo] = found
+        return self._installations[repo]
+
+
 @dataclass
 class Services:
     """Everything the app, the workers and the handlers use."""
@@ -65,33 +110,26 @@ class Services:
     registry: Registry
     schedules: Schedules
     store: RunStore
-    github: GitHubClients
+    clients: RepoClients
     repos: FlowSource
-    runs: RunSubmitter | None = None
+    runs: RunSubmitter
+    reporting: RunReporter
+    router: Router[Services]
     wake_scheduler: threading.Event = field(default_factory=threading.Event)
-    on_delivery: Callable[[], None] | None = None
-    router: Router[Services] = field(default_factory=Router)
-    installations: dict[str, int] = field(default_factory=dict)  # repo -> App installation
+    on_delivery: Callable[[], None] | None = None  # wakes the delivery workers
+
+    @property
+    def github(self) -> GitHubClients:
+        return self.clients.github
 
     def client(self, repo: str, installation_id: int | None) -> RepoClient:
         """The GitHub client for ``repo``; remembers the installation for later reports."""
-        return self.github.for_repo(repo, self._installation(repo, installation_id))
-
-    def _installation(self, repo: str, given: int | None) -> int | None:
-        if given is not None:
-            self.installations[repo] = given
-            return given
-        if repo not in self.installations:
-            found = self.deliveries.installation_for(repo)
-            if found is None:
-                return None  # token auth, or no webhook from an App installation yet
-            self.installations[repo] = found
-        return self.installations[repo]
+        return self.clients.client(repo, installation_id)
 
     def mirror(self, repo: str, clone_url: str, installation_id: int | None,
                want: str | None = None) -> Path:
         """The repository's mirror holding ``want``, cloned with the right credential."""
-        token = self.github.git_token(self._installation(repo, installation_id))
+        token = self.clients.git_token(repo, installation_id)
         return self.repos.mirror(repo, clone_url, want=want, token=token or None)
 
     def notify_work(self) -> None:
@@ -106,4 +144,4 @@ class Services:
         return any(fnmatchcase(repo.lower(), glob.lower()) for glob in self.settings.repos)
 
     def run_url(self, run_id: str) -> str:
-        return f"{self.settings.public_url.rstrip('/')}/runs/{run_id}"
+        return run_page_url(self.settings, run_id)

@@ -6,6 +6,9 @@ A log keeps at most ``max_bytes`` (``FLOWBOT_LOG_MAX_BYTES``) per attempt: past
 that it ends with :data:`CUT_NOTE` and the rest of the task's output is not
 read. A write that fails (a full disk) ends the file where it is; the
 :class:`LogResult` says what happened, for the attempt's record.
+
+Reading back: :func:`latest_log` finds a task's latest log (never a path
+recorded outside the logs folder) and :func:`log_tail` reads its end only.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from runner.masking import Masker, StreamMasker
+from runner.records import AttemptRow
+from runner.store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +159,41 @@ def tail_bytes(path: Path, limit: int) -> tuple[bytes, int]:
         if newline >= 0:
             data = data[newline + 1:]  # begin at a whole line
     return data, size
+
+
+def latest_log(store: RunStore, data_dir: Path, run_id: str,
+               task_id: str) -> tuple[Path, AttemptRow] | None:
+    """The latest attempt's log file of a task and that attempt, or None if it has none.
+
+    Only the file the runner writes (masked) for that attempt under ``data_dir``
+    is given: a path recorded anywhere else is never read.
+    """
+    attempts = [a for a in store.attempts(run_id, task_id) if a.log_path]
+    if not attempts:
+        return None  # the task never started
+    latest = attempts[-1]
+    recorded = Path(latest.log_path or "").resolve()
+    if recorded != log_path(data_dir.resolve(), run_id, task_id, latest.attempt).resolve():
+        log.warning("log path outside the data dir's logs not served",
+                    extra={"run": run_id, "task": task_id})
+        return None
+    if not recorded.is_file():
+        return None  # removed since, e.g. by hand
+    return recorded, latest
+
+
+def log_tail(store: RunStore, data_dir: Path, run_id: str, task_id: str,
+             limit: int) -> str | None:
+    """The end (at most ``limit`` bytes) of the latest attempt's log of a task, as
+    text, or None if it has none."""
+    found = latest_log(store, data_dir, run_id, task_id)
+    if found is None:
+        return None
+    try:
+        data, _size = tail_bytes(found[0], limit)
+    except OSError:
+        return None  # removed since, e.g. by hand
+    return data.decode("utf-8", errors="replace")
 
 
 def read_log(path: str | Path) -> str:

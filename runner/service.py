@@ -94,10 +94,6 @@ class RunService:
         # preparations a crash interrupted (their runs were never recorded)
         remove_stale_staging(data_dir, _STALE_STAGING, time.time())
 
-    def add_listener(self, listener: Listener) -> None:
-        """Also tell ``listener`` about every run event from now on."""
-        self._listeners.append(listener)
-
     # --- submitting ---------------------------------------------------------
     def submit(
         self, flow: Flow, inputs: Mapping[str, Any], *, repo: str, commit: str | None,

@@ -193,9 +193,12 @@ def _summary(runtime: Any, run: Any) -> None:
     ran = [task for task in runtime.services.store.task_rows(run.id) if task.attempts]
     last = ran[-1:]
     if last:
-        from bot.pages import task_log
+        from bot.pages import PAGE_TAIL_BYTES
+        from runner.logstore import log_tail
 
-        text = task_log(runtime.services, run.id, last[0].task_id) or ""
+        services = runtime.services
+        text = log_tail(services.store, services.settings.data_dir, run.id, last[0].task_id,
+                        PAGE_TAIL_BYTES) or ""
         print(f"\n   output of {last[0].task_id}:")
         print("\n".join(f"   | {line}" for line in text.splitlines()[-10:]))
 

@@ -9,11 +9,10 @@ from bot.services import Services
 def build_router() -> Router[Services]:
     """Every handler module's routes, on one router."""
     from bot.handlers.commands import router as commands
-    from bot.handlers.reporting import router as reporting
     from bot.handlers.sync import router as sync
     from bot.handlers.validate import router as validate
 
     router: Router[Services] = Router()
-    for part in (validate, sync, commands, reporting):
+    for part in (validate, sync, commands):
         router.include(part)
     return router

@@ -40,9 +40,7 @@ from bot.commands import (
     parse_comment,
 )
 from bot.github import GitHubError, RepoClient
-from bot.handlers.reporting import report
 from bot.router import Event, Router
-from bot.run_reports import RunReport, RunReports
 from bot.services import Services
 from runner.diagnostics import did_you_mean
 from runner.errors import FlowNotFound, InputError
@@ -148,11 +146,7 @@ def _report_to(ctx: _Ctx, run_id: str, reply_id: int) -> None:
     run = services.store.get_run(run_id)
     if run is None:
         return  # removed meanwhile
-    reports = RunReports(services.engine)
-    reports.ensure(RunReport(run.id, run.repo, ctx.event.installation_id, ctx.number,
-                             reply_id, run.commit, run.flow_id))
-    reports.set_comment(run.id, reply_id)  # a replay's reply may be a new one
-    report(services, run.id)
+    services.reporting.report_to_reply(run, ctx.event.installation_id, ctx.number, reply_id)
 
 
 def _refuse(ctx: _Ctx, parsed: ParsedComment) -> None:

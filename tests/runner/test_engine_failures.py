@@ -11,7 +11,8 @@ import pytest
 from enginekit import Kit, leftover, make_kit, task
 from sqlalchemy.engine import Engine
 
-from runner.records import EventKind, RunEvent, Status
+from runner.records import EventKind, Status
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -104,13 +105,6 @@ def test_a_run_timeout_stops_everything(kit: Kit, docker_client: docker.DockerCl
 def test_cancel_from_another_thread_stops_the_run(
     kit: Kit, docker_client: docker.DockerClient
 ) -> None:
-    started = threading.Event()
-
-    def on_event(event: RunEvent) -> None:
-        if event.kind is EventKind.TASK and event.status is Status.RUNNING:
-            started.set()
-
-    kit.service.add_listener(on_event)
     submission = kit.submit({"id": "cancel-me", "tasks": [
         task("sleepy", "sleep 60"), task("later", "true", needs=["sleepy"])],
         "errors": [task("alert", "echo should not run")]})
@@ -118,11 +112,10 @@ def test_cancel_from_another_thread_stops_the_run(
     worker = threading.Thread(target=lambda: result.append(
         kit.service.execute(submission.run_id)))
     worker.start()
-    assert started.wait(30)
-    for _ in range(100):  # wait until the container is really up
-        if any(a.handle for a in kit.store.attempts(submission.run_id)):
-            break
-        threading.Event().wait(0.05)
+    wait_until(lambda: any(e.kind is EventKind.TASK and e.status is Status.RUNNING
+                           for e in kit.events), 30, "the task to start")
+    wait_until(lambda: any(a.handle for a in kit.store.attempts(submission.run_id)), 30,
+               "the container to be up")
     assert kit.service.cancel(submission.run_id)
     worker.join(60)
     run = kit.store.get_run(submission.run_id)

@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.handlers.reporting import run_listener, state_of
+from bot.run_reporting import RunReporting, state_of
 from bot.services import Services
-from runner.cron import FakeClock
 from runner.records import EventKind, RunEvent, Status, Trigger, TriggerType
 from runner.validate import validate_files
+from tests.clock import FakeClock
 from tests.fakes import FakeRuns, LocalGitHub, make_services
 
 NIGHTLY = b"""id: nightly
@@ -33,7 +33,9 @@ def _scheduled_run(services: Services, status: Status) -> str:
     runs = services.runs
     assert isinstance(runs, FakeRuns)
     runs.finish(run.id, status, failed_task="hello" if status is not Status.SUCCESS else None)
-    listen = run_listener(services)
+    reporting = services.reporting
+    assert isinstance(reporting, RunReporting)
+    listen = reporting.listen
     listen(RunEvent(run.id, EventKind.FINISHED, status=status))
     listen(RunEvent(run.id, EventKind.FINISHED, status=status))  # a repeated event
     return run.id
@@ -54,6 +56,13 @@ def test_failure_opens_one_issue_and_success_closes_it(services: Services) -> No
     assert f"Run [{fixed}]" in client.issues[number]["comments"][-1]
     assert [s["state"] for s in client.statuses] == ["failure", "failure", "success"]
     assert {s["context"] for s in client.statuses} == {"flowbot/run/nightly"}
+
+
+def test_a_runs_lock_is_freed_once_its_reports_are_out(services: Services) -> None:
+    _scheduled_run(services, Status.FAILED)
+    reporting = services.reporting
+    assert isinstance(reporting, RunReporting)
+    assert len(reporting.locks) == 0
 
 
 def test_cancelled_scheduled_run_opens_no_issue(services: Services) -> None:

@@ -6,13 +6,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.fire_sink import RunSink
-from runner.cron import FakeClock
 from runner.errors import FlowNotFound
+from runner.fire_sink import RunSink
 from runner.records import TriggerType
+from runner.registry import Registry
 from runner.scheduler import Fire
+from runner.store import RunStore
 from runner.validate import validate_files
-from tests.fakes import FakeRuns, make_services
+from tests.clock import FakeClock
+from tests.fakes import FakeRuns
 
 FLOW = b"""id: nightly
 inputs:
@@ -26,11 +28,11 @@ SLOT = datetime(2026, 3, 1, 3, tzinfo=UTC)
 
 
 def test_a_fire_starts_one_run_even_when_recovered_again(sqlite_engine: Engine) -> None:
-    services = make_services(sqlite_engine, FakeClock(SLOT))
-    services.registry.sync("acme/flows", "c" * 40, validate_files({"flows/n.yml": FLOW}).flows)
-    runs = services.runs
-    assert isinstance(runs, FakeRuns)
-    sink = RunSink(services.registry, services.store, runs,  # type: ignore[arg-type]
+    clock = FakeClock(SLOT)
+    registry, store = Registry(sqlite_engine, clock), RunStore(sqlite_engine, clock)
+    registry.sync("acme/flows", "c" * 40, validate_files({"flows/n.yml": FLOW}).flows)
+    runs = FakeRuns(store)
+    sink = RunSink(registry, store, runs,  # type: ignore[arg-type]
                    lambda repo, sha: Path("/mirrors") / repo)
     fire = Fire(1, "acme/flows", "nightly", "night", SLOT, {"day": "sunday"})
     run_id = sink.fire(fire)
