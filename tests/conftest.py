@@ -8,12 +8,14 @@ machine, but fails them under CI (``CI=true``): CI must never skip.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import docker.errors
 import pytest
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 
 from runner import offline_images
@@ -58,16 +60,34 @@ def _reset(engine: Engine) -> None:
             conn.execute(table.delete())
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test session's own on the server ``./dev test`` started,
+    so test runs sharing the server (a developer's and a fresh clone's) never
+    see each other's rows; dropped at the end."""
+    base = os.environ.get("FLOWBOT_TEST_POSTGRES_URL")
+    if not base:
+        _missing("PostgreSQL (FLOWBOT_TEST_POSTGRES_URL)")
+    assert base is not None
+    name = f"flowbot_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A migrated, empty database: run once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         engine = connect(f"sqlite:///{tmp_path / 'flowbot.db'}")
     else:
-        url = os.environ.get("FLOWBOT_TEST_POSTGRES_URL")
-        if not url:
-            _missing("PostgreSQL (FLOWBOT_TEST_POSTGRES_URL)")
-        engine = connect(url)
+        engine = connect(request.getfixturevalue("postgres_url"))
         _reset(engine)
     yield engine
     engine.dispose()
