@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from bot.deliveries import DeliveryStore
+from bot.github import GitHubClients
 from bot.local_github import LocalGitHub, LocalRepoClient
 from bot.payloads import (
     issue_comment_event,
@@ -99,7 +100,8 @@ class FakeRuns:
 
 
 def make_services(engine: Engine, clock: Clock, *, repos: tuple[str, ...] = ("*/*",),
-                  runs: Any = None, data_dir: Path = Path("/tmp")) -> Services:
+                  runs: Any = None, data_dir: Path = Path("/tmp"),
+                  github: GitHubClients | None = None) -> Services:
     settings = Settings(data_dir=data_dir, webhook_secret="s3cret", repos=repos,
                         public_url="http://flowbot.test")
     from bot.handlers import build_router
@@ -108,7 +110,7 @@ def make_services(engine: Engine, clock: Clock, *, repos: tuple[str, ...] = ("*/
     from bot.services import RepoClients
 
     store, deliveries = RunStore(engine, clock), DeliveryStore(engine, clock)
-    clients = RepoClients(LocalGitHub(), deliveries)
+    clients = RepoClients(github or LocalGitHub(), deliveries)
     return Services(
         settings=settings, clock=clock, engine=engine, deliveries=deliveries,
         registry=Registry(engine, clock), schedules=Schedules(engine, clock), store=store,

@@ -163,9 +163,8 @@ def live(tmp_path: Path, sqlite_engine: Engine, fake_github: FakeGitHubServer) -
     """Services over the fake GitHub (fast HTTP retries) and a real git origin,
     on a clock the test moves; no worker threads: the test drives the batches."""
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
-    services = make_services(sqlite_engine, clock, data_dir=tmp_path)
-    services.github = PyGithubClients(fake_github.url, token=FAKE_TOKEN,
-                                      policy=HttpPolicy.fast())
+    github = PyGithubClients(fake_github.url, token=FAKE_TOKEN, policy=HttpPolicy.fast())
+    services = make_services(sqlite_engine, clock, data_dir=tmp_path, github=github)
     services.repos = Mirrors(tmp_path / "data")
     origin = Origin(tmp_path / "origin")
     origin.commit({"README.md": "flows\n"}, "init")
