@@ -37,6 +37,7 @@ from runner.flows import Flow, flow_from_data
 from runner.registry import Registry, registered_flows
 from runner.scheduler import Fire, Scheduler
 from runner.schedules import schedules
+from runner.sql_schedule_store import SqlScheduleStore
 
 START = datetime(2026, 3, 2, 0, 0, 30, tzinfo=UTC)
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Asia/Kolkata",
@@ -94,7 +95,7 @@ def run_flowbot(engine: Engine, flows: list[Flow], hours: float) -> dict[str, An
     clock = SimClock(START)
     Registry(engine, clock).sync("bench/repo", "c1", flows)
     sink = LatenessSink(clock)
-    scheduler = Scheduler(engine, sink, clock, instance_id="bench")
+    scheduler = Scheduler(SqlScheduleStore(engine, clock, instance_id="bench"), sink, clock)
     end = START + timedelta(hours=hours)
     cpu = time.process_time()
     while (earliest := scheduler.next_wakeup()) is not None and earliest <= end:

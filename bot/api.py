@@ -149,7 +149,7 @@ def _read_routes(router: APIRouter, services: Services) -> None:
 
     @router.get("/api/schedules")
     def api_schedules(repo: str | None = None) -> Response:
-        return JSONResponse(schedule_rows(services.engine, repo))
+        return JSONResponse(schedule_rows(services.schedules, repo))
 
 
 def _pause_routes(router: APIRouter, services: Services) -> None:
@@ -165,7 +165,6 @@ def _pause_routes(router: APIRouter, services: Services) -> None:
             services.schedules.pause(repo, flow_id)
         except FlowNotFound as exc:
             return _unknown(repo, exc)
-        services.wake_scheduler.set()  # it re-reads its earliest next fire time
         log.info("flow paused through the API", extra={"repo": repo, "flow": flow_id})
         return _reply(200, PAUSED.format(repo=repo, flow_id=flow_id),
                       repo=repo, flow_id=flow_id, state="paused")
@@ -180,7 +179,6 @@ def _pause_routes(router: APIRouter, services: Services) -> None:
             skipped = services.schedules.resume(repo, flow_id)
         except FlowNotFound as exc:
             return _unknown(repo, exc)
-        services.wake_scheduler.set()
         log.info("flow resumed through the API", extra={"repo": repo, "flow": flow_id})
         return _reply(200, RESUMED.format(repo=repo, flow_id=flow_id, count=skipped),
                       repo=repo, flow_id=flow_id, state="active", skipped=skipped)

@@ -40,8 +40,8 @@ from runner.errors import BackendError
 from runner.fire_sink import RunSink
 from runner.registry import Registry
 from runner.scheduler import Scheduler
-from runner.schedules import Schedules
 from runner.service import Listener, RunService, owner_for
+from runner.sql_schedule_store import SqlScheduleStore
 from runner.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,8 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     engine = connect(settings.database_url or f"sqlite:///{data_dir / 'flowbot.db'}")
     wake = threading.Event()
     store = RunStore(engine, clock)
-    registry = Registry(engine, clock, wake=wake)
+    schedules = SqlScheduleStore(engine, clock, instance_id=_instance_id(data_dir), wake=wake)
+    registry = Registry(engine, clock, wake=wake, schedules=schedules)
     mirrors = Mirrors(data_dir, settings.github_token)
     deliveries = DeliveryStore(engine, clock)
     clients = RepoClients(github or default_github(settings), deliveries)
@@ -153,12 +154,12 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
                       settings.workers, retry=retry_policy(settings))  # services: just below
     services = Services(
         settings=settings, clock=clock, engine=engine, deliveries=deliveries,
-        registry=registry, schedules=Schedules(engine, clock, instance_id=_instance_id(data_dir)),
+        registry=registry, schedules=schedules,
         store=store, clients=clients, repos=mirrors, runs=gate, reporting=reporting,
         router=router, wake_scheduler=wake, on_delivery=workers.notify,
     )
     sink = RunSink(registry, store, runs, lambda repo, sha: mirrors.path_of(repo))
-    scheduler = Scheduler(engine, sink, clock, instance_id=_instance_id(data_dir), wake=wake)
+    scheduler = Scheduler(schedules, sink, clock, wake=wake)
     return Runtime(services, runs, scheduler, workers, gate)
 
 

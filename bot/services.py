@@ -24,7 +24,7 @@ from runner.clock import Clock
 from runner.flows import Flow
 from runner.records import RunRecord, Trigger
 from runner.registry import Registry
-from runner.schedules import Schedules
+from runner.schedule_store import ScheduleStore
 from runner.service import Submission
 from runner.store import RunStore
 
@@ -108,7 +108,7 @@ class Services:
     engine: Engine
     deliveries: DeliveryStore
     registry: Registry
-    schedules: Schedules
+    schedules: ScheduleStore
     store: RunStore
     clients: RepoClients
     repos: FlowSource

@@ -2,8 +2,9 @@
 
 :func:`plan` is the pure diff between what is registered and what a commit
 proposes (the bot shows it in the PR comment). :class:`Registry` applies it on
-merge: one transaction, batched statements, schedule rows updated alongside
-(:mod:`runner.schedules`), so 10,000 flows sync in well under a second.
+merge: one transaction, batched statements, schedules updated alongside
+(through the :class:`runner.schedule_store.ScheduleStore`), so 10,000 flows
+sync in well under a second.
 
 A flow whose file is invalid at the synced commit keeps its last valid version
 (reported as *kept*); one bad file never unregisters the others; a deleted
@@ -21,12 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
     DateTime,
-    String,
-    Table,
-    Text,
     bindparam,
     delete,
     func,
@@ -36,31 +32,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from runner import schedules
 from runner.clock import Clock
-from runner.db import metadata
 from runner.errors import DuplicateFlowId
 from runner.fires import as_utc
 from runner.flows import Flow, flow_from_data
+from runner.registered import registered_flows as registered_flows  # re-exported
+from runner.schedule_store import ScheduleStore
+from runner.sql_schedule_store import SqlScheduleStore
 
 log = logging.getLogger(__name__)
 
 SUMMARY = "{added} added, {changed} changed, {removed} removed, {unchanged} unchanged"
 KEPT_NOTE = "; kept last valid version of {kept} (invalid at this commit)"
-
-registered_flows = Table(
-    "registered_flows",
-    metadata,
-    Column("repo", String(200), primary_key=True),
-    Column("flow_id", String(100), primary_key=True),
-    Column("path", String(500), nullable=False),
-    Column("commit_sha", String(64), nullable=False),
-    Column("digest", String(64), nullable=False),
-    Column("data", Text, nullable=False),
-    Column("registered_at", DateTime(timezone=True), nullable=False),
-    Column("paused", Boolean, nullable=False, default=False),
-)
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -140,14 +123,18 @@ class Registry:
 
     ``wake`` (optional) is set after every sync that changed something, so a
     scheduler sleeping in the same process re-reads its next fire time.
+    ``schedules`` is the store the flows' schedules are synced into (by default
+    the SQL store on ``engine``).
     """
 
     def __init__(
-        self, engine: Engine, clock: Clock, *, wake: threading.Event | None = None
+        self, engine: Engine, clock: Clock, *, wake: threading.Event | None = None,
+        schedules: ScheduleStore | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._wake = wake
+        self._schedules = schedules if schedules is not None else SqlScheduleStore(engine, clock)
 
     def sync(
         self,
@@ -162,21 +149,15 @@ class Registry:
         before (or to the path when unknown): such flows are kept, not removed.
         """
         now = self._clock.now()
-        invalid = invalid or {}
         with self._engine.begin() as conn:
             current = _current(conn, repo)
-            diff = plan({fid: row[0] for fid, row in current.items()}, flows)
-            kept = tuple(sorted(
-                fid for fid in diff.removed
-                if fid in invalid.values() or current[fid][1] in invalid
-            ))
-            diff = Plan(diff.added, diff.changed,
-                        tuple(f for f in diff.removed if f not in kept), diff.unchanged)
+            diff, kept = _keeping(plan({fid: row[0] for fid, row in current.items()}, flows),
+                                  current, invalid or {})
             by_id = {flow.id: flow for flow in flows}
             paths = {fid: row[1] for fid, row in current.items()}
             _write(conn, repo, commit, now, diff, by_id, paths, kept)
             paused = frozenset(fid for fid, row in current.items() if row[2])
-            schedules.sync_schedules(
+            self._schedules.sync(
                 conn, repo, [by_id[f] for f in (*diff.added, *diff.changed)], diff.removed,
                 now, paused,
             )
@@ -206,6 +187,19 @@ class Registry:
         """Flow id → digest of ``repo``'s registered flows (the input of :func:`plan`)."""
         with self._engine.connect() as conn:
             return {fid: row[0] for fid, row in _current(conn, repo).items()}
+
+
+def _keeping(
+    diff: Plan, current: Mapping[str, tuple[str, str, bool]], invalid: Mapping[str, str]
+) -> tuple[Plan, tuple[str, ...]]:
+    """``diff`` without removing the flows whose file is invalid at this commit
+    (named in ``invalid`` by flow id or by path), and those kept flows."""
+    kept = tuple(sorted(
+        fid for fid in diff.removed
+        if fid in invalid.values() or current[fid][1] in invalid
+    ))
+    return Plan(diff.added, diff.changed,
+                tuple(f for f in diff.removed if f not in kept), diff.unchanged), kept
 
 
 def _current(conn: Connection, repo: str) -> dict[str, tuple[str, str, bool]]:

@@ -7,12 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
-
 from runner import cron
 from runner.fires import as_utc
-from runner.schedules import schedules
+from runner.schedule_store import Schedule, ScheduleStore
 
 UPCOMING = 3  # next fire times listed per schedule
 
@@ -23,27 +20,21 @@ class ScheduleState(StrEnum):
     DISABLED = "disabled"
 
 
-def schedule_rows(engine: Engine, repo: str | None = None) -> list[dict[str, Any]]:
+def schedule_rows(store: ScheduleStore, repo: str | None = None) -> list[dict[str, Any]]:
     """Every schedule (of ``repo``, or all), JSON-ready, ordered by repo, flow, trigger."""
-    t = schedules.c
-    query = select(schedules).order_by(t.repo, t.flow_id, t.trigger_id)
-    if repo is not None:
-        query = query.where(t.repo == repo)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [_view(row) for row in rows]
+    return [_view(schedule) for schedule in store.list(repo)]
 
 
-def _state(row: Any) -> ScheduleState:
+def _state(row: Schedule) -> ScheduleState:
     if row.paused:
         return ScheduleState.PAUSED
     return ScheduleState.ACTIVE if row.enabled else ScheduleState.DISABLED
 
 
-def _upcoming(row: Any) -> list[datetime]:
+def _upcoming(row: Schedule) -> list[datetime]:
     if row.next_fire_at is None:
         return []  # paused or disabled: nothing will fire
-    first = as_utc(row.next_fire_at)
+    first = row.next_fire_at
     return [first, *cron.fire_times(row.cron, row.timezone, first, UPCOMING - 1)]
 
 
@@ -51,7 +42,7 @@ def _local(moment: datetime | None, tz: str) -> str | None:
     return None if moment is None else as_utc(moment).astimezone(cron.zone(tz)).isoformat()
 
 
-def _view(row: Any) -> dict[str, Any]:
+def _view(row: Schedule) -> dict[str, Any]:
     return {
         "repo": row.repo,
         "flow_id": row.flow_id,
@@ -62,6 +53,6 @@ def _view(row: Any) -> dict[str, Any]:
         "next_fires": [_local(moment, row.timezone) for moment in _upcoming(row)],
         "last_fire_at": _local(row.last_fire_at, row.timezone),
         "last_run_id": row.last_run_id,
-        "catchup": row.catchup,
+        "catchup": row.catchup.value,
         "catchup_limit": row.catchup_limit,
     }

@@ -1,43 +1,28 @@
 """The scheduler: decides which slots are due and hands each to a sink, once.
 
-Only schedules with ``next_fire_at <= now`` are read (an index range scan), so
-a tick costs O(due), never O(all). Each due slot is *claimed* by inserting its
-fire row under the unique key (repo, flow, trigger, slot) in the same
-transaction that advances ``next_fire_at``; an insert that conflicts means
-another instance (or an earlier life of this one) already has the slot. Only
-after that commit is the sink called. A crash between the two leaves the row
-in state ``fired``; :meth:`Scheduler.recover` starts those exactly once.
-
-Missed slots after downtime follow the trigger's catch-up policy (see
-:func:`runner.catchup.decide`); every slot not run is recorded as skipped.
+A loop over a :class:`runner.schedule_store.ScheduleStore`: each tick the store
+hands over the schedules due now (an index range scan, so a tick costs O(due),
+never O(all)), the scheduler decides their slots by the trigger's catch-up
+policy (:func:`runner.catchup.decide`), and the store records the decision and
+claims the slots under a unique key per slot, so each is claimed by one
+instance once. Only after that commit is the sink called. A crash between the
+two leaves the slot in state ``fired``; :meth:`Scheduler.recover` starts those
+exactly once. Every slot not run is recorded as skipped.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import bindparam, func, select, tuple_, update
-from sqlalchemy.engine import Connection, Engine
-
-from runner.catchup import decide
+from runner.catchup import Decision, decide
 from runner.clock import Clock
 from runner.errors import FireDeclined, FlowbotError
-from runner.fires import (
-    Fire,
-    FireState,
-    SkipReason,
-    as_utc,
-    fire_from_row,
-    record_fires,
-    schedule_fires,
-)
-from runner.flows import CatchUp
-from runner.schedules import schedules
+from runner.fires import Fire, FireState, SkipReason
+from runner.schedule_store import Schedule, ScheduleStore
 
 __all__ = ["BATCH", "LEASE", "MAX_SLEEP", "Fire", "FireSink", "Scheduler"]  # Fire: re-exported
 
@@ -67,27 +52,27 @@ class FireSink(Protocol):
 class Scheduler:
     """Fires due schedule slots exactly once into ``sink``.
 
-    Several instances may share one PostgreSQL database; ``instance_id`` must be
-    unique among live instances and stable across restarts of one instance.
+    Several instances may share one PostgreSQL database, each with its own
+    ``store`` (its ``instance_id`` unique among live instances and stable across
+    restarts of one instance). ``wake`` is the event the store sets on pause
+    and resume; setting it makes :meth:`run_forever` re-read its next wake-up.
     """
 
     def __init__(
         self,
-        engine: Engine,
+        store: ScheduleStore,
         sink: FireSink,
         clock: Clock,
         *,
-        instance_id: str,
         wake: threading.Event | None = None,
         misfire_grace: float = 60.0,
     ) -> None:
-        self._engine = engine
+        self._store = store
         self._sink = sink
         self._clock = clock
-        self._instance_id = instance_id
+        self._instance_id = store.instance_id
         self._wake = wake if wake is not None else threading.Event()
         self._grace = timedelta(seconds=misfire_grace)
-        self._lock_rows = engine.dialect.name == "postgresql"
 
     def wake(self) -> None:
         """Make :meth:`run_forever` re-read the earliest next fire now."""
@@ -98,41 +83,22 @@ class Scheduler:
 
         Returns the fires recorded by this call, in their final state.
         """
-        claimed = self._claim(now)
-        return self._start(claimed, now)
+        claimed = self._store.claim(now, lambda due: self._decide(due, now), BATCH)
+        return self._start(claimed)
 
     def recover(self, now: datetime | None = None, *, own: bool = True) -> list[Fire]:
         """Start fires left in state ``fired`` by a crash: this instance's earlier
         life (``own``) or any instance whose lease expired. Each starts once."""
         now = now or self._clock.now()
-        t = schedule_fires.c
-        orphaned = t.claimed_at < now - LEASE
-        if own:
-            orphaned = orphaned | (t.instance_id == self._instance_id)
-        taken: list[Fire] = []
-        with self._engine.begin() as conn:
-            query = select(schedule_fires).where(t.state == FireState.FIRED.value, orphaned)
-            rows = conn.execute(self._locked(query)).all()
-            for row in rows:
-                won = conn.execute(
-                    update(schedule_fires)
-                    .where(t.id == row.id, t.state == FireState.FIRED.value,
-                           t.instance_id == row.instance_id, t.claimed_at == row.claimed_at)
-                    .values(instance_id=self._instance_id, claimed_at=now)
-                ).rowcount
-                if won:
-                    taken.append(fire_from_row(row))
+        taken = self._store.reclaim(now, LEASE, own=own)
         if taken:
             log.warning("recovering %d fires recorded but not started", len(taken),
                         extra={"instance": self._instance_id})
-        return self._start(taken, now)
+        return self._start(taken)
 
     def next_wakeup(self) -> datetime | None:
-        """The earliest ``next_fire_at`` of all schedules (one indexed query)."""
-        with self._engine.connect() as conn:
-            earliest = conn.execute(select(func.min(schedules.c.next_fire_at))).scalar()
-        return None if earliest is None else as_utc(earliest)
-
+        """The earliest next fire of all schedules."""
+        return self._store.next_wakeup()
     def run_forever(self, stop: threading.Event) -> None:
         """Tick whenever a slot is due until ``stop`` is set."""
         self.recover()
@@ -162,65 +128,15 @@ class Scheduler:
             waited += step
         self._wake.clear()
 
-    def _locked(self, query: Any) -> Any:
-        # PostgreSQL: instances skip rows another is claiming instead of waiting;
-        # the unique fire key stays the guarantee on every database.
-        return query.with_for_update(skip_locked=True) if self._lock_rows else query
+    def _decide(self, due: Schedule, now: datetime) -> Decision:
+        assert due.next_fire_at is not None  # only due schedules are handed over
+        return decide(due.cron, due.timezone, due.next_fire_at, now,
+                      due.catchup, due.catchup_limit, self._grace)
 
-    def _claim(self, now: datetime) -> list[Fire]:
-        t = schedules.c
-        query = (
-            select(schedules).where(t.next_fire_at <= now)
-            .order_by(t.next_fire_at).limit(BATCH)
-        )
-        with self._engine.begin() as conn:
-            rows = conn.execute(self._locked(query)).all()
-            if not rows:
-                return []  # nothing due
-            fire_rows, advances = self._decide_all(rows, now)
-            inserted = record_fires(conn, fire_rows)
-            _advance(conn, advances)
-        fires = [
-            fire_from_row({**values, "id": inserted[key]})
-            for values in fire_rows
-            if (key := _key(values)) in inserted
-        ]
-        log.debug("claimed %d slots of %d due schedules", len(fires), len(rows),
-                  extra={"instance": self._instance_id})
-        return fires
-
-    def _decide_all(
-        self, rows: Sequence[Any], now: datetime
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        fire_rows: list[dict[str, Any]] = []
-        advances: list[dict[str, Any]] = []
-        for row in rows:
-            decision = decide(row.cron, row.timezone, as_utc(row.next_fire_at), now,
-                              CatchUp(row.catchup), row.catchup_limit, self._grace)
-            base = {"repo": row.repo, "flow_id": row.flow_id, "trigger_id": row.trigger_id,
-                    "inputs": row.inputs, "instance_id": self._instance_id,
-                    "recorded_at": now, "run_id": None}
-            decided = [
-                *({**base, "slot_at": slot, "state": FireState.FIRED.value,
-                   "reason": "", "claimed_at": now} for slot in decision.fire),
-                *({**base, "slot_at": slot, "state": FireState.SKIPPED.value,
-                   "reason": reason.value, "claimed_at": None} for slot, reason in decision.skip),
-            ]
-            fire_rows.extend(sorted(decided, key=lambda values: values["slot_at"]))
-            last = decision.last_slot
-            if row.last_fire_at is not None:
-                last = max(last, as_utc(row.last_fire_at))
-            advances.append({"k_id": row.id, "k_next": row.next_fire_at,
-                             "next_fire_at": decision.next_fire_at, "last_fire_at": last,
-                             "updated_at": now})
-        return fire_rows, advances
-
-    def _start(self, fires: list[Fire], now: datetime) -> list[Fire]:
+    def _start(self, fires: list[Fire]) -> list[Fire]:
         done = [self._start_one(f) if f.state is FireState.FIRED else f for f in fires]
-        outcomes = [f for f, before in zip(done, fires, strict=True) if f is not before]
-        if outcomes:
-            with self._engine.begin() as conn:
-                _record_outcomes(conn, outcomes)
+        self._store.record_outcomes(
+            [f for f, before in zip(done, fires, strict=True) if f is not before])
         return done
 
     def _start_one(self, fire: Fire) -> Fire:
@@ -242,40 +158,3 @@ class Scheduler:
         log.info("fire started run %s", run_id, extra={**extra, "run": run_id})
         return replace(fire, state=FireState.STARTED, run_id=run_id)
 
-
-def _key(values: dict[str, Any]) -> tuple[str, str, str, datetime]:
-    return (values["repo"], values["flow_id"], values["trigger_id"], values["slot_at"])
-
-
-def _advance(conn: Connection, advances: list[dict[str, Any]]) -> None:
-    # compare-and-set on next_fire_at: a concurrent instance that advanced the
-    # row first wins; its slots and ours cannot overlap thanks to the fire key
-    t = schedules.c
-    conn.execute(
-        update(schedules).where(t.id == bindparam("k_id"), t.next_fire_at == bindparam("k_next")),
-        advances,
-    )
-
-
-def _record_outcomes(conn: Connection, fires: list[Fire]) -> None:
-    t = schedule_fires.c
-    conn.execute(
-        update(schedule_fires).where(t.id == bindparam("k_id"), t.state == FireState.FIRED.value),
-        [{"k_id": f.id, "state": f.state.value, "reason": f.reason, "run_id": f.run_id}
-         for f in fires],
-    )
-    started = {(f.repo, f.flow_id, f.trigger_id) for f in fires if f.run_id is not None}
-    if not started:
-        return  # no run to point at
-    s = schedules.c
-    latest_run = (
-        select(t.run_id)
-        .where(t.repo == s.repo, t.flow_id == s.flow_id, t.trigger_id == s.trigger_id,
-               t.run_id.is_not(None))
-        .order_by(t.slot_at.desc()).limit(1).scalar_subquery()
-    )
-    conn.execute(
-        update(schedules)
-        .where(tuple_(s.repo, s.flow_id, s.trigger_id).in_(sorted(started)))
-        .values(last_run_id=latest_run)
-    )

@@ -1,19 +1,17 @@
-"""Schedule rows and fire records.
+"""Schedule rows: the ``schedules`` table and how a registry sync changes it.
 
 A schedule row exists per (repo, flow, trigger) of every registered flow's
 ``schedule`` triggers. ``next_fire_at`` (UTC, indexed) is the first slot not yet
 claimed; it is NULL while the schedule is paused or disabled, so the
-scheduler's range scan never sees those rows. The slots decided about are
-recorded in :mod:`runner.fires`.
+scheduler's range scan never sees those rows (a paused row keeps its slot in
+``held_fire_at``). The slots decided about are recorded in :mod:`runner.fires`.
 
-:func:`sync_schedules` is called by :meth:`runner.registry.Registry.sync` in its
-transaction; :class:`Schedules` pauses and resumes flows.
+Only the schedule store (:mod:`runner.sql_schedule_store`) uses this module.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -34,19 +32,16 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from runner import cron
-from runner.clock import Clock
 from runner.db import metadata
-from runner.errors import FlowNotFound, ScheduleError
-from runner.fires import FireState, SkipReason, as_utc, record_fires
-from runner.flows import Flow, ScheduleTrigger
-
-log = logging.getLogger(__name__)
+from runner.errors import ScheduleError
+from runner.fires import as_utc
+from runner.flows import CatchUp, Flow, ScheduleTrigger
+from runner.schedule_store import Schedule
 
 BAD_TRIGGER = '{path}: flow "{flow}", trigger "{trigger}": {problem}'
-MAX_RECORDED_MISSED = 10_000  # skipped slots recorded per resume (the first ones; logged if more)
 
 schedules = Table(
     "schedules",
@@ -71,10 +66,26 @@ schedules = Table(
     Index("ix_schedules_next_fire_at", "next_fire_at"),
 )
 
+
 def first_fire(trigger_cron: str, tz: str, now: datetime, last: datetime | None) -> datetime | None:
     """The next slot after ``now`` — never at or before ``last`` (the clock may step back)."""
     after = now if last is None else max(now, as_utc(last))
     return cron.next_fire(trigger_cron, tz, after)
+
+
+def schedule_from_row(row: Any) -> Schedule:
+    """A :class:`Schedule` from a ``schedules`` row."""
+    return Schedule(
+        repo=row.repo, flow_id=row.flow_id, trigger_id=row.trigger_id, cron=row.cron,
+        timezone=row.timezone, catchup=CatchUp(row.catchup), catchup_limit=row.catchup_limit,
+        enabled=bool(row.enabled), paused=bool(row.paused),
+        next_fire_at=_utc(row.next_fire_at), last_fire_at=_utc(row.last_fire_at),
+        last_run_id=row.last_run_id,
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
 
 
 def sync_schedules(
@@ -91,16 +102,35 @@ def sync_schedules(
     timezone recomputes the next fire from ``now``; a vanished trigger is deleted.
     """
     t = schedules.c
-    gone = list(removed)
-    for chunk in _chunks(gone):
+    for chunk in _chunks(list(removed)):
         conn.execute(delete(schedules).where(t.repo == repo, t.flow_id.in_(chunk)))
+    existing = _existing(conn, repo, [flow.id for flow in flows])
+    wanted = {(flow.id, trig.id) for flow in flows for trig in flow.triggers}
+    for chunk in _chunks([row.id for key, row in existing.items() if key not in wanted]):
+        conn.execute(delete(schedules).where(t.id.in_(chunk)))
+    inserts, updates = _new_and_changed(repo, flows, existing, now, paused)
+    if inserts:
+        conn.execute(insert(schedules), inserts)
+    if updates:
+        conn.execute(update(schedules).where(t.id == bindparam("k_id")), updates)
+
+
+def _existing(conn: Connection, repo: str, flow_ids: list[str]) -> dict[tuple[str, str], Any]:
+    """``repo``'s schedule rows of ``flow_ids``, by (flow, trigger)."""
+    t = schedules.c
     existing: dict[tuple[str, str], Any] = {}
-    for chunk in _chunks([flow.id for flow in flows]):
+    for chunk in _chunks(flow_ids):
         query = select(schedules).where(t.repo == repo, t.flow_id.in_(chunk))
         existing.update({(r.flow_id, r.trigger_id): r for r in conn.execute(query)})
-    inserts, updates, deletes = [], [], []
-    wanted = {(flow.id, trig.id) for flow in flows for trig in flow.triggers}
-    deletes = [row.id for key, row in existing.items() if key not in wanted]
+    return existing
+
+
+def _new_and_changed(
+    repo: str, flows: Sequence[Flow], existing: dict[tuple[str, str], Any],
+    now: datetime, paused: frozenset[str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows to insert for new triggers and the updates of known ones."""
+    inserts, updates = [], []
     for flow in flows:
         for trig in flow.triggers:
             row = existing.get((flow.id, trig.id))
@@ -112,12 +142,7 @@ def sync_schedules(
             except ValueError as exc:  # unknown timezone: validation should have caught it
                 raise ScheduleError(BAD_TRIGGER.format(
                     path=flow.path, flow=flow.id, trigger=trig.id, problem=exc)) from exc
-    for chunk in _chunks(deletes):
-        conn.execute(delete(schedules).where(t.id.in_(chunk)))
-    if inserts:
-        conn.execute(insert(schedules), inserts)
-    if updates:
-        conn.execute(update(schedules).where(t.id == bindparam("k_id")), updates)
+    return inserts, updates
 
 
 def _chunks(items: list[Any], size: int = 2000) -> Iterable[list[Any]]:
@@ -161,77 +186,3 @@ def _changed_row(row: Any, trig: ScheduleTrigger, now: datetime) -> dict[str, An
         "next_fire_at": None if row.paused else upcoming,
         "held_fire_at": upcoming if row.paused else None,
     }
-
-
-class Schedules:
-    """Pause and resume flows' schedules."""
-
-    def __init__(self, engine: Engine, clock: Clock, *, instance_id: str = "") -> None:
-        self._engine = engine
-        self._clock = clock
-        self._instance_id = instance_id
-
-    def pause(self, repo: str, flow_id: str) -> None:
-        """Stop firing ``flow_id``'s schedules until :meth:`resume`; FlowNotFound if unknown."""
-        t = schedules.c
-        with self._engine.begin() as conn:
-            _set_flow_paused(conn, repo, flow_id, True)
-            conn.execute(
-                update(schedules)
-                .where(t.repo == repo, t.flow_id == flow_id, t.paused.is_(False))
-                .values(paused=True, held_fire_at=t.next_fire_at, next_fire_at=None,
-                        updated_at=self._clock.now())
-            )
-        log.info("flow paused", extra={"repo": repo, "flow": flow_id})
-
-    def resume(self, repo: str, flow_id: str) -> int:
-        """Fire ``flow_id`` again from now on; slots missed while paused are recorded
-        as skipped. Returns how many were recorded. FlowNotFound if unknown."""
-        t = schedules.c
-        now = self._clock.now()
-        recorded = 0
-        with self._engine.begin() as conn:
-            _set_flow_paused(conn, repo, flow_id, False)
-            query = select(schedules).where(
-                t.repo == repo, t.flow_id == flow_id, t.paused.is_(True)
-            )
-            for row in conn.execute(query).all():
-                recorded += self._record_missed(conn, row, now)
-                upcoming = first_fire(row.cron, row.timezone, now, row.last_fire_at)
-                conn.execute(update(schedules).where(t.id == row.id).values(
-                    paused=False, held_fire_at=None, updated_at=now,
-                    next_fire_at=upcoming if row.enabled else None,
-                ))
-        log.info("flow resumed", extra={"repo": repo, "flow": flow_id, "skipped": recorded})
-        return recorded
-
-    def _record_missed(self, conn: Connection, row: Any, now: datetime) -> int:
-        if row.held_fire_at is None or as_utc(row.held_fire_at) > now:
-            return 0  # nothing was due while paused
-        slots, following = cron.due_slots(row.cron, row.timezone, as_utc(row.held_fire_at), now,
-                                     MAX_RECORDED_MISSED)
-        if following is not None and following <= now:
-            log.warning("more than %d slots missed while paused; the first are recorded",
-                        MAX_RECORDED_MISSED, extra={"repo": row.repo, "flow": row.flow_id})
-        rows = [
-            {"repo": row.repo, "flow_id": row.flow_id, "trigger_id": row.trigger_id,
-             "slot_at": slot, "state": FireState.SKIPPED.value, "reason": SkipReason.PAUSED.value,
-             "run_id": None, "inputs": row.inputs, "instance_id": self._instance_id,
-             "recorded_at": now, "claimed_at": None}
-            for slot in slots
-        ]
-        return len(record_fires(conn, rows))
-
-
-def _set_flow_paused(conn: Connection, repo: str, flow_id: str, paused: bool) -> None:
-    flows = metadata.tables["registered_flows"]  # owned by runner.registry, which imports us
-    result = conn.execute(
-        update(flows).where(flows.c.repo == repo, flows.c.flow_id == flow_id).values(paused=paused)
-    )
-    if result.rowcount == 0:
-        raise FlowNotFound(flow_id, _known(conn, repo))
-
-
-def _known(conn: Connection, repo: str) -> list[str]:
-    flows = metadata.tables["registered_flows"]
-    return [r[0] for r in conn.execute(select(flows.c.flow_id).where(flows.c.repo == repo))]

@@ -8,6 +8,7 @@ here for brevity); ``FakeFlowSource`` serves flow files per commit;
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,8 +35,8 @@ from runner.clock import Clock
 from runner.inputs import coerce_inputs
 from runner.records import Status
 from runner.registry import Registry
-from runner.schedules import Schedules
 from runner.service import Submission
+from runner.sql_schedule_store import SqlScheduleStore
 from runner.store import RunStore
 
 with warnings.catch_warnings():
@@ -110,10 +111,12 @@ def make_services(engine: Engine, clock: Clock, *, repos: tuple[str, ...] = ("*/
     from bot.services import RepoClients
 
     store, deliveries = RunStore(engine, clock), DeliveryStore(engine, clock)
+    wake = threading.Event()  # set by pause and resume
     clients = RepoClients(github or LocalGitHub(), deliveries)
     return Services(
         settings=settings, clock=clock, engine=engine, deliveries=deliveries,
-        registry=Registry(engine, clock), schedules=Schedules(engine, clock), store=store,
+        registry=Registry(engine, clock), schedules=SqlScheduleStore(engine, clock, wake=wake),
+        store=store, wake_scheduler=wake,
         clients=clients, repos=FakeFlowSource(),
         runs=runs if runs is not None else FakeRuns(store),
         reporting=RunReporting(settings, store, clients, RunReports(engine)),

@@ -9,9 +9,11 @@ import sys
 from typing import Any
 
 from bot.settings import Settings
+from runner.clock import SystemClock
 from runner.db import connect
 from runner.errors import FlowbotError
 from runner.schedule_view import schedule_rows
+from runner.sql_schedule_store import SqlScheduleStore
 
 NO_SCHEDULES = "no schedules registered{where}"
 COLUMNS = ("REPO", "FLOW", "TRIGGER", "STATE", "CRON", "TIMEZONE", "NEXT FIRES", "LAST RUN")
@@ -33,7 +35,7 @@ def _handle(args: argparse.Namespace) -> int:
     try:
         url = args.database_url or Settings.from_env().db_url
         engine = connect(url)
-        rows = schedule_rows(engine, args.repo)
+        rows = schedule_rows(SqlScheduleStore(engine, SystemClock()), args.repo)
     except FlowbotError as exc:
         print(f"flowbot schedules: {exc}", file=sys.stderr)
         return 2

@@ -273,7 +273,6 @@ def _pause(ctx: _Ctx, cmd: Command) -> Part:
         ctx.services.schedules.pause(ctx.event.repo, cmd.target)
     except FlowNotFound:
         return Part(_unknown_flow(ctx, cmd.target))
-    ctx.services.wake_scheduler.set()
     return Part(PAUSED.format(login=ctx.login, flow_id=cmd.target))
 
 
@@ -282,7 +281,6 @@ def _resume(ctx: _Ctx, cmd: Command) -> Part:
         missed = ctx.services.schedules.resume(ctx.event.repo, cmd.target)
     except FlowNotFound:
         return Part(_unknown_flow(ctx, cmd.target))
-    ctx.services.wake_scheduler.set()
     return Part(RESUMED.format(login=ctx.login, flow_id=cmd.target,
                                missed=MISSED.format(count=missed) if missed else ""))
 

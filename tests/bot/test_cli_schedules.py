@@ -14,7 +14,7 @@ from runner.db import connect
 from runner.flows import Flow, flow_from_data
 from runner.registry import Registry
 from runner.scheduler import Fire, Scheduler
-from runner.schedules import Schedules
+from runner.sql_schedule_store import SqlScheduleStore
 from tests.clock import FakeClock
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
@@ -45,8 +45,9 @@ def db_url(tmp_path: Path) -> str:
     ])
     Registry(engine, clock).sync("acme/web", "c9", [make_flow("ping", {"cron": "*/5 * * * *"})])
     clock.advance(3600)
-    Scheduler(engine, NamingSink(), clock, instance_id="cli").tick(clock.now())
-    Schedules(engine, clock).pause("acme/web", "ping")
+    store = SqlScheduleStore(engine, clock, instance_id="cli")
+    Scheduler(store, NamingSink(), clock).tick(clock.now())
+    SqlScheduleStore(engine, clock).pause("acme/web", "ping")
     engine.dispose()
     return url
 

@@ -14,6 +14,7 @@ from runner.errors import FireDeclined, InputError
 from runner.fires import FireState, SkipReason, as_utc
 from runner.registry import Registry
 from runner.scheduler import Fire, Scheduler
+from runner.sql_schedule_store import SqlScheduleStore
 from tests.clock import FakeClock
 
 REPO = "acme/data"
@@ -23,7 +24,8 @@ def _world(engine: Engine, *flows: object) -> tuple[Scheduler, RecordingSink, Fa
     clock = FakeClock(T0)
     Registry(engine, clock).sync(REPO, "c1", list(flows))  # type: ignore[arg-type]
     sink = RecordingSink()
-    return Scheduler(engine, sink, clock, instance_id="one"), sink, clock
+    store = SqlScheduleStore(engine, clock, instance_id="one")
+    return Scheduler(store, sink, clock), sink, clock
 
 
 def test_a_due_slot_fires_once_with_its_inputs(db_engine: Engine) -> None:
@@ -128,7 +130,7 @@ def test_declined_and_refused_fires_are_recorded(db_engine: Engine) -> None:
     Registry(db_engine, clock).sync(REPO, "c1", [
         make_flow("busy", {"cron": "0 * * * *"}), make_flow("bad", {"cron": "0 * * * *"}),
         make_flow("full", {"cron": "0 * * * *"})])
-    scheduler = Scheduler(db_engine, _Answers(), clock, instance_id="one")
+    scheduler = Scheduler(SqlScheduleStore(db_engine, clock, instance_id="one"), _Answers(), clock)
     clock.advance(3600)
 
     fires = {f.flow_id: f for f in scheduler.tick(clock.now())}
@@ -149,7 +151,8 @@ def test_run_forever_sleeps_until_due_and_wakes_on_registry_change(sqlite_engine
     wake = threading.Event()
     registry = Registry(sqlite_engine, clock, wake=wake)
     sink = RecordingSink()
-    scheduler = Scheduler(sqlite_engine, sink, clock, instance_id="one", wake=wake)
+    store = SqlScheduleStore(sqlite_engine, clock, instance_id="one")
+    scheduler = Scheduler(store, sink, clock, wake=wake)
     stop = threading.Event()
     loop = threading.Thread(target=scheduler.run_forever, args=(stop,))
     loop.start()

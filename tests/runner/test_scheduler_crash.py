@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from runner.fires import FireState
 from runner.registry import Registry
 from runner.scheduler import LEASE, Fire, Scheduler
+from runner.sql_schedule_store import SqlScheduleStore
 from tests.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +28,7 @@ from datetime import datetime
 from tests.clock import FakeClock
 from runner.db import connect
 from runner.scheduler import Scheduler
+from runner.sql_schedule_store import SqlScheduleStore
 
 url, journal, mode, now = sys.argv[1:5]
 
@@ -40,7 +42,8 @@ class DyingSink:
         os._exit(17)
 
 clock = FakeClock(datetime.fromisoformat(now))
-Scheduler(connect(url), DyingSink(), clock, instance_id="solo").tick(clock.now())
+store = SqlScheduleStore(connect(url), clock, instance_id="solo")
+Scheduler(store, DyingSink(), clock).tick(clock.now())
 """
 
 
@@ -82,7 +85,7 @@ def test_a_slot_runs_exactly_once_across_a_crash(
     assert recorded.state == FireState.FIRED  # claimed, outcome unknown
 
     sink = JournalSink(journal)
-    restarted = Scheduler(db_engine, sink, clock, instance_id="solo")
+    restarted = Scheduler(SqlScheduleStore(db_engine, clock, instance_id="solo"), sink, clock)
     recovered = restarted.recover()
     assert restarted.tick(clock.now()) == [] and restarted.recover() == []
 
@@ -100,7 +103,8 @@ def test_another_instance_takes_over_an_orphaned_fire_only_after_the_lease(
     clock.advance(3600)
     journal = tmp_path / "runs.journal"
     assert _crash(db_engine, journal, "before-start", clock.now().isoformat()) == 17
-    other = Scheduler(db_engine, JournalSink(journal), clock, instance_id="other")
+    other = Scheduler(SqlScheduleStore(db_engine, clock, instance_id="other"),
+                      JournalSink(journal), clock)
 
     assert other.recover() == []  # "solo" may still be alive and starting it
     clock.advance(LEASE.total_seconds() + 1)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from runner.fires import as_utc
 from runner.registry import Registry
 from runner.scheduler import Scheduler
+from runner.sql_schedule_store import SqlScheduleStore
 from tests.clock import FakeClock
 
 
@@ -47,7 +48,7 @@ def test_a_daily_schedule_fires_once_per_day_across_a_transition(
     Registry(db_engine, clock).sync("acme/data", "c1", [
         make_flow("daily", {"cron": expr, "timezone": tz})])
     sink = RecordingSink()
-    scheduler = Scheduler(db_engine, sink, clock, instance_id="one")
+    scheduler = Scheduler(SqlScheduleStore(db_engine, clock, instance_id="one"), sink, clock)
 
     for _ in range(3 * 24 * 6):  # three days, a tick every 10 minutes
         clock.advance(600)

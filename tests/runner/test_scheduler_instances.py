@@ -16,6 +16,7 @@ from runner.fires import FireState, as_utc
 from runner.flows import Flow
 from runner.registry import Registry
 from runner.scheduler import Scheduler
+from runner.sql_schedule_store import SqlScheduleStore
 from tests.clock import FakeClock
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney")
@@ -58,8 +59,9 @@ def test_two_instances_fire_every_slot_of_a_day_exactly_once(db_engine: Engine) 
     errors: list[BaseException] = []
 
     def instance(name: str) -> None:
-        scheduler = Scheduler(db_engine, sink, FakeClock(T0), instance_id=name,
-                              misfire_grace=STEP.total_seconds())
+        clock = FakeClock(T0)
+        store = SqlScheduleStore(db_engine, clock, instance_id=name)
+        scheduler = Scheduler(store, sink, clock, misfire_grace=STEP.total_seconds())
         try:
             for step in range(1, steps + 1):
                 lockstep.wait(timeout=60)

@@ -12,16 +12,16 @@ from runner.errors import FlowNotFound, ScheduleError
 from runner.fires import FireState, SkipReason, as_utc
 from runner.registry import Registry
 from runner.scheduler import Scheduler
-from runner.schedules import Schedules
+from runner.sql_schedule_store import SqlScheduleStore
 from tests.clock import FakeClock
 
 REPO = "acme/data"
 HOURLY = {"cron": "0 * * * *"}
 
 
-def _setup(engine: Engine) -> tuple[Registry, Schedules, FakeClock]:
+def _setup(engine: Engine) -> tuple[Registry, SqlScheduleStore, FakeClock]:
     clock = FakeClock(T0)
-    return Registry(engine, clock), Schedules(engine, clock), clock
+    return Registry(engine, clock), SqlScheduleStore(engine, clock), clock
 
 
 def test_registering_creates_rows_with_the_first_slot(db_engine: Engine) -> None:
@@ -68,7 +68,8 @@ def test_removed_trigger_or_flow_stops_firing(db_engine: Engine) -> None:
     registry.sync(REPO, "c2", [make_flow("a", {"id": "one", **HOURLY})])
     clock.advance(3 * 3600)
 
-    fires = Scheduler(db_engine, RecordingSink(), clock, instance_id="i").tick(clock.now())
+    store = SqlScheduleStore(db_engine, clock, instance_id="i")
+    fires = Scheduler(store, RecordingSink(), clock).tick(clock.now())
 
     assert {(f.flow_id, f.trigger_id) for f in fires} == {("a", "one")}
     assert schedule_row(db_engine, "a", "two") is None and schedule_row(db_engine, "b") is None
@@ -88,7 +89,8 @@ def test_disabled_trigger_has_no_next_fire_until_enabled_again(db_engine: Engine
 def test_pause_stops_firing_and_resume_records_the_missed_slots(db_engine: Engine) -> None:
     registry, schedules, clock = _setup(db_engine)
     registry.sync(REPO, "c1", [make_flow("a", HOURLY), make_flow("b", HOURLY)])
-    scheduler = Scheduler(db_engine, RecordingSink(), clock, instance_id="i")
+    store = SqlScheduleStore(db_engine, clock, instance_id="i")
+    scheduler = Scheduler(store, RecordingSink(), clock)
 
     schedules.pause(REPO, "a")
     assert registry.get(REPO, "a").paused  # type: ignore[union-attr]
