@@ -1,11 +1,12 @@
 """Run reporting: scheduled failures open one issue, closed on the next success."""
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.run_reporting import RunReporting, state_of
+from bot.run_reporting import RunReporting, _RunLocks, state_of
 from bot.services import Services
 from runner.records import EventKind, RunEvent, Status, Trigger, TriggerType
 from runner.validate import validate_files
@@ -63,6 +64,27 @@ def test_a_runs_lock_is_freed_once_its_reports_are_out(services: Services) -> No
     reporting = services.reporting
     assert isinstance(reporting, RunReporting)
     assert len(reporting.locks) == 0
+
+
+def test_reports_of_one_run_take_turns_and_leave_no_lock_behind() -> None:
+    locks, order = _RunLocks(), []
+    second_tried = threading.Event()
+
+    def second() -> None:
+        second_tried.set()
+        with locks.hold("r1"):
+            order.append("second")
+
+    with locks.hold("r1"):
+        other = threading.Thread(target=second)
+        other.start()
+        assert second_tried.wait(5)
+        with locks.hold("r2"):  # another run is not held up
+            order.append("other run")
+            assert len(locks) == 2
+        order.append("first")
+    other.join(5)
+    assert order == ["other run", "first", "second"] and len(locks) == 0
 
 
 def test_cancelled_scheduled_run_opens_no_issue(services: Services) -> None:
