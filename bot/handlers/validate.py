@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from bot import render
-from bot.github import Annotation, trim_body
+from bot.github import Annotation, RepoClient, trim_body
 from bot.repos import FlowsTooLarge
 from bot.router import Event, Router
 from bot.services import Services
@@ -58,6 +58,43 @@ def _validate(files: dict[str, bytes], services: Services) -> RepoReport:
                              seconds=settings.validate_seconds)
 
 
+def _head_flows(event: Event, services: Services, client: RepoClient, pull: dict[str, Any],
+                repo: dict[str, Any], sha: str) -> dict[str, bytes]:
+    """The flow files at the pull request's head; a failure to read them is also
+    said on the commit (an error status) before it is raised."""
+    try:
+        mirror = services.mirror(*head_source(pull, repo), event.installation_id, want=sha)
+        return services.repos.read_flows(mirror, sha)
+    except FlowsTooLarge:
+        raise  # the caller answers it: the flows were read, and are too many
+    except Exception as exc:
+        problem = render.status_text(READ_FAILED.format(error=exc))
+        client.create_status(sha, "error", CONTEXT, problem)
+        raise
+
+
+def _plan_against_registry(report: RepoReport, services: Services,
+                           repo: str) -> tuple[str, Plan | None]:
+    """The report's summary, and what merging would change in the registry (None,
+    with the reason added to the summary, when two flows share an id)."""
+    summary = report.summary()
+    try:
+        return summary, plan(services.registry.digests(repo), report.flows)
+    except DuplicateFlowId as exc:
+        return summary + DUPLICATE.format(flow_id=exc.flow_id), None
+
+
+def _publish(client: RepoClient, number: int, sha: str, body: str, summary: str,
+             report: RepoReport, *, ok: bool) -> None:
+    """The verdict on the pull request: its comment, the commit status, a check run."""
+    client.upsert_comment(number, render.VALIDATE_MARKER, body)
+    verdict = "success" if ok else "failure"
+    client.create_status(sha, verdict, CONTEXT, render.status_text(summary))
+    client.create_check_run(  # only an App may: with a token this does nothing
+        CHECK_NAME, sha, title=summary, summary=trim_body(body), conclusion=verdict,
+        annotations=[_annotation(d) for d in report.diagnostics])
+
+
 @router.register("pull_request", "opened")
 @router.register("pull_request", "synchronize")
 @router.register("pull_request", "reopened")
@@ -76,34 +113,19 @@ def validate_pull_request(event: Event, services: Services) -> None:
     client = services.client(event.repo, event.installation_id)
     client.create_status(sha, "pending", CONTEXT, PENDING)
     try:
-        mirror = services.mirror(*head_source(pull, repo), event.installation_id, want=sha)
-        files = services.repos.read_flows(mirror, sha)
+        files = _head_flows(event, services, client, pull, repo, sha)
     except FlowsTooLarge as exc:  # over a repository limit: the PR's answer, not a fault
         client.create_status(sha, "failure", CONTEXT, render.status_text(str(exc)))
         client.upsert_comment(int(pull["number"]), render.VALIDATE_MARKER,
                               f"{render.VALIDATE_MARKER}\n{LIMIT_FAILED.format(error=exc)}\n")
         log.info("pull request flows over a limit: %s", exc, extra=extra)
         return
-    except Exception as exc:
-        problem = render.status_text(READ_FAILED.format(error=exc))
-        client.create_status(sha, "error", CONTEXT, problem)
-        raise
     report = _validate(files, services)
-    summary = report.summary()
-    diff: Plan | None = None
-    try:
-        diff = plan(services.registry.digests(event.repo), report.flows)
-    except DuplicateFlowId as exc:
-        summary += DUPLICATE.format(flow_id=exc.flow_id)
-    ok = report.ok and diff is not None
+    summary, diff = _plan_against_registry(report, services, event.repo)
     body = render.validation_comment(
         report.files, summary, diff, str(repo.get("default_branch", "main")), sha,
         services.clock.now(),
     )
-    client.upsert_comment(int(pull["number"]), render.VALIDATE_MARKER, body)
-    verdict = "success" if ok else "failure"
-    client.create_status(sha, verdict, CONTEXT, render.status_text(summary))
-    client.create_check_run(  # only an App may: with a token this does nothing
-        CHECK_NAME, sha, title=summary, summary=trim_body(body), conclusion=verdict,
-        annotations=[_annotation(d) for d in report.diagnostics])
+    _publish(client, int(pull["number"]), sha, body, summary, report,
+             ok=report.ok and diff is not None)
     log.info("pull request validated: %s", summary, extra=extra)
