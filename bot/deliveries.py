@@ -301,10 +301,6 @@ class DeliveryStore:
                 .returning(*t.c)).all()
         return sorted((_row(r) for r in rows), key=lambda d: (d.turn, d.priority, d.received_at))
 
-    def finish(self, delivery_id: str, error: str | None = None) -> None:
-        """Mark a claimed delivery done, or failed with ``error``."""
-        self.finish_many([(delivery_id, error)])
-
     def finish_many(self, outcomes: Sequence[Outcome]) -> None:
         """Mark several claimed deliveries done (error None) or failed, in one write."""
         if not outcomes:
@@ -384,17 +380,3 @@ class DeliveryStore:
         installation = json.loads(payload).get("installation") if payload else None
         value = installation.get("id") if isinstance(installation, dict) else None
         return value if isinstance(value, int) else None
-
-    def get(self, delivery_id: str) -> Delivery | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(
-                select(deliveries_table).where(deliveries_table.c.id == delivery_id)
-            ).first()
-        return None if row is None else _row(row)
-
-    def count(self, status: DeliveryStatus | None = None) -> int:
-        query = select(deliveries_table.c.id)
-        if status is not None:
-            query = query.where(deliveries_table.c.status == status.value)
-        with self._engine.connect() as conn:
-            return len(conn.execute(query).all())

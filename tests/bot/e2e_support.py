@@ -18,12 +18,21 @@ from bot.github_client import HttpPolicy, PyGithubClients
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
 from runner.records import RunRecord
+from runner.store import RunStore
+from tests.bot.delivery_rows import all_deliveries, delivery_count
 from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
 from tests.fakegithub.server import FakeGitHub
 from tests.fakes import TestClient, issue_comment_event, repository
+from tests.polling import wait_until
 
 SECRET = "e2e-webhook-secret"
 WAIT_SECONDS = 120
+
+
+def run_end(store: RunStore, run_id: str) -> RunRecord | None:
+    """The run's record once it has ended, else None (a predicate to wait on)."""
+    run = store.get_run(run_id)
+    return run if run is not None and run.status.terminal else None
 
 
 class Origin:
@@ -77,25 +86,17 @@ class Bot:
     def settle(self) -> None:
         """Wait until every recorded delivery is processed."""
         store = self.runtime.services.deliveries
-        deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline:
-            if store.count(DeliveryStatus.PENDING) + store.count(DeliveryStatus.PROCESSING) == 0:
-                failed = [d for d in _all(self) if d.status is DeliveryStatus.FAILED]
-                assert not failed, [d.error for d in failed]
-                return
-            time.sleep(0.05)
-        raise AssertionError("deliveries were not processed")
+        wait_until(lambda: delivery_count(store, DeliveryStatus.PENDING)
+                   + delivery_count(store, DeliveryStatus.PROCESSING) == 0,
+                   WAIT_SECONDS, "the deliveries to be processed")
+        failed = [d for d in all_deliveries(store) if d.status is DeliveryStatus.FAILED]
+        assert not failed, [d.error for d in failed]
 
     def wait_run(self, run_id: str) -> RunRecord:
-        store = self.runtime.services.store
-        deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline:
-            run = store.get_run(run_id)
-            if run is not None and run.status.terminal:
-                time.sleep(0.3)  # let the final report go out
-                return run
-            time.sleep(0.1)
-        raise AssertionError(f"run {run_id} did not end")
+        run = wait_until(lambda: run_end(self.runtime.services.store, run_id), WAIT_SECONDS,
+                         f"run {run_id} to end")
+        time.sleep(0.3)  # let the final report go out
+        return run
 
     def comment(self, issue: int, body: str, login: str) -> dict[str, Any]:
         """An issue_comment webhook for a comment that exists on the fake GitHub."""
@@ -108,15 +109,6 @@ class Bot:
 
     def repository(self) -> dict[str, Any]:
         return repository(FAKE_REPO, str(self.origin.path))
-
-
-def _all(bot: Bot) -> list[Any]:
-    from sqlalchemy import select
-
-    from bot.deliveries import _row, deliveries_table
-
-    with bot.runtime.services.engine.connect() as conn:
-        return [_row(r) for r in conn.execute(select(deliveries_table))]
 
 
 def make_bot(tmp_path: Path, fake: FakeGitHub, origin: Origin, data_dir: Path | None = None,

@@ -8,6 +8,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from bot.deliveries import DeliveryStatus, DeliveryStore, deliveries_table
+from tests.bot.delivery_rows import delivery_count, find_delivery
 from tests.clock import FakeClock
 from tests.fakes import issue_comment_event, pull_request_event, push_event
 
@@ -27,7 +28,7 @@ def test_redelivered_id_is_recorded_once(db_engine: Engine) -> None:
     store = _store(db_engine)
     assert _record(store, "d1")
     assert not _record(store, "d1")
-    assert store.count() == 1
+    assert delivery_count(store) == 1
 
 
 def test_claim_each_delivery_once_then_finish(db_engine: Engine) -> None:
@@ -39,10 +40,10 @@ def test_claim_each_delivery_once_then_finish(db_engine: Engine) -> None:
     assert {d.id for d in first} | {d.id for d in second} == {"d0", "d1", "d2"}
     assert not {d.id for d in first} & {d.id for d in second}
     assert store.claim(1) == []
-    store.finish("d0")
-    store.finish("d1", "KeyError: boom")
-    assert store.get("d0").status is DeliveryStatus.DONE  # type: ignore[union-attr]
-    failed = store.get("d1")
+    store.finish_many([("d0", None)])
+    store.finish_many([("d1", "KeyError: boom")])
+    assert find_delivery(store, "d0").status is DeliveryStatus.DONE  # type: ignore[union-attr]
+    failed = find_delivery(store, "d1")
     assert failed is not None and failed.status is DeliveryStatus.FAILED
     assert failed.error == "KeyError: boom"
 
@@ -64,7 +65,7 @@ def test_record_many_counts_each_id_once(db_engine: Engine) -> None:
     body = json.dumps(payload).encode()
     items = [(i, "ping", body, payload) for i in ("old", "a", "b", "a")]
     assert store.record_many(items) == [False, True, True, False]
-    assert store.count() == 3
+    assert delivery_count(store) == 3
 
 
 def test_installation_of_a_repo_from_its_latest_delivery(db_engine: Engine) -> None:
@@ -83,11 +84,11 @@ def test_finish_many_marks_done_and_failed_together(db_engine: Engine) -> None:
     assert len(store.claim(3)) == 3
     store.finish_many([("d0", None), ("d1", "KeyError: boom"), ("d2", None)])
     store.finish_many([])  # nothing to write
-    got = {d: store.get(d) for d in ("d0", "d1", "d2")}
+    got = {d: find_delivery(store, d) for d in ("d0", "d1", "d2")}
     assert {d: x.status for d, x in got.items() if x} == {
         "d0": DeliveryStatus.DONE, "d1": DeliveryStatus.FAILED, "d2": DeliveryStatus.DONE}
     assert [x.error for x in got.values() if x] == [None, "KeyError: boom", None]
-    assert store.count(DeliveryStatus.PROCESSING) == 0
+    assert delivery_count(store, DeliveryStatus.PROCESSING) == 0
 
 
 # --- order of claiming: priority, then fair turns across repositories --------
@@ -203,14 +204,14 @@ def test_a_redelivery_of_a_failed_delivery_queues_it_again(db_engine: Engine) ->
     store = _store(db_engine)
     _record(store, "d1")
     store.claim(1)
-    store.finish("d1", "GitHubError: no answer")
+    store.finish_many([("d1", "GitHubError: no answer")])
     assert _record(store, "d1")  # GitHub's "Redeliver": queued again
-    again = store.get("d1")
+    again = find_delivery(store, "d1")
     assert again is not None and again.status is DeliveryStatus.PENDING and again.attempts == 0
     assert [d.id for d in store.claim(1)] == ["d1"]
-    store.finish("d1")
+    store.finish_many([("d1", None)])
     assert not _record(store, "d1")  # done: a redelivery is a duplicate
-    assert store.count() == 1
+    assert delivery_count(store) == 1
 
 
 def test_a_redelivery_during_backoff_makes_it_due_now(db_engine: Engine) -> None:
@@ -272,7 +273,7 @@ def test_a_failed_newer_delivery_supersedes_nothing(db_engine: Engine) -> None:
     _event(store, "edit", "pull_request", pull_request_event("edited", 7, "b" * 40))
     claimed = {d.id for d in store.claim(3)}
     assert claimed == {"old", "new", "edit"}
-    store.finish("new", "GitHubError: HTTP 404")
+    store.finish_many([("new", "GitHubError: HTTP 404")])
     assert store.superseded_by("old") is None  # the newest head got nothing: validate this
 
 

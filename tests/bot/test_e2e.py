@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import sign
+from tests.bot.delivery_rows import find_delivery
 from tests.bot.e2e_support import Bot, Origin, make_bot
 from tests.fakegithub.fixtures import FAKE_REPO
 from tests.fakegithub.server import FakeGitHub
@@ -153,7 +154,7 @@ def test_permissions_unknown_flows_redelivery_and_signatures(bot: Bot) -> None:
         "X-GitHub-Event": "ping", "X-GitHub-Delivery": "bad-sig",
         "X-Hub-Signature-256": sign("not-the-secret", body)})
     assert response.status_code == 401
-    assert bot.runtime.services.deliveries.get("bad-sig") is None
+    assert find_delivery(bot.runtime.services.deliveries, "bad-sig") is None
 
 
 def test_as_a_github_app_a_check_run_carries_line_annotations(

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 
 from bot.deliveries import DeliveryStore
 from bot.intake import Intake
+from tests.bot.delivery_rows import delivery_count
 from tests.clock import FakeClock
 
 
@@ -23,7 +24,7 @@ def test_concurrent_records_each_get_their_answer(sqlite_engine: Engine) -> None
 
     answers = asyncio.run(main())
     assert answers.count(True) == 30 and answers.count(False) == 10
-    assert store.count() == 30
+    assert delivery_count(store) == 30
 
 
 def test_a_database_failure_reaches_every_waiter(sqlite_engine: Engine) -> None:

@@ -27,11 +27,13 @@ from bot.worker import (
     process_batch,
     process_one,
 )
+from tests.bot.delivery_rows import delivery_count, find_delivery
 from tests.bot.e2e_support import Origin
 from tests.clock import FakeClock
 from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
 from tests.fakegithub.server import FakeGitHub as FakeGitHubServer
 from tests.fakes import TestClient, make_services, pull_request_event
+from tests.polling import wait_until
 
 
 def _store(engine: Engine) -> DeliveryStore:
@@ -62,10 +64,10 @@ def test_drain_marks_done_and_failed(sqlite_engine: Engine) -> None:
     router = _router(seen)
     assert drain(store, lambda e: router.dispatch(e, None)) == 3
     assert seen == ["d0"]
-    statuses = {d: store.get(d).status for d in ("d0", "d1", "d2")}  # type: ignore[union-attr]
+    statuses = {d: find_delivery(store, d).status for d in ("d0", "d1", "d2")}  # type: ignore[union-attr]
     assert statuses == {"d0": DeliveryStatus.DONE, "d1": DeliveryStatus.FAILED,
                         "d2": DeliveryStatus.DONE}
-    assert store.get("d1").error == "KeyError: 'head'"  # type: ignore[union-attr]
+    assert find_delivery(store, "d1").error == "KeyError: 'head'"  # type: ignore[union-attr]
     assert not process_one(store, lambda e: router.dispatch(e, None))
 
 
@@ -78,7 +80,7 @@ def test_threads_take_work_left_by_a_crash(sqlite_engine: Engine) -> None:
 
     def dispatch(event: Event) -> None:
         router.dispatch(event, None)
-        if store.count(DeliveryStatus.PENDING) == 0:
+        if delivery_count(store, DeliveryStatus.PENDING) == 0:
             done.set()
 
     workers = Workers(store, dispatch, count=2)
@@ -88,7 +90,7 @@ def test_threads_take_work_left_by_a_crash(sqlite_engine: Engine) -> None:
     finally:
         workers.stop()
     assert seen == ["d0"]
-    assert store.count(DeliveryStatus.PROCESSING) == 0
+    assert delivery_count(store, DeliveryStatus.PROCESSING) == 0
 
 
 class _Ticks:
@@ -106,11 +108,11 @@ def test_quick_outcomes_are_written_together(sqlite_engine: Engine) -> None:
     seen: list[tuple[str, DeliveryStatus]] = []
 
     def dispatch(event: Event) -> None:  # what the store says of d0 while each runs
-        seen.append((event.delivery_id, store.get("d0").status))  # type: ignore[union-attr]
+        seen.append((event.delivery_id, find_delivery(store, "d0").status))  # type: ignore[union-attr]
 
     assert process_batch(store, dispatch, 3, monotonic=ticks) == 3
     assert [status for _, status in seen] == [DeliveryStatus.PROCESSING] * 3
-    assert store.count(DeliveryStatus.DONE) == 3
+    assert delivery_count(store, DeliveryStatus.DONE) == 3
 
 
 def test_an_outcome_waits_at_most_the_flush_time(sqlite_engine: Engine) -> None:
@@ -118,12 +120,12 @@ def test_an_outcome_waits_at_most_the_flush_time(sqlite_engine: Engine) -> None:
     seen: list[DeliveryStatus] = []
 
     def slow(event: Event) -> None:
-        seen.append(store.get("d0").status)  # type: ignore[union-attr]
+        seen.append(find_delivery(store, "d0").status)  # type: ignore[union-attr]
         ticks.now += FLUSH_SECONDS + 1  # this handler took longer than the flush time
 
     assert process_batch(store, slow, 3, monotonic=ticks) == 3
     assert seen == [DeliveryStatus.PROCESSING, DeliveryStatus.DONE, DeliveryStatus.DONE]
-    assert store.count(DeliveryStatus.DONE) == 3
+    assert delivery_count(store, DeliveryStatus.DONE) == 3
 
 
 def test_workers_make_progress_while_intake_is_busy(sqlite_engine: Engine) -> None:
@@ -136,14 +138,12 @@ def test_workers_make_progress_while_intake_is_busy(sqlite_engine: Engine) -> No
     assert workers.intake_busy()
     workers.start()
     try:
-        for _ in range(300):
-            if store.count(DeliveryStatus.PENDING) == 0 and store.count(
-                    DeliveryStatus.PROCESSING) == 0:
-                break
-            threading.Event().wait(0.05)
+        wait_until(lambda: delivery_count(store, DeliveryStatus.PENDING)
+                   + delivery_count(store, DeliveryStatus.PROCESSING) == 0,
+                   15, "the workers to finish the deliveries")
     finally:
         workers.stop()
-    assert seen == ["d0"] and store.count(DeliveryStatus.DONE) == 2
+    assert seen == ["d0"] and delivery_count(store, DeliveryStatus.DONE) == 2
     ticks.now += BUSY_SECONDS + 1  # no delivery for a while
     assert not workers.intake_busy()
 
@@ -203,7 +203,7 @@ def test_pr_status_is_posted_after_a_github_outage(live: _Live) -> None:
     live.fake.start_outage(r"^/repos/octo/flows/", status=500)
     for attempt, wait in enumerate([10, 20, 40], start=1):
         assert process_batch(live.store, live.dispatch, retry=policy) == 1
-        delivery = live.store.get("pr-1")
+        delivery = find_delivery(live.store, "pr-1")
         assert delivery is not None and delivery.status is DeliveryStatus.PENDING
         assert delivery.attempts == attempt and "GitHubError" in (delivery.error or "")
         live.clock.advance(wait - 1)
@@ -212,7 +212,7 @@ def test_pr_status_is_posted_after_a_github_outage(live: _Live) -> None:
     assert live.validate_states(sha) == []  # nothing got through the outage
     live.fake.end_outage()
     assert process_batch(live.store, live.dispatch, retry=policy) == 1
-    done = live.store.get("pr-1")
+    done = find_delivery(live.store, "pr-1")
     assert done is not None and done.status is DeliveryStatus.DONE and done.attempts == 4
     assert live.validate_states(sha) == ["pending", "success"]
     assert len(live.fake.comments(FAKE_REPO, number)) == 1  # the retries made one comment
@@ -226,7 +226,7 @@ def test_an_outage_longer_than_the_budget_fails_the_delivery(live: _Live) -> Non
         assert process_batch(live.store, live.dispatch, retry=policy) == 1
         live.clock.advance(wait)
     assert process_batch(live.store, live.dispatch, retry=policy) == 1  # 10+20+40+40 > 100
-    failed = live.store.get("pr-2")
+    failed = find_delivery(live.store, "pr-2")
     assert failed is not None and failed.status is DeliveryStatus.FAILED
     assert failed.attempts == 4 and "GitHubError" in (failed.error or "")
     live.clock.advance(3600)
@@ -237,13 +237,13 @@ def test_github_redelivery_after_a_long_outage_posts_the_status(live: _Live) -> 
     """The outage outlasted the retry budget; GitHub's "Redeliver" (same delivery id,
     through the real endpoint) is then processed, and the PR gets its status."""
     sha, _ = live.open_pull("pr-3")
-    payload = dict(live.store.get("pr-3").payload)  # type: ignore[union-attr]
+    payload = dict(find_delivery(live.store, "pr-3").payload)  # type: ignore[union-attr]
     policy = RetryPolicy(first_delay=10, max_delay=10, budget=10)  # one retry
     live.fake.start_outage(r"^/repos/octo/flows/statuses/", status=503)
     for _ in range(2):
         assert process_batch(live.store, live.dispatch, retry=policy) == 1
         live.clock.advance(10)
-    assert live.store.get("pr-3").status is DeliveryStatus.FAILED  # type: ignore[union-attr]
+    assert find_delivery(live.store, "pr-3").status is DeliveryStatus.FAILED  # type: ignore[union-attr]
     live.fake.end_outage()
     body = json.dumps(payload).encode()
     client = TestClient(create_app(live.services.settings, live.services))
@@ -252,7 +252,7 @@ def test_github_redelivery_after_a_long_outage_posts_the_status(live: _Live) -> 
         "X-Hub-Signature-256": sign("s3cret", body)})
     assert response.status_code == 202
     assert process_batch(live.store, live.dispatch, retry=policy) == 1
-    assert live.store.get("pr-3").status is DeliveryStatus.DONE  # type: ignore[union-attr]
+    assert find_delivery(live.store, "pr-3").status is DeliveryStatus.DONE  # type: ignore[union-attr]
     assert live.validate_states(sha) == ["pending", "success"]
 
 
@@ -261,5 +261,5 @@ def test_a_permanent_error_is_not_retried(sqlite_engine: Engine) -> None:
     seen: list[str] = []
     router = _router(seen)
     assert drain(store, lambda e: router.dispatch(e, None), retry=RetryPolicy()) == 3
-    failed = store.get("d1")  # KeyError: a bug, not an outage
+    failed = find_delivery(store, "d1")  # KeyError: a bug, not an outage
     assert failed is not None and failed.status is DeliveryStatus.FAILED and failed.attempts == 1

@@ -21,6 +21,7 @@ from runner.flows import flow_from_data
 from runner.records import EventKind, RunEvent, Status
 from runner.service import RunService
 from runner.store import RunStore
+from tests.polling import wait_until
 from tests.smalldisk import fill, small_disk_fixture  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.docker
@@ -61,8 +62,9 @@ def test_a_full_disk_fails_the_run_once_space_returns(
     assert submission.status is Status.QUEUED
     runner = threading.Thread(target=service.execute, args=(submission.run_id,))
     runner.start()
-    while not [a for a in store.attempts(submission.run_id) if a.handle]:
-        assert not ended.wait(0.1), "the run ended before its task started"
+    wait_until(lambda: ended.is_set() or any(a.handle for a in store.attempts(
+        submission.run_id)), 60, "the task to start")
+    assert not ended.is_set(), "the run ended before its task started"
     filler = fill(small_disk / "filler")
     (small_disk / "data" / "work" / submission.run_id / "repo" / "go").touch()
     # The task's output cannot be stored, nor the run's end: it waits, it does not give up.

@@ -4,22 +4,12 @@ the per-attempt cap a log is cut with a note in it and on the attempt."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import docker
 import pytest
-from enginekit import Kit, make_kit, task
-from sqlalchemy.engine import Engine
+from enginekit import Kit, task
 
 from runner.records import Status
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def kit(tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient,
-        busybox_image: str) -> Kit:
-    return make_kit(tmp_path, sqlite_engine, docker_client)
 
 
 def test_fast_output_is_stored_whole(kit: Kit) -> None:

@@ -4,22 +4,13 @@ the limit (never whole), and the attempt says the rest was ignored."""
 from __future__ import annotations
 
 import tracemalloc
-from pathlib import Path
 
-import docker
 import pytest
-from enginekit import Kit, make_kit, task
-from sqlalchemy.engine import Engine
+from enginekit import Kit, task
 
 from runner.records import Status
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def kit(tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient,
-        busybox_image: str) -> Kit:
-    return make_kit(tmp_path, sqlite_engine, docker_client)
 
 
 def test_a_huge_output_file_is_read_with_a_bound_and_noted(kit: Kit) -> None:

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -18,6 +17,7 @@ from sqlalchemy.engine import Engine
 from runner.backends.docker_backend import DockerBackend
 from runner.records import RunRecord, Status
 from runner.workspace import repo_dir
+from tests.polling import wait_until
 from tests.runner.backends.engine_proxy import EngineProxy
 from tests.runner.enginekit import Kit, leftover, make_kit, task
 
@@ -47,22 +47,12 @@ def _kit(tmp_path: Path, engine: Engine, proxy: EngineProxy, reconnect: float) -
     return kit
 
 
-def _until(what: str, probe: Any, seconds: float = 60) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _start(kit: Kit) -> tuple[str, threading.Thread, list[RunRecord]]:
     run_id = kit.submit({"id": "gated", "tasks": [GATED]}).run_id
     ended: list[RunRecord] = []
     thread = threading.Thread(target=lambda: ended.append(kit.service.execute(run_id)))
     thread.start()
-    _until("the task to print", lambda: _log_has(kit, run_id, "before"))
+    wait_until(lambda: _log_has(kit, run_id, "before"), 60, "the task to print")
     return run_id, thread, ended
 
 

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from runner.backends.base import LABEL_ATTEMPT, LABEL_OWNER, LABEL_RUN, LABEL_TASK
 from runner.records import Status
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -50,12 +50,8 @@ def _kill_runner_mid_task(kit: Kit, engine: Engine, flow: dict[str, Any]) -> str
         [sys.executable, "-c", _CHILD, str(engine.url), str(kit.service.data_dir),
          kit.owner, run_id], cwd=Path(__file__).parents[2], env=os.environ.copy())
     try:
-        for _ in range(600):
-            if any(a.handle for a in kit.store.attempts(run_id, "a")):
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the runner never started task a")
+        wait_until(lambda: any(a.handle for a in kit.store.attempts(run_id, "a")), 30,
+                   "the runner to start task a")
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()

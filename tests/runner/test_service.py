@@ -18,6 +18,7 @@ from runner.flows import flow_from_data
 from runner.records import EventKind, Status, Trigger, TriggerType
 from runner.service import RunService
 from runner.workspace import repo_dir, staging_dir
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -34,13 +35,10 @@ def _flow(policy: str, command: str = "sleep 1") -> dict[str, Any]:
 
 
 def _wait_final(kit: Kit, run_id: str) -> Any:
-    for _ in range(600):
+    def final() -> Any:
         run = kit.store.get_run(run_id)
-        if run is not None and run.status.terminal:
-            return run
-        import time
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} did not finish")
+        return run if run is not None and run.status.terminal else None
+    return wait_until(final, 30, f"run {run_id} to finish")
 
 
 def test_skip_policy_records_the_new_run_as_skipped(kit: Kit) -> None:
@@ -74,11 +72,8 @@ def test_cancel_policy_cancels_the_active_run(kit: Kit) -> None:
     kit.service.start(workers=2)
     try:
         first = kit.submit(_flow("cancel", "sleep 60"))
-        for _ in range(400):  # until the first one's container runs
-            if kit.store.attempts(first.run_id):
-                break
-            import time
-            time.sleep(0.05)
+        wait_until(lambda: kit.store.attempts(first.run_id), 20,
+                   "the first run's container")
         second = kit.submit(_flow("cancel", "true"))
         one, two = _wait_final(kit, first.run_id), _wait_final(kit, second.run_id)
     finally:
