@@ -45,7 +45,8 @@ class Origin:
             config.set_value("user", "name", "Dev")
             config.set_value("user", "email", "dev@example.com")
 
-    def commit(self, files: dict[str, str | None], message: str, branch: str = "main") -> str:
+    def commit(self, files: dict[str, str | bytes | None], message: str = "change",
+               branch: str = "main") -> str:
         if self.repo.head.is_valid() and self.repo.active_branch.name != branch:
             names = [h.name for h in self.repo.heads]
             self.repo.git.checkout(branch if branch in names else ["-b", branch])
@@ -55,7 +56,7 @@ class Origin:
                 self.repo.index.remove([name], working_tree=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
+            target.write_bytes(text if isinstance(text, bytes) else text.encode())
             self.repo.index.add([name])
         return str(self.repo.index.commit(message).hexsha)
 

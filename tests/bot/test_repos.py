@@ -24,6 +24,8 @@ from bot.repos import (
     UnknownCommit,
 )
 from bot.router import Event
+from bot.services import Services
+from tests.bot.e2e_support import Origin
 from tests.clock import FakeClock
 from tests.fakes import (
     FakeFlowSource,
@@ -37,25 +39,7 @@ FLOW_V1 = b"id: nightly\ntasks: []\n"
 FLOW_V2 = b"id: nightly\nschedule: '0 3 * * *'\ntasks: []\n"
 
 
-class Upstream:
-    """A working repository standing in for GitHub's."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.repo = git.Repo.init(path, initial_branch="main")
-        with self.repo.config_writer() as config:
-            config.set_value("user", "name", "Test").set_value("user", "email", "t@example.com")
-
-    def commit(self, files: dict[str, bytes | None], message: str = "change") -> str:
-        for name, data in files.items():
-            target = self.path / name
-            if data is None:
-                self.repo.index.remove([name], working_tree=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            self.repo.index.add([name])
-        return str(self.repo.index.commit(message).hexsha)
+Upstream = Origin  # a working repository standing in for GitHub's
 
 
 @pytest.fixture
@@ -231,12 +215,20 @@ def test_more_bytes_of_flows_than_a_repository_may_have_are_refused(
     )
 
 
-def test_pull_request_over_the_file_limit_gets_a_failure_status_saying_so(
-        upstream: Upstream, tmp_path: Path, sqlite_engine: Engine) -> None:
+def _over_the_file_limit(upstream: Upstream, tmp_path: Path,
+                         engine: Engine) -> tuple[str, Services]:
+    """A commit with one flow file more than a repository may have, and services
+    that read it through real mirrors of the real repository; (its sha, them)."""
     files = {f"flows/f{i:04}.yml": f"id: f{i}\n".encode() for i in range(MAX_FLOW_FILES + 1)}
     sha = _commit_many(upstream, files)
-    services = make_services(sqlite_engine, FakeClock(datetime(2026, 3, 1, tzinfo=UTC)))
-    services.repos = Mirrors(tmp_path / "data")  # real mirrors of a real repository
+    services = make_services(engine, FakeClock(datetime(2026, 3, 1, tzinfo=UTC)))
+    services.repos = Mirrors(tmp_path / "data")
+    return sha, services
+
+
+def test_pull_request_over_the_file_limit_gets_a_failure_status_saying_so(
+        upstream: Upstream, tmp_path: Path, sqlite_engine: Engine) -> None:
+    sha, services = _over_the_file_limit(upstream, tmp_path, sqlite_engine)
     payload = pull_request_event("opened", 7, sha, clone_url=str(upstream.path))
     build_router().dispatch(Event("pull_request", payload, "delivery-7"), services)
     assert isinstance(services.github, LocalGitHub)
@@ -251,10 +243,7 @@ def test_pull_request_over_the_file_limit_gets_a_failure_status_saying_so(
 
 def test_push_over_the_file_limit_registers_nothing_and_says_why(
         upstream: Upstream, tmp_path: Path, sqlite_engine: Engine) -> None:
-    files = {f"flows/f{i:04}.yml": f"id: f{i}\n".encode() for i in range(MAX_FLOW_FILES + 1)}
-    sha = _commit_many(upstream, files)
-    services = make_services(sqlite_engine, FakeClock(datetime(2026, 3, 1, tzinfo=UTC)))
-    services.repos = Mirrors(tmp_path / "data")
+    sha, services = _over_the_file_limit(upstream, tmp_path, sqlite_engine)
     payload = push_event(sha, clone_url=str(upstream.path))
     build_router().dispatch(Event("push", payload, "delivery-8"), services)
     assert isinstance(services.github, LocalGitHub)
