@@ -34,11 +34,12 @@ from jsonschema import Draft202012Validator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner import semantic, yamlload  # noqa: E402
-from runner.diagnostics import Reporter  # noqa: E402
-from runner.schema_messages import schema  # noqa: E402
-from runner.validate import validate_text  # noqa: E402
-from runner.validate_sandbox import validate_isolated  # noqa: E402
+from runner.loading import yamlload  # noqa: E402
+from runner.validation import semantic  # noqa: E402
+from runner.validation.diagnostics import Reporter  # noqa: E402
+from runner.validation.schema_messages import schema  # noqa: E402
+from runner.validation.validate import validate_text  # noqa: E402
+from runner.validation.validate_sandbox import validate_isolated  # noqa: E402
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.handlers import build_router
-from bot.router import Event
-from runner.db import connect
-from runner.validate import validate_files
+from bot.intake.router import Event
+from runner.state.db import connect
+from runner.validation.validate import validate_files
 
 HELLO = b"id: hello\ntasks:\n  - {id: t, image: busybox, commands: [echo hi]}\n"
 

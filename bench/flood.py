@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from bot.deliveries import Delivery, DeliveryStatus, DeliveryStore, _row, deliveries_table
-from runner.db import connect
+from bot.intake.deliveries import Delivery, DeliveryStatus, DeliveryStore, _row, deliveries_table
+from runner.state.db import connect
 
 if TYPE_CHECKING:
     from tests.clock import FakeClock

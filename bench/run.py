@@ -26,12 +26,12 @@ import docker
 
 from runner.backends.docker_backend import DockerBackend
 from runner.clock import SystemClock
-from runner.db import connect
-from runner.flows import flow_from_data
+from runner.model.flows import flow_from_data
 from runner.offline_images import BUSYBOX, ensure_image
-from runner.records import Status, Trigger, TriggerType
-from runner.service import RunService
-from runner.store import RunStore
+from runner.running.service import RunService
+from runner.state.db import connect
+from runner.state.records import Status, Trigger, TriggerType
+from runner.state.store import RunStore
 
 TARGET = 1.15
 SHAPES = {"chain": (True, 1), "fan-out": (False, 0)}  # (needs chain?, parallelism; 0 = --parallel)

@@ -31,13 +31,13 @@ from croniter import croniter
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
-from runner.db import connect
-from runner.fires import as_utc, schedule_fires
-from runner.flows import Flow, flow_from_data
-from runner.registry import Registry, registered_flows
-from runner.scheduler import Fire, Scheduler
-from runner.schedules import schedules
-from runner.sql_schedule_store import SqlScheduleStore
+from runner.model.flows import Flow, flow_from_data
+from runner.scheduling.fires import as_utc, schedule_fires
+from runner.scheduling.registry import Registry, registered_flows
+from runner.scheduling.scheduler import Fire, Scheduler
+from runner.scheduling.schedules import schedules
+from runner.scheduling.sql_schedule_store import SqlScheduleStore
+from runner.state.db import connect
 
 START = datetime(2026, 3, 2, 0, 0, 30, tzinfo=UTC)
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Asia/Kolkata",
@@ -142,7 +142,7 @@ def _zone(name: str) -> Any:
 
 def naive_sync(engine: Engine, flows: list[Flow]) -> None:
     """Baseline registry sync: one SELECT then INSERT or UPDATE per flow."""
-    from runner.registry import _row
+    from runner.scheduling.registry import _row
 
     t = registered_flows.c
     now = START

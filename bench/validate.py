@@ -31,8 +31,8 @@ from jsonschema import Draft202012Validator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner.schema_messages import SCHEMA_PATH  # noqa: E402
-from runner.validate import validate_paths  # noqa: E402
+from runner.validation.schema_messages import SCHEMA_PATH  # noqa: E402
+from runner.validation.validate import validate_paths  # noqa: E402
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney"]

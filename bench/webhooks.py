@@ -79,8 +79,8 @@ def serve_bare(port: int) -> None:
 def serve_flowbot(port: int, data_dir: Path, workers: int) -> None:
     import uvicorn
 
-    from bot.app import create_app
-    from bot.local_github import LocalGitHub
+    from bot.github.local import LocalGitHub
+    from bot.intake.app import create_app
     from bot.runtime import build_runtime
     from bot.settings import Settings
 
@@ -202,7 +202,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _engine(data_dir: Path) -> Engine:
-    from runner.db import open_engine
+    from runner.state.db import open_engine
 
     return open_engine(f"sqlite:///{data_dir / 'flowbot.db'}")
 
@@ -211,7 +211,7 @@ def _recorded(engine: Engine) -> int:
     """Deliveries in flowbot's database, not counting the warm-up ones."""
     from sqlalchemy import func, select
 
-    from bot.deliveries import deliveries_table as t
+    from bot.intake.deliveries import deliveries_table as t
 
     query = select(func.count()).select_from(t).where(t.c.id.not_like("warm-%"))
     with engine.connect() as conn:
@@ -223,8 +223,8 @@ def _settle(engine: Engine, timeout: float = 120.0) -> None:
     (of either server) shares the CPU with the previous round's backlog."""
     from sqlalchemy import func, select
 
-    from bot.deliveries import DeliveryStatus
-    from bot.deliveries import deliveries_table as t
+    from bot.intake.deliveries import DeliveryStatus
+    from bot.intake.deliveries import deliveries_table as t
 
     busy = (DeliveryStatus.PENDING.value, DeliveryStatus.PROCESSING.value)
     query = select(func.count()).select_from(t).where(t.c.status.in_(busy))

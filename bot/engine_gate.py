@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from runner.flows import Flow
-from runner.records import Status
-from runner.service import RunService, Submission
-from runner.store import RunStore
+from runner.model.flows import Flow
+from runner.running.service import RunService, Submission
+from runner.state.records import Status
+from runner.state.store import RunStore
 
 log = logging.getLogger(__name__)
 

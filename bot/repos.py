@@ -1,7 +1,7 @@
 """Repository content through GitPython: one bare mirror per repository under
 ``<data_dir>/mirrors/<owner>/<name>.git``, cloned on first use and fetched only
 when a wanted commit is missing. Flows are read from the object store, and a
-run is given the mirror and its commit (``runner/workspace.py`` copies that
+run is given the mirror and its commit (``runner/running/workspace.py`` copies that
 tree out): nothing is ever checked out into a shared work tree.
 
 For https remotes the token travels as an ``http.extraHeader`` passed through
@@ -24,8 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import git
 
-from runner import yamlload
 from runner.errors import FlowbotError
+from runner.loading import yamlload
 
 log = logging.getLogger(__name__)
 GIT_TIMEOUT = 300  # seconds a clone or fetch may take before it is killed

@@ -21,28 +21,28 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from bot.deliveries import DeliveryStore
 from bot.engine_gate import EngineGate
-from bot.github import GitHubClients
+from bot.github.interfaces import GitHubClients
 from bot.handlers import build_router
+from bot.handlers.run_reporting import RunReporting
+from bot.handlers.run_reports import RunReports
+from bot.intake.deliveries import DeliveryStore
+from bot.intake.retry import retry_policy
+from bot.intake.router import Event
+from bot.intake.worker import Workers
 from bot.repos import Mirrors
-from bot.retry import retry_policy
-from bot.router import Event
-from bot.run_reporting import RunReporting
-from bot.run_reports import RunReports
 from bot.services import RepoClients, Services, run_page_url
 from bot.settings import Settings
-from bot.worker import Workers
 from runner.backends.base import Backend
 from runner.clock import Clock, SystemClock
-from runner.db import connect
 from runner.errors import BackendError
-from runner.fire_sink import RunSink
-from runner.registry import Registry
-from runner.scheduler import Scheduler
-from runner.service import Listener, RunService, owner_for
-from runner.sql_schedule_store import SqlScheduleStore
-from runner.store import RunStore
+from runner.running.service import Listener, RunService, owner_for
+from runner.scheduling.fire_sink import RunSink
+from runner.scheduling.registry import Registry
+from runner.scheduling.scheduler import Scheduler
+from runner.scheduling.sql_schedule_store import SqlScheduleStore
+from runner.state.db import connect
+from runner.state.store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def make_backend(settings: Settings, owner: str) -> Backend:
 
 
 def default_github(settings: Settings) -> GitHubClients:
-    from bot.github_client import PyGithubClients
+    from bot.github.client import PyGithubClients
 
     return PyGithubClients.from_settings(settings)
 

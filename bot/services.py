@@ -16,17 +16,17 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
-from bot.deliveries import DeliveryStore
-from bot.github import GitHubClients, RepoClient
-from bot.router import Router
+from bot.github.interfaces import GitHubClients, RepoClient
+from bot.intake.deliveries import DeliveryStore
+from bot.intake.router import Router
 from bot.settings import Settings
 from runner.clock import Clock
-from runner.flows import Flow
-from runner.records import RunRecord, Trigger
-from runner.registry import Registry
-from runner.schedule_store import ScheduleStore
-from runner.service import Submission
-from runner.store import RunStore
+from runner.model.flows import Flow
+from runner.running.service import Submission
+from runner.scheduling.registry import Registry
+from runner.scheduling.schedule_store import ScheduleStore
+from runner.state.records import RunRecord, Trigger
+from runner.state.store import RunStore
 
 
 class FlowSource(Protocol):
@@ -55,7 +55,7 @@ class RunSubmitter(Protocol):
 
 
 class RunReporter(Protocol):
-    """Where runs report to GitHub (:class:`bot.run_reporting.RunReporting`)."""
+    """Where runs report to GitHub (:class:`bot.handlers.run_reporting.RunReporting`)."""
 
     def report(self, run_id: str) -> None:
         """Bring everything ``run_id`` reports to up to date with its current state."""

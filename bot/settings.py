@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from runner.backends.limits import TaskLimits
 from runner.errors import ConfigError
-from runner.limits import TaskLimits
 
 
 @dataclass(frozen=True)

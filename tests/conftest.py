@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 
 from runner import offline_images
-from runner.db import connect, metadata
+from runner.state.db import connect, metadata
 from tests.fakegithub.fixtures import fake_github  # noqa: F401  (the fake GitHub server)
 
 IN_CI = os.environ.get("CI") == "true"

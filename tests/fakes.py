@@ -1,7 +1,7 @@
 """Recording fakes shared by the bot's handler tests, and real-shaped payloads.
 
-GitHub is :class:`bot.local_github.LocalGitHub` (every call recorded as
-``(method, args)``), the payloads are :mod:`bot.payloads`' (both re-exported
+GitHub is :class:`bot.github.local.LocalGitHub` (every call recorded as
+``(method, args)``), the payloads are :mod:`bot.github.payloads`' (both re-exported
 here for brevity); ``FakeFlowSource`` serves flow files per commit;
 ``make_services`` wires them over a real database.
 """
@@ -17,10 +17,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from bot.deliveries import DeliveryStore
-from bot.github import GitHubClients
-from bot.local_github import LocalGitHub, LocalRepoClient
-from bot.payloads import (
+from bot.github.interfaces import GitHubClients
+from bot.github.local import LocalGitHub, LocalRepoClient
+from bot.github.payloads import (
     issue_comment_event,
     ping_event,
     pull_request_event,
@@ -29,15 +28,16 @@ from bot.payloads import (
     user,
     with_installation,
 )
+from bot.intake.deliveries import DeliveryStore
 from bot.services import Services
 from bot.settings import Settings
 from runner.clock import Clock
-from runner.inputs import coerce_inputs
-from runner.records import Status
-from runner.registry import Registry
-from runner.service import Submission
-from runner.sql_schedule_store import SqlScheduleStore
-from runner.store import RunStore
+from runner.running.inputs import coerce_inputs
+from runner.running.service import Submission
+from runner.scheduling.registry import Registry
+from runner.scheduling.sql_schedule_store import SqlScheduleStore
+from runner.state.records import Status
+from runner.state.store import RunStore
 
 with warnings.catch_warnings():
     # starlette deprecates its httpx-based client in favour of an unreleased one
@@ -106,8 +106,8 @@ def make_services(engine: Engine, clock: Clock, *, repos: tuple[str, ...] = ("*/
     settings = Settings(data_dir=data_dir, webhook_secret="s3cret", repos=repos,
                         public_url="http://flowbot.test")
     from bot.handlers import build_router
-    from bot.run_reporting import RunReporting
-    from bot.run_reports import RunReports
+    from bot.handlers.run_reporting import RunReporting
+    from bot.handlers.run_reports import RunReports
     from bot.services import RepoClients
 
     store, deliveries = RunStore(engine, clock), DeliveryStore(engine, clock)

@@ -99,7 +99,7 @@ def _handle(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace, data_dir: Path) -> int:
-    from bot.local_github import LocalGitHub
+    from bot.github.local import LocalGitHub
     from bot.runtime import build_runtime
     from bot.settings import Settings
 
@@ -125,8 +125,8 @@ def _demo(args: argparse.Namespace, data_dir: Path) -> int:
 
 def _walk(args: argparse.Namespace, runtime: Any, repo_path: Path, sha: str, url: str,
           server: Any) -> int:
-    from bot import payloads
-    from bot.router import Event
+    from bot.github import payloads
+    from bot.intake.router import Event
 
     clone_url = str(repo_path)
     print("\n2. A pull request adds the flows: flowbot validates them (nothing runs)")
@@ -151,8 +151,8 @@ def _walk(args: argparse.Namespace, runtime: Any, repo_path: Path, sha: str, url
 
 def _run_flows(args: argparse.Namespace, runtime: Any, clone_url: str) -> list[Any]:
     """Comment /run for each flow in turn and wait for each run to end."""
-    from bot import payloads
-    from bot.router import Event
+    from bot.github import payloads
+    from bot.intake.router import Event
 
     registered = [row.flow.id for row in runtime.services.registry.list(REPO)]
     flow_ids = [args.flow] if args.flow else registered
@@ -193,8 +193,8 @@ def _summary(runtime: Any, run: Any) -> None:
     ran = [task for task in runtime.services.store.task_rows(run.id) if task.attempts]
     last = ran[-1:]
     if last:
-        from bot.pages import PAGE_TAIL_BYTES
-        from runner.logstore import log_tail
+        from bot.web.pages import PAGE_TAIL_BYTES
+        from runner.running.logstore import log_tail
 
         services = runtime.services
         text = log_tail(services.store, services.settings.data_dir, run.id, last[0].task_id,
@@ -233,7 +233,7 @@ def _linger(args: argparse.Namespace, server: Any) -> None:
 def _serve(runtime: Any, settings: Any) -> Any:
     import uvicorn
 
-    from bot.app import create_app
+    from bot.intake.app import create_app
 
     app = create_app(settings, runtime.services)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")

@@ -20,14 +20,14 @@ from bot.cli.runview import LiveView, summary_table
 from bot.settings import Settings
 from runner.backends.base import Backend
 from runner.clock import SystemClock
-from runner.db import connect
 from runner.errors import FlowbotError, InputError
-from runner.flows import Flow
-from runner.inputs import coerce_inputs
-from runner.records import RunRecord, Status, Trigger, TriggerType
-from runner.service import RunService, owner_for
-from runner.store import RunStore
-from runner.validate import validate_paths
+from runner.model.flows import Flow
+from runner.running.inputs import coerce_inputs
+from runner.running.service import RunService, owner_for
+from runner.state.db import connect
+from runner.state.records import RunRecord, Status, Trigger, TriggerType
+from runner.state.store import RunStore
+from runner.validation.validate import validate_paths
 
 _BAD_INPUT = "flowbot run: -i {item!r}: expected key=value"
 

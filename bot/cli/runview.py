@@ -9,8 +9,8 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from runner.flows import Flow
-from runner.records import EventKind, RunEvent, Status, TaskRow
+from runner.model.flows import Flow
+from runner.state.records import EventKind, RunEvent, Status, TaskRow
 
 _COLOURS = {
     Status.RUNNING: "\033[36m", Status.SUCCESS: "\033[32m", Status.FAILED: "\033[31m",

@@ -10,10 +10,10 @@ from typing import Any
 
 from bot.settings import Settings
 from runner.clock import SystemClock
-from runner.db import connect
 from runner.errors import FlowbotError
-from runner.schedule_view import schedule_rows
-from runner.sql_schedule_store import SqlScheduleStore
+from runner.scheduling.schedule_view import schedule_rows
+from runner.scheduling.sql_schedule_store import SqlScheduleStore
+from runner.state.db import connect
 
 NO_SCHEDULES = "no schedules registered{where}"
 COLUMNS = ("REPO", "FLOW", "TRIGGER", "STATE", "CRON", "TIMEZONE", "NEXT FIRES", "LAST RUN")

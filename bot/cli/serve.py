@@ -27,7 +27,7 @@ def add_parser(sub: Any) -> None:
 def _handle(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.app import create_app
+    from bot.intake.app import create_app
     from bot.runtime import build_runtime
 
     try:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from runner import cron
 from runner.clock import SystemClock
-from runner.flows import Flow
-from runner.validate import Diagnostic, RepoReport, validate_paths
+from runner.model.flows import Flow
+from runner.scheduling import cron
+from runner.validation.validate import Diagnostic, RepoReport, validate_paths
 
 DEFAULT_DIR = Path("flows")
 PLAN_COUNT = 5

@@ -23,15 +23,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from bot import render
-from bot.command_replies import (
-    REPLY_MARKER,
-    CommandReplies,
-    Part,
-    comment_key,
-    reply_body,
-)
-from bot.commands import (
+from bot.github.interfaces import GitHubError, RepoClient
+from bot.handlers import render
+from bot.handlers.command_parsing import (
     MAX_BODY_CHARS,
     Command,
     CommandError,
@@ -39,12 +33,18 @@ from bot.commands import (
     Verb,
     parse_comment,
 )
-from bot.github import GitHubError, RepoClient
-from bot.router import Event, Router
+from bot.handlers.command_replies import (
+    REPLY_MARKER,
+    CommandReplies,
+    Part,
+    comment_key,
+    reply_body,
+)
+from bot.intake.router import Event, Router
 from bot.services import Services
-from runner.diagnostics import did_you_mean
 from runner.errors import FlowNotFound, InputError
-from runner.records import Trigger, TriggerType
+from runner.state.records import Trigger, TriggerType
+from runner.validation.diagnostics import did_you_mean
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from bot import render
+from bot.handlers import render
+from bot.intake.router import Event, Router
 from bot.repos import FlowsTooLarge
-from bot.router import Event, Router
 from bot.services import Services
 from runner.errors import DuplicateFlowId
-from runner.registry import SyncResult
-from runner.validate import validate_files
+from runner.scheduling.registry import SyncResult
+from runner.validation.validate import validate_files
 
 log = logging.getLogger(__name__)
 

@@ -13,16 +13,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot import render
-from bot.github import Annotation, RepoClient, trim_body
+from bot.github.interfaces import Annotation, RepoClient, trim_body
+from bot.handlers import render
+from bot.intake.router import Event, Router
 from bot.repos import FlowsTooLarge
-from bot.router import Event, Router
 from bot.services import Services
-from runner.diagnostics import Diagnostic, Severity
 from runner.errors import DuplicateFlowId
-from runner.registry import Plan, plan
-from runner.validate import RepoReport, validate_files
-from runner.validate_sandbox import validate_isolated
+from runner.scheduling.registry import Plan, plan
+from runner.validation.diagnostics import Diagnostic, Severity
+from runner.validation.validate import RepoReport, validate_files
+from runner.validation.validate_sandbox import validate_isolated
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from runner.flows import PullPolicy
+from runner.model.flows import PullPolicy
 
 # Labels every container carries, so the engine can find, reap and report them.
 LABEL_RUN = "dev.flowbot.run"

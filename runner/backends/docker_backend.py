@@ -2,7 +2,7 @@
 
 Containers get safe defaults: never privileged, ``no-new-privileges``, every
 capability dropped, no Docker socket, and the operator's
-:class:`~runner.limits.TaskLimits`: a memory and CPU limit (the flow's
+:class:`~runner.backends.limits.TaskLimits`: a memory and CPU limit (the flow's
 ``resources`` within the operator's bounds, else the defaults), a non-root
 user, a read-only root filesystem with a tmpfs ``/tmp``, a pids limit and a
 capped ``json-file`` log. ``network: none`` is honoured, and the flowbot labels
@@ -57,10 +57,10 @@ from runner.backends.base import (
     Existing,
     TaskSpec,
 )
+from runner.backends.limits import TaskLimits
 from runner.errors import BackendError
-from runner.flows import PullPolicy
-from runner.imageref import memory_bytes
-from runner.limits import TaskLimits
+from runner.model.flows import PullPolicy
+from runner.model.imageref import memory_bytes
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from runner.backends.base import Existing, TaskSpec
 from runner.errors import BackendError
-from runner.flows import PullPolicy
+from runner.model.flows import PullPolicy
 
 log = logging.getLogger(__name__)
 

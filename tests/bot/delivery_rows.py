@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.deliveries import Delivery, DeliveryStatus, DeliveryStore, _row, deliveries_table
+from bot.intake.deliveries import Delivery, DeliveryStatus, DeliveryStore, _row, deliveries_table
 
 
 def find_delivery(store: DeliveryStore, delivery_id: str) -> Delivery | None:

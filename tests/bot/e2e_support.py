@@ -12,13 +12,13 @@ from typing import Any
 
 import git
 
-from bot.app import create_app, sign
-from bot.deliveries import DeliveryStatus
-from bot.github_client import HttpPolicy, PyGithubClients
+from bot.github.client import HttpPolicy, PyGithubClients
+from bot.intake.app import create_app, sign
+from bot.intake.deliveries import DeliveryStatus
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
-from runner.records import RunRecord
-from runner.store import RunStore
+from runner.state.records import RunRecord
+from runner.state.store import RunStore
 from tests.bot.delivery_rows import all_deliveries, delivery_count
 from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
 from tests.fakegithub.server import FakeGitHub

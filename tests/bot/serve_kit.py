@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.app import sign
-from runner.records import RunRecord, Status
-from runner.store import RunStore
+from bot.intake.app import sign
+from runner.state.records import RunRecord, Status
+from runner.state.store import RunStore
 from tests.bot.e2e_support import SECRET, Origin, run_end
 from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
 from tests.fakegithub.server import FakeGitHub

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.api import READ_ONLY
-from bot.app import create_app
+from bot.intake.app import create_app
 from bot.services import Services
-from runner.records import Trigger, TriggerType
-from runner.validate import validate_files
+from bot.web.api import READ_ONLY
+from runner.state.records import Trigger, TriggerType
+from runner.validation.validate import validate_files
 from tests.clock import FakeClock
 from tests.fakes import TestClient, make_services
 from tests.smalldisk import fill, small_disk_fixture  # noqa: F401  (the fixture)

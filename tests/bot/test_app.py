@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.app import MAX_BODY, create_app, sign
-from bot.deliveries import DeliveryStatus
 from bot.handlers import build_router
-from bot.router import Event
+from bot.intake.app import MAX_BODY, create_app, sign
+from bot.intake.deliveries import DeliveryStatus
+from bot.intake.router import Event
+from bot.intake.worker import drain
 from bot.services import Services
 from bot.settings import Settings
-from bot.worker import drain
 from runner.errors import ConfigError
 from tests.bot.delivery_rows import delivery_count, find_delivery
 from tests.clock import FakeClock

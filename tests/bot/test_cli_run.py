@@ -16,7 +16,7 @@ import pytest
 
 from bot.cli import main
 from runner.backends.base import LABEL_OWNER
-from runner.service import owner_for
+from runner.running.service import owner_for
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "examples" / "repo-template"

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from runner.db import connect
-from runner.flows import Flow, flow_from_data
-from runner.registry import Registry
-from runner.scheduler import Fire, Scheduler
-from runner.sql_schedule_store import SqlScheduleStore
+from runner.model.flows import Flow, flow_from_data
+from runner.scheduling.registry import Registry
+from runner.scheduling.scheduler import Fire, Scheduler
+from runner.scheduling.sql_schedule_store import SqlScheduleStore
+from runner.state.db import connect
 from tests.clock import FakeClock
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday

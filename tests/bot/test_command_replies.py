@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from bot.command_replies import CommandReplies, Part, reply_body
+from bot.handlers.command_replies import CommandReplies, Part, reply_body
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 WINDOW = timedelta(minutes=10)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
-from bot.deliveries import DeliveryStatus, DeliveryStore, deliveries_table
+from bot.intake.deliveries import DeliveryStatus, DeliveryStore, deliveries_table
 from tests.bot.delivery_rows import delivery_count, find_delivery
 from tests.clock import FakeClock
 from tests.fakes import issue_comment_event, pull_request_event, push_event
@@ -283,7 +283,7 @@ def test_deliveries_queued_before_the_upgrade_stay_claimable(tmp_path: Path) -> 
     from alembic import command
     from alembic.config import Config
 
-    from runner.db import _MIGRATIONS, migrate, open_engine
+    from runner.state.db import _MIGRATIONS, migrate, open_engine
 
     engine = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
     config = Config()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import sign
+from bot.intake.app import sign
 from tests.bot.delivery_rows import find_delivery
 from tests.bot.e2e_support import Bot, Origin, make_bot
 from tests.fakegithub.fixtures import FAKE_REPO
@@ -163,7 +163,7 @@ def test_as_a_github_app_a_check_run_carries_line_annotations(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from bot.github_client import HttpPolicy, PyGithubClients
+    from bot.github.client import HttpPolicy, PyGithubClients
     from tests.fakes import with_installation
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import create_app
-from bot.github_client import HttpPolicy, PyGithubClients
+from bot.github.client import HttpPolicy, PyGithubClients
+from bot.intake.app import create_app
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from tests.bot.e2e_support import SECRET, Bot, Origin

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from runner.clock import SystemClock
-from runner.db import connect
-from runner.records import Status
-from runner.store import RunStore
+from runner.state.db import connect
+from runner.state.records import Status
+from runner.state.store import RunStore
 from tests.bot.serve_kit import (
     WAIT_SECONDS,
     Served,

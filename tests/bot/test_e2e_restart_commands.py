@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.deliveries import DeliveryStatus, DeliveryStore
+from bot.intake.deliveries import DeliveryStatus, DeliveryStore
 from runner.clock import SystemClock
-from runner.db import connect
-from runner.store import RunStore
+from runner.state.db import connect
+from runner.state.store import RunStore
 from tests.bot.delivery_rows import delivery_count
 from tests.bot.serve_kit import (
     WAIT_SECONDS,

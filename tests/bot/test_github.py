@@ -1,4 +1,4 @@
-"""bot/github*.py through PyGithub over HTTP against the fake GitHub server."""
+"""bot/github/ through PyGithub over HTTP against the fake GitHub server."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.github import Annotation, GitHubError, StatusState
-from bot.github_client import HttpPolicy, PyGithubClients, PyGithubRepoClient
+from bot.github.client import HttpPolicy, PyGithubClients, PyGithubRepoClient
+from bot.github.interfaces import Annotation, GitHubError, StatusState
 from runner.errors import ConfigError
 from tests.clock import FakeClock
 from tests.fakegithub.fixtures import FAKE_LOGIN, FAKE_REPO, FAKE_TOKEN

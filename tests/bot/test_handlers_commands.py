@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.github import GitHubError
+from bot.github.interfaces import GitHubError
 from bot.handlers import build_router
-from bot.render import RUN_MARKER
-from bot.router import Event
+from bot.handlers.render import RUN_MARKER
+from bot.intake.router import Event
 from bot.services import Services
-from runner.records import Status, TriggerType
-from runner.validate import validate_files
+from runner.state.records import Status, TriggerType
+from runner.validation.validate import validate_files
 from tests.clock import FakeClock
 from tests.fakes import (
     FakeFlowSource,
@@ -153,7 +153,7 @@ def test_cancel_pause_and_resume(services: Services) -> None:
 
 
 def _pull(services: Services, number: int, sha: str, fork: bool) -> None:
-    from bot.github import PullInfo
+    from bot.github.interfaces import PullInfo
 
     client = services.github.for_repo("acme/flows", None)
     assert isinstance(client, LocalRepoClient)
@@ -288,13 +288,13 @@ def test_a_replayed_delivery_starts_no_second_run_and_posts_no_second_reply(
 
 
 def test_a_reply_posted_just_before_a_crash_is_found_again(services: Services) -> None:
-    from bot.command_replies import CommandReplies, comment_key
+    from bot.handlers.command_replies import CommandReplies, comment_key
 
     client = _comment(services, "/run deploy env=prod", login="writer", delivery="d-2",
                       comment_id=901)
     key = comment_key("acme/flows", 901)
     with services.engine.begin() as conn:  # as if killed between posting and recording
-        from bot.command_replies import command_replies
+        from bot.handlers.command_replies import command_replies
 
         conn.execute(command_replies.update().where(command_replies.c.comment_key == key)
                      .values(reply_id=None))

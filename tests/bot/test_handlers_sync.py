@@ -7,9 +7,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from bot.handlers import build_router
-from bot.router import Event
+from bot.intake.router import Event
 from bot.services import Services
-from runner.schedules import schedules
+from runner.scheduling.schedules import schedules
 from tests.clock import FakeClock
 from tests.fakes import FakeFlowSource, LocalGitHub, make_services, push_event
 

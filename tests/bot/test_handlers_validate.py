@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.deliveries import DeliveryStatus
 from bot.handlers import build_router
-from bot.render import VALIDATE_MARKER
-from bot.router import Event
+from bot.handlers.render import VALIDATE_MARKER
+from bot.intake.deliveries import DeliveryStatus
+from bot.intake.router import Event
+from bot.intake.worker import drain
 from bot.services import Services
-from bot.worker import drain
-from runner.validate import validate_files
+from runner.validation.validate import validate_files
 from tests.bot.delivery_rows import find_delivery
 from tests.clock import FakeClock
 from tests.fakes import FakeFlowSource, LocalGitHub, make_services, pull_request_event

@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.app import create_app
+from bot.intake.app import create_app
 from bot.services import Services
 from runner.backends.process_backend import ProcessBackend
 from runner.clock import SystemClock
-from runner.flows import flow_from_data
-from runner.logstore import log_path
-from runner.records import Status, Trigger, TriggerType
-from runner.service import RunService
-from runner.store import RunStore
-from runner.validate import validate_files
+from runner.model.flows import flow_from_data
+from runner.running.logstore import log_path
+from runner.running.service import RunService
+from runner.state.records import Status, Trigger, TriggerType
+from runner.state.store import RunStore
+from runner.validation.validate import validate_files
 from tests.clock import FakeClock
 from tests.fakes import FakeRuns, TestClient, make_services
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from bot.handlers import build_router
+from bot.intake.router import Event
 from bot.repos import (
     MAX_FLOW_FILES,
     MAX_FLOWS_BYTES,
@@ -23,7 +24,6 @@ from bot.repos import (
     RemoteUnreachable,
     UnknownCommit,
 )
-from bot.router import Event
 from bot.services import Services
 from tests.bot.e2e_support import Origin
 from tests.clock import FakeClock

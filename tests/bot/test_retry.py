@@ -3,9 +3,9 @@
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from bot.github import GitHubError
+from bot.github.interfaces import GitHubError
+from bot.intake.retry import RetryPolicy, is_transient, retry_policy
 from bot.repos import RemoteUnreachable
-from bot.retry import RetryPolicy, is_transient, retry_policy
 from bot.settings import Settings
 from runner.errors import ConfigError
 

@@ -1,4 +1,4 @@
-from bot.router import Event, Router
+from bot.intake.router import Event, Router
 
 
 def test_dispatch_by_event_and_action() -> None:

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.run_reporting import RunReporting, _RunLocks, state_of
+from bot.handlers.run_reporting import RunReporting, _RunLocks, state_of
 from bot.services import Services
-from runner.records import EventKind, RunEvent, Status, Trigger, TriggerType
-from runner.validate import validate_files
+from runner.state.records import EventKind, RunEvent, Status, Trigger, TriggerType
+from runner.validation.validate import validate_files
 from tests.clock import FakeClock
 from tests.fakes import FakeRuns, LocalGitHub, make_services
 

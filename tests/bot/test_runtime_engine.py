@@ -13,16 +13,16 @@ from pathlib import Path
 import docker
 import pytest
 
-from bot.api import ENGINE_AWAY
-from bot.app import create_app
 from bot.engine_gate import WAITING
-from bot.github_client import HttpPolicy, PyGithubClients
+from bot.github.client import HttpPolicy, PyGithubClients
+from bot.intake.app import create_app
 from bot.runtime import build_runtime
 from bot.settings import Settings
+from bot.web.api import ENGINE_AWAY
 from runner.backends.base import LABEL_OWNER
 from runner.backends.docker_backend import DockerBackend
-from runner.records import Status
-from runner.service import owner_for
+from runner.running.service import owner_for
+from runner.state.records import Status
 from tests.bot.e2e_support import SECRET, Bot, Origin
 from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
 from tests.fakegithub.server import FakeGitHub

@@ -11,15 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.app import create_app, sign
-from bot.deliveries import DeliveryStatus, DeliveryStore
-from bot.github_client import HttpPolicy, PyGithubClients
+from bot.github.client import HttpPolicy, PyGithubClients
 from bot.handlers import build_router
-from bot.repos import Mirrors
-from bot.retry import RetryPolicy
-from bot.router import Event, Router
-from bot.services import Services
-from bot.worker import (
+from bot.intake.app import create_app, sign
+from bot.intake.deliveries import DeliveryStatus, DeliveryStore
+from bot.intake.retry import RetryPolicy
+from bot.intake.router import Event, Router
+from bot.intake.worker import (
     BUSY_SECONDS,
     FLUSH_SECONDS,
     Workers,
@@ -27,6 +25,8 @@ from bot.worker import (
     process_batch,
     process_one,
 )
+from bot.repos import Mirrors
+from bot.services import Services
 from tests.bot.delivery_rows import delivery_count, find_delivery
 from tests.bot.e2e_support import Origin
 from tests.clock import FakeClock

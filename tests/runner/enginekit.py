@@ -15,10 +15,10 @@ import docker
 from runner.backends.base import LABEL_OWNER
 from runner.backends.docker_backend import DockerBackend
 from runner.clock import SystemClock
-from runner.flows import flow_from_data
-from runner.records import RunEvent, RunRecord, Trigger, TriggerType
-from runner.service import RunService
-from runner.store import RunStore
+from runner.model.flows import flow_from_data
+from runner.running.service import RunService
+from runner.state.records import RunEvent, RunRecord, Trigger, TriggerType
+from runner.state.store import RunStore
 
 MANUAL = Trigger(TriggerType.MANUAL, "octocat")
 

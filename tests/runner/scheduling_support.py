@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from runner.fires import schedule_fires
-from runner.flows import Flow, flow_from_data
-from runner.scheduler import Fire
-from runner.schedules import schedules
+from runner.model.flows import Flow, flow_from_data
+from runner.scheduling.fires import schedule_fires
+from runner.scheduling.scheduler import Fire
+from runner.scheduling.schedules import schedules
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -1,10 +1,10 @@
-"""Cron checks, fire times and the DST rule of runner/cron.py."""
+"""Cron checks, fire times and the DST rule of runner/scheduling/cron.py."""
 
 from datetime import UTC, datetime
 
 import pytest
 
-from runner import cron
+from runner.scheduling import cron
 from tests.clock import FakeClock
 
 

@@ -1,8 +1,8 @@
 """Pure ordering by needs."""
 
-from runner.dag import blocked, ready
-from runner.flows import task_from_data
-from runner.records import Status
+from runner.model.flows import task_from_data
+from runner.running.dag import blocked, ready
+from runner.state.records import Status
 
 TASKS = tuple(task_from_data({"id": i, "image": "x", "commands": ["true"], "needs": n})
               for i, n in [("a", []), ("b", ["a"]), ("c", ["a"]), ("d", ["b", "c"])])

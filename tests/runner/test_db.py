@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
-from runner.db import connect, metadata, migrate
 from runner.errors import StoreError
+from runner.state.db import connect, metadata, migrate
 
 
 def test_every_declared_table_exists_after_migration(db_engine: Engine) -> None:

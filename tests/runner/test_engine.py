@@ -12,7 +12,7 @@ from enginekit import Kit, leftover, make_kit, task
 from sqlalchemy.engine import Engine
 
 from runner.backends.base import LABEL_ATTEMPT, LABEL_OWNER, LABEL_RUN, LABEL_TASK
-from runner.records import AttemptRow, EventKind, Status
+from runner.state.records import AttemptRow, EventKind, Status
 
 pytestmark = pytest.mark.docker
 

@@ -16,11 +16,11 @@ from sqlalchemy.engine import Engine
 
 from runner.backends.docker_backend import DockerBackend
 from runner.clock import SystemClock
-from runner.db import connect
-from runner.flows import flow_from_data
-from runner.records import EventKind, RunEvent, Status
-from runner.service import RunService
-from runner.store import RunStore
+from runner.model.flows import flow_from_data
+from runner.running.service import RunService
+from runner.state.db import connect
+from runner.state.records import EventKind, RunEvent, Status
+from runner.state.store import RunStore
 from tests.polling import wait_until
 from tests.smalldisk import fill, small_disk_fixture  # noqa: F401  (the fixture)
 

@@ -11,7 +11,7 @@ import pytest
 from enginekit import Kit, leftover, make_kit, task
 from sqlalchemy.engine import Engine
 
-from runner.records import EventKind, Status
+from runner.state.records import EventKind, Status
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.docker

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from enginekit import Kit, task
 
-from runner.records import Status
+from runner.state.records import Status
 
 pytestmark = pytest.mark.docker
 

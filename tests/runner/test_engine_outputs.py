@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 from enginekit import Kit, task
 
-from runner.records import Status
+from runner.state.records import Status
 
 pytestmark = pytest.mark.docker
 

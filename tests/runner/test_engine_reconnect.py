@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from runner.backends.docker_backend import DockerBackend
-from runner.records import RunRecord, Status
-from runner.workspace import repo_dir
+from runner.running.workspace import repo_dir
+from runner.state.records import RunRecord, Status
 from tests.polling import wait_until
 from tests.runner.backends.engine_proxy import EngineProxy
 from tests.runner.enginekit import Kit, leftover, make_kit, task

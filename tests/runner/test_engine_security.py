@@ -13,7 +13,7 @@ from enginekit import make_kit, task
 from sqlalchemy.engine import Engine
 
 from runner.errors import InputError
-from runner.records import Status
+from runner.state.records import Status
 
 pytestmark = pytest.mark.docker
 SECRET = "hunter2-Sup3r/s3cret+value"

@@ -12,8 +12,8 @@ import pytest
 from enginekit import MANUAL, Kit, make_kit, task
 from sqlalchemy.engine import Engine
 
-from runner.flows import flow_from_data
-from runner.records import EventKind, Status
+from runner.model.flows import flow_from_data
+from runner.state.records import EventKind, Status
 
 pytestmark = pytest.mark.docker
 

@@ -7,12 +7,12 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from runner.errors import FlowNotFound
-from runner.fire_sink import RunSink
-from runner.records import TriggerType
-from runner.registry import Registry
-from runner.scheduler import Fire
-from runner.store import RunStore
-from runner.validate import validate_files
+from runner.scheduling.fire_sink import RunSink
+from runner.scheduling.registry import Registry
+from runner.scheduling.scheduler import Fire
+from runner.state.records import TriggerType
+from runner.state.store import RunStore
+from runner.validation.validate import validate_files
 from tests.clock import FakeClock
 from tests.fakes import FakeRuns
 

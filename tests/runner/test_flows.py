@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.flows import (
+from runner.loading.yamlload import load
+from runner.model.flows import (
     ConcurrencyPolicy,
     Flow,
     InputSpec,
@@ -17,7 +18,6 @@ from runner.flows import (
     flow_from_data,
     parse_duration,
 )
-from runner.yamlload import load
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from validate import flow_text  # noqa: E402  -- the benchmark's generated flows

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import InputError
-from runner.flows import InputSpec, InputType
-from runner.inputs import coerce_inputs, input_env
+from runner.model.flows import InputSpec, InputType
+from runner.running.inputs import coerce_inputs, input_env
 
 SPECS = {
     "count": InputSpec("count", InputType.INT, default=3),

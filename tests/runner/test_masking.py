@@ -9,7 +9,7 @@ from urllib.parse import quote, quote_plus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.masking import MASK, Masker, StreamMasker
+from runner.running.masking import MASK, Masker, StreamMasker
 
 # '*' is left out so the mask itself can never combine with neighbours into a secret.
 _ALPHABET = st.characters(blacklist_characters="*", blacklist_categories=("Cs",))

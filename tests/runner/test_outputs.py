@@ -3,7 +3,7 @@
 import tracemalloc
 from pathlib import Path
 
-from runner.outputs import parse_outputs, read_outputs
+from runner.running.outputs import parse_outputs, read_outputs
 
 
 def test_key_value_lines_and_last_one_wins() -> None:

@@ -1,4 +1,4 @@
-"""runner.patterns: input patterns match with a time limit, at validation and at /run."""
+"""runner.model.patterns: input patterns match with a time limit, at validation and at /run."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runner import patterns
 from runner.errors import InputError
-from runner.flows import InputSpec, InputType
-from runner.inputs import PATTERN_TOO_SLOW, coerce_inputs
-from runner.validate import validate_text
+from runner.model import patterns
+from runner.model.flows import InputSpec, InputType
+from runner.running.inputs import PATTERN_TOO_SLOW, coerce_inputs
+from runner.validation.validate import validate_text
 
 CATASTROPHIC = "(a|aa)+$"  # exponential backtracking in any backtracking engine
 HOSTILE = "a" * 40 + "b"

@@ -18,7 +18,7 @@ from enginekit import Kit, leftover, make_kit, task
 from sqlalchemy.engine import Engine
 
 from runner.backends.base import LABEL_ATTEMPT, LABEL_OWNER, LABEL_RUN, LABEL_TASK
-from runner.records import Status
+from runner.state.records import Status
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.docker
@@ -29,9 +29,9 @@ from pathlib import Path
 import docker
 from runner.backends.docker_backend import DockerBackend
 from runner.clock import SystemClock
-from runner.db import connect
-from runner.service import RunService
-from runner.store import RunStore
+from runner.state.db import connect
+from runner.running.service import RunService
+from runner.state.store import RunStore
 url, data_dir, owner, run_id = sys.argv[1:]
 store = RunStore(connect(url), SystemClock())
 backend = DockerBackend(client=docker.from_env(), owner=owner)

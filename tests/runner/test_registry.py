@@ -7,8 +7,8 @@ from scheduling_support import T0, make_flow
 from sqlalchemy.engine import Engine
 
 from runner.errors import DuplicateFlowId
-from runner.flows import flow_from_data
-from runner.registry import Plan, Registry, plan
+from runner.model.flows import flow_from_data
+from runner.scheduling.registry import Plan, Registry, plan
 from tests.clock import FakeClock
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import RenderError
-from runner.flows import task_from_data
-from runner.render import render_script, render_task
+from runner.model.flows import task_from_data
+from runner.running.render import render_script, render_task
 
 HOSTILE = [
     "$(touch {p})",

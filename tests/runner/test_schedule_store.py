@@ -10,13 +10,13 @@ import pytest
 from scheduling_support import T0, make_flow
 from sqlalchemy.engine import Engine
 
-from runner.catchup import Decision
 from runner.errors import FlowNotFound
-from runner.fires import FireState
-from runner.flows import CatchUp
-from runner.registry import Registry
-from runner.schedule_store import Schedule, ScheduleStore
-from runner.sql_schedule_store import SqlScheduleStore
+from runner.model.flows import CatchUp
+from runner.scheduling.catchup import Decision
+from runner.scheduling.fires import FireState
+from runner.scheduling.registry import Registry
+from runner.scheduling.schedule_store import Schedule, ScheduleStore
+from runner.scheduling.sql_schedule_store import SqlScheduleStore
 from tests.clock import FakeClock
 
 REPO = "acme/data"

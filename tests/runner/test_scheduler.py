@@ -11,10 +11,10 @@ from scheduling_support import T0, RecordingSink, fire_rows, make_flow, schedule
 from sqlalchemy.engine import Engine
 
 from runner.errors import FireDeclined, InputError
-from runner.fires import FireState, SkipReason, as_utc
-from runner.registry import Registry
-from runner.scheduler import Fire, Scheduler
-from runner.sql_schedule_store import SqlScheduleStore
+from runner.scheduling.fires import FireState, SkipReason, as_utc
+from runner.scheduling.registry import Registry
+from runner.scheduling.scheduler import Fire, Scheduler
+from runner.scheduling.sql_schedule_store import SqlScheduleStore
 from tests.clock import FakeClock
 
 REPO = "acme/data"

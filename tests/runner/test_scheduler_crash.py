@@ -12,10 +12,10 @@ import pytest
 from scheduling_support import T0, fire_rows, make_flow
 from sqlalchemy.engine import Engine
 
-from runner.fires import FireState
-from runner.registry import Registry
-from runner.scheduler import LEASE, Fire, Scheduler
-from runner.sql_schedule_store import SqlScheduleStore
+from runner.scheduling.fires import FireState
+from runner.scheduling.registry import Registry
+from runner.scheduling.scheduler import LEASE, Fire, Scheduler
+from runner.scheduling.sql_schedule_store import SqlScheduleStore
 from tests.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,9 +26,9 @@ CHILD = """
 import os, sys
 from datetime import datetime
 from tests.clock import FakeClock
-from runner.db import connect
-from runner.scheduler import Scheduler
-from runner.sql_schedule_store import SqlScheduleStore
+from runner.state.db import connect
+from runner.scheduling.scheduler import Scheduler
+from runner.scheduling.sql_schedule_store import SqlScheduleStore
 
 url, journal, mode, now = sys.argv[1:5]
 

@@ -1,5 +1,5 @@
 """DST through the scheduler: a daily schedule in a skipped or repeated local
-hour fires exactly once, by the rule in runner.cron (gap → first valid minute
+hour fires exactly once, by the rule in runner.scheduling.cron (gap → first valid minute
 after it; repeated hour → first occurrence), in two zones and both directions."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 from scheduling_support import RecordingSink, fire_rows, make_flow
 from sqlalchemy.engine import Engine
 
-from runner.fires import as_utc
-from runner.registry import Registry
-from runner.scheduler import Scheduler
-from runner.sql_schedule_store import SqlScheduleStore
+from runner.scheduling.fires import as_utc
+from runner.scheduling.registry import Registry
+from runner.scheduling.scheduler import Scheduler
+from runner.scheduling.sql_schedule_store import SqlScheduleStore
 from tests.clock import FakeClock
 
 

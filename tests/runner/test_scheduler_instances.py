@@ -11,12 +11,12 @@ import pytest
 from scheduling_support import T0, RecordingSink, fire_rows, make_flow
 from sqlalchemy.engine import Engine
 
-from runner import cron
-from runner.fires import FireState, as_utc
-from runner.flows import Flow
-from runner.registry import Registry
-from runner.scheduler import Scheduler
-from runner.sql_schedule_store import SqlScheduleStore
+from runner.model.flows import Flow
+from runner.scheduling import cron
+from runner.scheduling.fires import FireState, as_utc
+from runner.scheduling.registry import Registry
+from runner.scheduling.scheduler import Scheduler
+from runner.scheduling.sql_schedule_store import SqlScheduleStore
 from tests.clock import FakeClock
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney")

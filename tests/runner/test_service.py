@@ -14,10 +14,10 @@ from enginekit import Kit, leftover, make_kit, task
 from sqlalchemy.engine import Engine
 
 from runner.clock import SystemClock
-from runner.flows import flow_from_data
-from runner.records import EventKind, Status, Trigger, TriggerType
-from runner.service import RunService
-from runner.workspace import repo_dir, staging_dir
+from runner.model.flows import flow_from_data
+from runner.running.service import RunService
+from runner.running.workspace import repo_dir, staging_dir
+from runner.state.records import EventKind, Status, Trigger, TriggerType
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.docker

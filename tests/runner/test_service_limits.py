@@ -9,8 +9,8 @@ import docker
 import pytest
 from sqlalchemy.engine import Engine
 
-from runner.limits import TaskLimits
-from runner.records import Status
+from runner.backends.limits import TaskLimits
+from runner.state.records import Status
 from tests.runner.enginekit import make_kit, task
 
 pytestmark = pytest.mark.docker

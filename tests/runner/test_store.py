@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
-from runner.flows import flow_from_data
-from runner.records import Status, Trigger, TriggerType
-from runner.store import RunStore
+from runner.model.flows import flow_from_data
+from runner.state.records import Status, Trigger, TriggerType
+from runner.state.store import RunStore
 from tests.clock import FakeClock
 
 FLOW = flow_from_data({

@@ -1,4 +1,4 @@
-"""runner.validate: the public API, cross-file checks, paths and the template repo."""
+"""runner.validation.validate: the public API, cross-file checks, paths and the template repo."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.flows import Flow
-from runner.validate import (
+from runner.model.flows import Flow
+from runner.validation.validate import (
     Diagnostic,
     RepoReport,
     Severity,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.validate import validate_text
+from runner.validation.validate import validate_text
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

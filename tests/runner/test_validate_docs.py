@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runner.schema_messages import schema
-from runner.validate import validate_text
+from runner.validation.schema_messages import schema
+from runner.validation.validate import validate_text
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "flows.md"
 
@@ -60,8 +60,8 @@ def test_the_complete_example_is_a_valid_flow() -> None:
 
 
 def test_the_validator_reads_the_one_schema_in_schemas() -> None:
-    """runner/flow.schema.json is a link (a wheel gets a copy), never a second definition."""
-    from runner.schema_messages import SCHEMA_PATH
+    """runner/validation/flow.schema.json links into schemas/ (a wheel gets a copy)."""
+    from runner.validation.schema_messages import SCHEMA_PATH
 
     root = Path(__file__).resolve().parents[2]
     assert SCHEMA_PATH.is_symlink()

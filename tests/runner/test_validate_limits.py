@@ -9,10 +9,10 @@ import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from runner.diagnostics import Budget
-from runner.schema_messages import schema
-from runner.semantic_graph import Graph
-from runner.validate import validate_files, validate_text
+from runner.validation.diagnostics import Budget
+from runner.validation.schema_messages import schema
+from runner.validation.semantic_graph import Graph
+from runner.validation.validate import validate_files, validate_text
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -241,7 +241,7 @@ def test_upstream_answers_match_a_plain_search_on_random_graphs_with_cycles() ->
 
 
 def test_long_template_strings_are_not_kept_by_the_scan_cache() -> None:
-    from runner import templcheck
+    from runner.validation import templcheck
 
     long_text = "echo {{ run.id }} " + "x" * 100_000
     text = f"id: f\ntasks:\n  - {{id: a, image: 'alpine:3', commands: ['{long_text}']}}\n"
@@ -251,7 +251,7 @@ def test_long_template_strings_are_not_kept_by_the_scan_cache() -> None:
 
 
 def test_template_scan_is_linear_and_matches_the_regex_it_replaces() -> None:
-    from runner import templates
+    from runner.model import templates
 
     rng = random.Random(3)
     alphabet = ["{", "}", "{{", "}}", " ", "x", ".", "inputs", "\n"]

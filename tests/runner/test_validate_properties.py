@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.validate import FileReport, validate_text
-from runner.yamlload import load
+from runner.loading.yamlload import load
+from runner.validation.validate import FileReport, validate_text
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,4 +1,4 @@
-"""runner/validate_sandbox.py: validation in a forked child with a real address-space
+"""runner/validation/validate_sandbox.py: validation in a forked child with a real address-space
 limit (RLIMIT_AS) and a real kill on overrun."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runner.validate import validate_files
-from runner.validate_sandbox import validate_isolated
+from runner.validation.validate import validate_files
+from runner.validation.validate_sandbox import validate_isolated
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def test_the_child_gives_the_same_report_as_validating_in_process() -> None:
 _MEMORY_CASE = """
 import json, sys
 from datetime import UTC, datetime
-from runner.validate_sandbox import validate_isolated
+from runner.validation.validate_sandbox import validate_isolated
 hostile = b"id: hostile\\ntasks: [" + b"0," * 500_000 + b"0]\\n"
 good = b"id: good\\ntasks:\\n  - {id: t, image: b, commands: [x]}\\n"
 files = {"flows/hostile.yml": hostile, "flows/good.yml": good}

@@ -1,5 +1,5 @@
-"""runner.schedule_facts: the DST pre-filter never changes what dst_warnings says;
-runner.cron.dst_warnings, which only walks slots in skipped or repeated ranges,
+"""runner.validation.schedule_facts: the DST pre-filter never changes what dst_warnings says;
+runner.scheduling.cron.dst_warnings, which only walks slots in skipped or repeated ranges,
 says what walking every slot of each transition day says."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from runner import cron
-from runner.schedule_facts import cron_problem, local_shifted_ranges, schedule_facts
+from runner.scheduling import cron
+from runner.validation.schedule_facts import cron_problem, local_shifted_ranges, schedule_facts
 
 ZONES = [
     "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago",

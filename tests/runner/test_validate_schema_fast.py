@@ -1,4 +1,4 @@
-"""runner.schema_fast must agree with jsonschema on every input (it gates it)."""
+"""runner.validation.schema_fast must agree with jsonschema on every input (it gates it)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.schema_fast import UnsupportedSchema, compile_schema
-from runner.schema_messages import fast_check, validator
-from runner.yamlload import load
+from runner.loading.yamlload import load
+from runner.validation.schema_fast import UnsupportedSchema, compile_schema
+from runner.validation.schema_messages import fast_check, validator
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 BASE = load((CORPUS / "valid" / "every-field.yml").read_text()).data

@@ -9,7 +9,7 @@ from pathlib import Path
 import git
 import pytest
 
-from runner.workspace import (
+from runner.running.workspace import (
     WorkspaceError,
     output_file,
     prepare_workspace,

@@ -1,11 +1,11 @@
-"""runner.yamlload: positions, YAML 1.2 scalars, and hostile input as problems."""
+"""runner.loading.yamlload: positions, YAML 1.2 scalars, and hostile input as problems."""
 
 from __future__ import annotations
 
 import pytest
 
-from runner import yamlload
-from runner.yamlload import load
+from runner.loading import yamlload
+from runner.loading.yamlload import load
 
 FLOW = """\
 id: etl

@@ -1,4 +1,4 @@
-"""runner.yamlload against PyYAML's own composer: the same data, positions and problems.
+"""runner.loading.yamlload against PyYAML's own composer: the same data, positions and problems.
 
 The oracle below composes the file with PyYAML (its node tree keeps start marks) and
 walks it with flowbot's scalar rules; the event builder must agree with it on every
@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yaml.nodes import MappingNode, SequenceNode
 
-from runner import yamlscalars
-from runner.yamlload import Loaded, Problem, load
+from runner.loading import yamlscalars
+from runner.loading.yamlload import Loaded, Problem, load
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = sorted((ROOT / "tests" / "corpus").rglob("*.yml"))

@@ -18,9 +18,9 @@ import pytest
 from runner.backends import make_backend
 from runner.backends.base import LABEL_OWNER, LABEL_RUN, LABEL_TASK
 from runner.backends.docker_backend import DockerBackend
+from runner.backends.limits import TaskLimits
 from runner.errors import BackendError
-from runner.flows import PullPolicy
-from runner.limits import TaskLimits
+from runner.model.flows import PullPolicy
 from tests.runner.backends import backendkit as kit
 
 pytestmark = pytest.mark.docker

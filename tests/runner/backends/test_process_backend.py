@@ -13,7 +13,7 @@ import pytest
 from runner.backends import make_backend
 from runner.backends.process_backend import ProcessBackend
 from runner.errors import BackendError, ConfigError
-from runner.flows import PullPolicy
+from runner.model.flows import PullPolicy
 from tests.polling import wait_until
 from tests.runner.backends import backendkit as kit
 

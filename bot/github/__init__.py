@@ -1,0 +1,1 @@
+"""GitHub access: narrow interfaces, the PyGithub implementation, GitHub in memory, payloads."""

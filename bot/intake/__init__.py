@@ -1,0 +1,1 @@
+"""Webhook intake: the endpoint, durable deliveries, workers draining them through the router."""

@@ -1,0 +1,1 @@
+"""The HTTP pages and API: run pages, logs, flows, runs, schedules, health."""

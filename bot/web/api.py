@@ -1,0 +1,203 @@
+"""The JSON API: ``GET /api/flows``, ``/api/runs``, ``/api/schedules``, ``/healthz``,
+and ``POST /api/flows/{owner}/{name}/{flow_id}/pause`` and ``.../resume``.
+
+Reads are open: they show what the run pages show, and nothing the runner
+stores holds a secret unmasked. Writes need ``Authorization: Bearer <token>``
+with ``FLOWBOT_API_TOKEN``; without that setting the API is read-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select, text
+
+from bot.services import Services
+from runner.errors import FlowNotFound
+from runner.scheduling.registry import RegisteredFlow, registered_flows
+from runner.scheduling.schedule_view import schedule_rows
+from runner.state.records import RunRecord
+from runner.validation.diagnostics import did_you_mean
+
+log = logging.getLogger(__name__)
+
+READ_ONLY = "the API is read-only: set FLOWBOT_API_TOKEN"
+BAD_TOKEN = "missing or wrong bearer token (Authorization: Bearer <FLOWBOT_API_TOKEN>)"
+UNKNOWN_FLOW = 'no flow with id "{flow_id}" in {repo}{hint}'
+PAUSED = "{repo} {flow_id}: schedules paused"
+RESUMED = ("{repo} {flow_id}: schedules resumed; "
+           "{count} slot(s) missed while paused recorded as skipped")
+MAX_RUNS = 500
+ENGINE_AWAY = "the Docker engine does not answer: runs wait in the queue"
+DATA_DIR_FULL = "cannot write to the data dir {path}: {problem}"
+_PROBE = b"\0" * 4096  # a page: a full disk refuses it
+
+
+def data_dir_problem(data_dir: Path) -> str | None:
+    """Why the data dir (database file, logs, workspaces) refuses a small write, or None.
+
+    A full disk lets reads through, so ``SELECT 1`` alone would call it healthy
+    while every run and delivery fails to record anything.
+    """
+    probe = data_dir / f".healthz-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with probe.open("wb") as f:
+            f.write(_PROBE)
+            f.flush()  # the filesystem reserves the space now, or refuses it
+    except OSError as exc:
+        return DATA_DIR_FULL.format(path=data_dir, problem=exc.strerror or exc)
+    finally:
+        probe.unlink(missing_ok=True)
+    return None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run.id, "repo": run.repo, "flow_id": run.flow_id, "commit": run.commit,
+        "status": str(run.status), "error": run.error, "failed_task": run.failed_task,
+        "trigger": {"type": str(run.trigger.type), "actor": run.trigger.actor,
+                    "scheduled_at": _iso(run.trigger.scheduled_at)},
+        "inputs": run.inputs, "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
+    }
+
+
+def flow_json(repo: str, registered: RegisteredFlow) -> dict[str, Any]:
+    flow = registered.flow
+    return {
+        "repo": repo, "id": flow.id, "path": registered.path, "commit": registered.commit,
+        "digest": registered.digest, "paused": registered.paused,
+        "description": flow.description,
+        "triggers": [{"id": t.id, "cron": t.cron, "timezone": t.timezone} for t in flow.triggers],
+    }
+
+
+def registered_repos(services: Services) -> list[str]:
+    """Every repository with at least one registered flow, sorted."""
+    query = select(registered_flows.c.repo).distinct().order_by(registered_flows.c.repo)
+    with services.engine.connect() as conn:
+        return [row[0] for row in conn.execute(query)]
+
+
+def token_ok(expected: str, header: str | None) -> bool:
+    """True if ``header`` is ``Bearer <expected>`` (constant time, length hidden too)."""
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    digest = hashlib.sha256  # equal-length inputs: compare_digest then leaks nothing
+    return hmac.compare_digest(digest(given.strip().encode()).digest(),
+                               digest(expected.encode()).digest())
+
+
+def _reply(status: int, message: str, **more: Any) -> JSONResponse:
+    return JSONResponse({"message": message, **more}, status_code=status)
+
+
+def _refusal(services: Services, request: Request) -> JSONResponse | None:
+    """Why a write is refused (403 read-only, 401 bad token), or None to go ahead."""
+    expected = services.settings.api_token
+    if not expected:
+        return _reply(403, READ_ONLY)
+    if not token_ok(expected, request.headers.get("authorization")):
+        return JSONResponse({"message": BAD_TOKEN}, status_code=401,
+                            headers={"WWW-Authenticate": 'Bearer realm="flowbot"'})
+    return None
+
+
+def _unknown(repo: str, exc: FlowNotFound) -> JSONResponse:
+    hint = did_you_mean(exc.flow_id, exc.known)
+    return _reply(404, UNKNOWN_FLOW.format(flow_id=exc.flow_id, repo=repo, hint=hint),
+                  known=exc.known)
+
+
+def api_router(services: Services) -> APIRouter:
+    """The JSON API over ``services``: reads, schedule writes and the health check."""
+    router = APIRouter()
+    _read_routes(router, services)
+    _pause_routes(router, services)
+    _health_route(router, services)
+    return router
+
+
+def _read_routes(router: APIRouter, services: Services) -> None:
+    """``GET /api/runs``, ``/api/flows`` and ``/api/schedules``: open to all."""
+
+    @router.get("/api/runs")
+    def api_runs(repo: str | None = None, flow: str | None = None, limit: int = 50) -> Response:
+        found = services.store.list_runs(repo=repo, flow_id=flow,
+                                         limit=max(1, min(limit, MAX_RUNS)))
+        return JSONResponse([run_json(r) for r in found])
+
+    @router.get("/api/flows")
+    def api_flows(repo: str | None = None) -> Response:
+        repos = [repo] if repo is not None else registered_repos(services)
+        return JSONResponse([flow_json(name, registered) for name in repos
+                             for registered in services.registry.list(name)])
+
+    @router.get("/api/schedules")
+    def api_schedules(repo: str | None = None) -> Response:
+        return JSONResponse(schedule_rows(services.schedules, repo))
+
+
+def _pause_routes(router: APIRouter, services: Services) -> None:
+    """``POST .../pause`` and ``.../resume`` of a flow's schedules: bearer token only."""
+
+    @router.post("/api/flows/{owner}/{name}/{flow_id}/pause")
+    def api_pause(owner: str, name: str, flow_id: str, request: Request) -> Response:
+        repo = f"{owner}/{name}"
+        refused = _refusal(services, request)
+        if refused is not None:
+            return refused
+        try:
+            services.schedules.pause(repo, flow_id)
+        except FlowNotFound as exc:
+            return _unknown(repo, exc)
+        log.info("flow paused through the API", extra={"repo": repo, "flow": flow_id})
+        return _reply(200, PAUSED.format(repo=repo, flow_id=flow_id),
+                      repo=repo, flow_id=flow_id, state="paused")
+
+    @router.post("/api/flows/{owner}/{name}/{flow_id}/resume")
+    def api_resume(owner: str, name: str, flow_id: str, request: Request) -> Response:
+        repo = f"{owner}/{name}"
+        refused = _refusal(services, request)
+        if refused is not None:
+            return refused
+        try:
+            skipped = services.schedules.resume(repo, flow_id)
+        except FlowNotFound as exc:
+            return _unknown(repo, exc)
+        log.info("flow resumed through the API", extra={"repo": repo, "flow": flow_id})
+        return _reply(200, RESUMED.format(repo=repo, flow_id=flow_id, count=skipped),
+                      repo=repo, flow_id=flow_id, state="active", skipped=skipped)
+
+
+def _health_route(router: APIRouter, services: Services) -> None:
+    """``GET /healthz``: 503 when the database or the data dir fails."""
+
+    @router.get("/healthz")
+    def healthz() -> Response:
+        try:
+            with services.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not healthy"
+            return JSONResponse({"ok": False, "error": type(exc).__name__}, status_code=503)
+        problem = data_dir_problem(services.settings.data_dir)
+        if problem is not None:
+            return JSONResponse({"ok": False, "error": "data dir not writable",
+                                 "reason": problem}, status_code=503)
+        if getattr(services.runs, "away", False):  # validation still works: not a 503
+            return JSONResponse({"ok": True, "engine": ENGINE_AWAY})
+        return JSONResponse({"ok": True})

@@ -1,0 +1,1 @@
+"""Running flows: admission, the engine, task attempts, rendering, logs and workspaces."""

@@ -1,0 +1,147 @@
+"""Type-check run inputs before anything starts, and expose them to tasks.
+
+Values arrive as strings (a ``/run`` comment, ``flowbot run -i``) or already
+typed (a schedule trigger's YAML). :func:`coerce_inputs` turns them into typed
+values or raises :class:`InputError` naming the input and what it expects.
+An input that is neither given, nor required, nor defaulted is ``None`` and
+reaches tasks as an empty string. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Mapping
+
+from runner.errors import InputError
+from runner.model import patterns
+from runner.model.flows import InputSpec, InputType
+
+REQUIRED = "required; no default"
+UNKNOWN = "unknown input {name!r}{hint}; {takes}"
+EXPECTED_INT = "expected a whole number, got {value!r}"
+EXPECTED_FLOAT = "expected a number, got {value!r}"
+EXPECTED_BOOL = "expected true/false (also yes/no, 1/0), got {value!r}"
+EXPECTED_CHOICE = "expected one of {choices}, got {value!r}"
+EXPECTED_PATTERN = "expected text matching the pattern {pattern} in full, got {value!r}"
+EXPECTED_STRING = "expected text, got {value!r}"
+PATTERN_TOO_SLOW = "pattern took too long to check; the flow's pattern needs fixing"
+PATTERN_INVALID = "the flow's pattern {pattern} is not a valid regular expression: {error}"
+
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+def _to_int(spec: InputSpec, value: object) -> int:
+    if isinstance(value, bool):
+        raise InputError(spec.name, EXPECTED_INT.format(value=value))
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    text = str(value).strip()
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise InputError(spec.name, EXPECTED_INT.format(value=value))
+    return int(text)
+
+
+def _to_float(spec: InputSpec, value: object) -> float:
+    if isinstance(value, bool):
+        raise InputError(spec.name, EXPECTED_FLOAT.format(value=value))
+    try:
+        number = float(value) if isinstance(value, int | float | str) else math.nan
+    except ValueError:
+        raise InputError(spec.name, EXPECTED_FLOAT.format(value=value)) from None
+    if not math.isfinite(number):
+        raise InputError(spec.name, EXPECTED_FLOAT.format(value=value))
+    return number
+
+
+def _to_bool(spec: InputSpec, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InputError(spec.name, EXPECTED_BOOL.format(value=value))
+
+
+def _to_choice(spec: InputSpec, value: object) -> str:
+    text = str(value)
+    if text not in spec.choices:
+        choices = ", ".join(spec.choices)
+        raise InputError(spec.name, EXPECTED_CHOICE.format(choices=choices, value=value))
+    return text
+
+
+def _to_string(spec: InputSpec, value: object) -> str:
+    if isinstance(value, dict | list | tuple | set):
+        raise InputError(spec.name, EXPECTED_STRING.format(value=value))
+    text = "true" if value is True else "false" if value is False else str(value)
+    if spec.pattern is None:
+        return text  # any text will do
+    try:
+        matched = patterns.full_match(spec.pattern, text)
+    except ValueError as exc:
+        problem = PATTERN_INVALID.format(pattern=spec.pattern, error=exc)
+        raise InputError(spec.name, problem) from None
+    if matched is None:  # the engine gave up: a backtracking pattern, not a bad value
+        raise InputError(spec.name, PATTERN_TOO_SLOW)
+    if not matched:
+        raise InputError(spec.name, EXPECTED_PATTERN.format(pattern=spec.pattern, value=text))
+    return text
+
+
+_COERCE: dict[InputType, Callable[[InputSpec, object], object]] = {
+    InputType.INT: _to_int,
+    InputType.FLOAT: _to_float,
+    InputType.BOOL: _to_bool,
+    InputType.CHOICE: _to_choice,
+    InputType.STRING: _to_string,
+}
+
+
+def _unknown(name: str, known: list[str]) -> InputError:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    takes = f"this flow takes: {', '.join(known)}" if known else "this flow takes no inputs"
+    return InputError(name, UNKNOWN.format(name=name, hint=hint, takes=takes))
+
+
+def coerce_inputs(specs: Mapping[str, InputSpec], given: Mapping[str, object]) -> dict[str, object]:
+    """Typed values for every declared input, from ``given`` or defaults.
+
+    Raises :class:`InputError` for the first unknown, missing or ill-typed input
+    (unknown names are reported first, in sorted order).
+    """
+    for name in sorted(given):
+        if name not in specs:
+            raise _unknown(name, sorted(specs))
+    values: dict[str, object] = {}
+    for name, spec in specs.items():
+        if name in given and given[name] is not None:
+            values[name] = _COERCE[spec.type](spec, given[name])
+        elif spec.default is not None:
+            values[name] = _COERCE[spec.type](spec, spec.default)
+        elif spec.required:
+            raise InputError(name, REQUIRED)
+        else:
+            values[name] = None  # optional and not given: empty for tasks
+    return values
+
+
+def input_string(value: object) -> str:
+    """How a typed input value reads in the environment and in templates."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def input_env(values: Mapping[str, object]) -> dict[str, str]:
+    """``INPUT_<NAME>`` variables (name upper-cased) for coerced input ``values``."""
+    return {f"INPUT_{name.upper()}": input_string(value) for name, value in values.items()}

@@ -1,0 +1,355 @@
+"""The run service: what the bot, the scheduler and ``flowbot run`` call.
+
+``submit`` checks inputs and secrets, applies the flow's concurrency policy and
+queues the run with its own copy of the repository; worker threads
+(:meth:`RunService.start`) or :meth:`RunService.execute` run it; ``cancel`` and
+``reconcile`` work on runs in any state. Listeners hear about every change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.backends.base import Backend, Existing
+from runner.backends.limits import TaskLimits
+from runner.clock import Clock
+from runner.errors import FlowbotError, SecretMissing
+from runner.model.flows import ConcurrencyPolicy, Flow, flow_from_data
+from runner.running import reconcile as reconciling
+from runner.running.attempts import AttemptEnv
+from runner.running.engine import Execution, Sleeper, event_sleep
+from runner.running.inputs import coerce_inputs, input_env
+from runner.running.logstore import DEFAULT_MAX_BYTES, LogSink
+from runner.running.masking import Masker
+from runner.running.workspace import (
+    place_staged,
+    prepare_workspace,
+    remove_run_dir,
+    remove_stale_staging,
+    staging_dir,
+)
+from runner.state.records import EventKind, RunEvent, RunRecord, Status, Trigger
+from runner.state.store import RunStore
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[RunEvent], None]
+_SKIPPED = "concurrency limit {limit} reached: run {active} of this flow is still active"
+_SUPERSEDED = "cancelled by a newer run ({run}) under the flow's concurrency policy"
+_CANCELLED_QUEUED = "cancelled before it started"
+_UNPREPARED = "cannot prepare the run's files: {problem}"
+_UNRECORDED = "the end of a task could not be recorded (is the data disk full?)"
+_WRITE_RETRY_FIRST, _WRITE_RETRY_MAX = 0.2, 5.0  # seconds between tries of the final write
+_STALE_STAGING = 600.0  # seconds after which an unplaced staging dir is a crash's leftover
+_POLL = 5.0  # seconds: also notice runs queued by other processes sharing the database
+
+
+def _cause(exc: BaseException) -> str:
+    """A database error's driver message (no SQL, no parameters), else the error."""
+    return str(getattr(exc, "orig", None) or exc)
+
+
+def owner_for(data_dir: Path) -> str:
+    """The owner label of containers started for the flowbot using ``data_dir``."""
+    return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The result of :meth:`RunService.submit`: queued, or already decided."""
+
+    run_id: str
+    status: Status  # QUEUED, SKIPPED (concurrency) or FAILED (missing secret, bad checkout)
+    reason: str | None = None
+
+
+class RunService:
+    def __init__(
+        self, store: RunStore, backend: Backend, data_dir: Path, secrets: Mapping[str, str],
+        clock: Clock, max_parallel: int = 4, listeners: Iterable[Listener] = (), *,
+        owner: str = "default", sleeper: Sleeper = event_sleep,
+        run_url: Callable[[str], str] = lambda run_id: "",
+        limits: TaskLimits | None = None, log_max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self.store, self.backend, self.data_dir = store, backend, data_dir
+        self.log_max_bytes = log_max_bytes  # kept of each attempt's log (FLOWBOT_LOG_MAX_BYTES)
+        self.limits = limits  # the operator's bounds on what a flow's tasks may ask for
+        self.clock, self.max_parallel, self.owner = clock, max_parallel, owner
+        self._secrets = dict(secrets)
+        self._listeners = list(listeners)
+        self._sleeper, self._run_url = sleeper, run_url
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._executions: dict[str, Execution] = {}
+        self._workers: list[threading.Thread] = []
+        self._stopping = False
+        # preparations a crash interrupted (their runs were never recorded)
+        remove_stale_staging(data_dir, _STALE_STAGING, time.time())
+
+    # --- submitting ---------------------------------------------------------
+    def submit(
+        self, flow: Flow, inputs: Mapping[str, Any], *, repo: str, commit: str | None,
+        source: Path, trigger: Trigger, request_key: str | None = None,
+    ) -> Submission:
+        """Queue a run of ``flow``. Raises InputError (nothing recorded) on bad inputs.
+        A ``request_key`` seen before (a replayed ``/run``) answers with the run it
+        started, and records nothing new."""
+        if request_key is not None and (earlier := self.store.run_for_request(request_key)):
+            return Submission(earlier.id, earlier.status, earlier.error)  # a replay
+        values = coerce_inputs(flow.inputs, dict(inputs))
+        missing = [name for name in flow.secrets if name not in self._secrets]
+        if missing:
+            return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
+                                 str(SecretMissing(flow.id, missing)), request_key)
+        refused = self.limits.refusal(flow) if self.limits is not None else None
+        if refused is not None:
+            return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
+                                 refused, request_key)
+        staged = staging_dir(self.data_dir)
+        try:
+            problem = self._stage(source, commit, staged, repo, flow)
+            if problem is not None:
+                return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
+                                     problem, request_key)
+            with self._lock:
+                blocked = self._apply_concurrency(flow, repo)
+                if blocked is not None:
+                    return self._decided(flow, values, repo, commit, trigger, Status.SKIPPED,
+                                         blocked, request_key)
+                run, new = self.store.create_run_once(flow, repo=repo, commit=commit,
+                                                      trigger=trigger, inputs=values,
+                                                      request_key=request_key)
+                if not new:
+                    return Submission(run.id, run.status, run.error)  # a racing replay won
+                try:
+                    place_staged(staged, self.data_dir, run.id)
+                except OSError as exc:
+                    reason = _UNPREPARED.format(problem=exc)
+                    self._end_unstarted(run.id, Status.FAILED, reason)
+                    return Submission(run.id, Status.FAILED, reason)
+                self._wake.notify_all()
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)  # still there unless it was placed
+        log.info("run queued", extra={"run": run.id, "repo": repo, "flow": flow.id})
+        return Submission(run.id, Status.QUEUED)
+
+    def _stage(self, source: Path, commit: str | None, staged: Path, repo: str,
+               flow: Flow) -> str | None:
+        """Prepare the run's files in ``staged``; None, or why they could not be."""
+        try:
+            prepare_workspace(source, commit, staged / "repo", exclude=[self.data_dir])
+        except Exception as exc:  # whatever it is, the run ends failed and says why
+            reason = _UNPREPARED.format(problem=exc if isinstance(exc, FlowbotError)
+                                        else f"{type(exc).__name__}: {exc}")
+            log.warning("run not prepared", extra={"repo": repo, "flow": flow.id,
+                                                   "reason": reason})
+            return reason
+        return None
+
+    def _apply_concurrency(self, flow: Flow, repo: str) -> str | None:
+        """None to go ahead, or why the new run is skipped."""
+        if flow.concurrency is None:
+            return None  # unlimited
+        active = self.store.active_runs(repo, flow.id)
+        excess = len(active) - flow.concurrency.limit + 1
+        if excess <= 0:
+            return None  # a slot is free
+        if flow.concurrency.policy is ConcurrencyPolicy.SKIP:
+            return _SKIPPED.format(limit=flow.concurrency.limit, active=active[0].id)
+        if flow.concurrency.policy is ConcurrencyPolicy.CANCEL:
+            for old in active[:excess]:
+                self.cancel(old.id)
+        return None  # queue: the worker starts it when a slot frees
+
+    def _decided(self, flow: Flow, values: Mapping[str, Any], repo: str, commit: str | None,
+                 trigger: Trigger, status: Status, reason: str,
+                 request_key: str | None = None) -> Submission:
+        run, new = self.store.create_run_once(flow, repo=repo, commit=commit, trigger=trigger,
+                                              inputs=values, status=status, error=reason,
+                                              request_key=request_key)
+        if not new:
+            return Submission(run.id, run.status, run.error)  # a racing replay won
+        self._emit(RunEvent(run.id, EventKind.FINISHED, status=status))
+        return Submission(run.id, status, reason)
+
+    # --- executing ----------------------------------------------------------
+    def execute(self, run_id: str, sink: LogSink | None = None) -> RunRecord:
+        """Run a queued run (or resume a running one) in this thread, to its end."""
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise FlowbotError(f"no run with id {run_id}")
+        if run.status is Status.QUEUED:
+            self.store.set_run_status(run_id, Status.RUNNING, expect=[Status.QUEUED])
+        return self._execute(run_id, sink=sink)
+
+    def _execute(self, run_id: str, *, sink: LogSink | None = None,
+                 adopt: Mapping[tuple[str, int], Existing] = {}) -> RunRecord:
+        run = self.store.get_run(run_id)
+        assert run is not None
+        if run.status is not Status.RUNNING:
+            return run  # cancelled (or finished) before it could start
+        flow = flow_from_data(run.flow_data, run.flow_path)
+        secrets = {n: self._secrets[n] for n in flow.secrets if n in self._secrets}
+        execution = self._execution(run, flow, secrets, sink, adopt)
+        with self._lock:
+            if run.id in self._executions:
+                raise FlowbotError(f"run {run.id} is already being executed")
+            self._executions[run.id] = execution
+        self._emit(RunEvent(run.id, EventKind.STARTED, status=Status.RUNNING))
+        try:
+            status, failed, error = execution.execute()
+        except Exception as exc:  # never leave a run "running" because of a bug
+            log.exception("run crashed", extra={"run": run.id})
+            # a database error says what failed without its SQL (e.g. the disk is full)
+            status, failed, error = Status.FAILED, None, f"internal error: {_cause(exc)}"
+        finally:
+            with self._lock:
+                self._executions.pop(run.id, None)
+            remove_run_dir(self.data_dir, run.id)
+        if status is Status.SUCCESS and not self._all_recorded(run.id):
+            status, error = Status.FAILED, _UNRECORDED
+        masked = Masker(list(secrets.values())).mask(error) if error else None
+        self._record_end(run.id, status, masked, failed)
+        self._emit(RunEvent(run.id, EventKind.FINISHED, status=status))
+        with self._wake:
+            self._wake.notify_all()
+        final = self.store.get_run(run.id)
+        assert final is not None
+        return final
+
+    def _all_recorded(self, run_id: str) -> bool:
+        """Every task's end is in the database (a write refused by a full disk is not)."""
+        return all(t.status.terminal for t in self.store.task_rows(run_id))
+
+    def _record_end(self, run_id: str, status: Status, error: str | None,
+                    failed: str | None) -> None:
+        """Store the run's end, trying again while the database refuses writes (a full
+        disk): the run ends truthfully once space returns, never stays "running"."""
+        delay = _WRITE_RETRY_FIRST
+        while True:
+            try:
+                self.store.set_run_status(run_id, status, error=error, failed_task=failed)
+                return
+            except Exception as exc:
+                log.error("cannot record the end of a run; trying again",
+                          extra={"run": run_id, "status": status.value, "reason": _cause(exc),
+                                 "retry_in": delay})
+            time.sleep(delay)
+            delay = min(delay * 2, _WRITE_RETRY_MAX)
+
+    def _execution(self, run: RunRecord, flow: Flow, secrets: dict[str, str],
+                   sink: LogSink | None, adopt: Mapping[tuple[str, int], Existing]) -> Execution:
+        env = AttemptEnv(self.store, self.backend, self.data_dir, self.owner, run.id, secrets,
+                         sink, register=lambda _t, _h: True, stop_status=lambda: None,
+                         log_max_bytes=self.log_max_bytes)
+        trigger = run.trigger
+        context: dict[str, Any] = {
+            "inputs": dict(run.inputs), "secrets": secrets, "tasks": {},
+            "run": {"id": run.id, "url": self._run_url(run.id), "commit": run.commit or "",
+                    "failed_task": "", "error": ""},
+            "trigger": {"type": trigger.type.value, "actor": trigger.actor,
+                        "scheduled_at": trigger.scheduled_at.isoformat()
+                        if trigger.scheduled_at else ""},
+            "flow": {"id": flow.id},
+        }
+        base_env = {**input_env(run.inputs), "FLOWBOT_RUN_ID": run.id,
+                    "FLOWBOT_FLOW_ID": flow.id, "FLOWBOT_COMMIT": run.commit or ""}
+
+        def notify(task_id: str | None, status: Status) -> None:
+            self._emit(RunEvent(run.id, EventKind.TASK, task_id, status))
+
+        return Execution(env, run, flow, max_parallel=self.max_parallel, context=context,
+                         base_env=base_env, notify=notify, sleeper=self._sleeper, adopt=adopt)
+
+    # --- control ------------------------------------------------------------
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a queued or running run; False if it had already ended."""
+        with self._lock:
+            execution = self._executions.get(run_id)
+        if execution is not None:
+            execution.cancel()
+            return True
+        return self._end_unstarted(run_id, Status.CANCELLED, _CANCELLED_QUEUED)
+
+    def _end_unstarted(self, run_id: str, status: Status, reason: str) -> bool:
+        if not self.store.set_run_status(run_id, status, expect=[Status.QUEUED], error=reason):
+            return False  # already started elsewhere, or ended
+        for row in self.store.task_rows(run_id):
+            self.store.set_task_status(run_id, row.task_id, Status.SKIPPED, reason=reason)
+        remove_run_dir(self.data_dir, run_id)
+        self._emit(RunEvent(run_id, EventKind.FINISHED, status=status))
+        return True
+
+    def reconcile(self, block: bool = False) -> list[str]:
+        """Bring runs recorded as running back to a truthful state after a restart;
+        returns their ids. Resumed runs continue in background threads unless ``block``."""
+        plans = reconciling.plan(self.store, self.backend, self.owner)
+        threads = [threading.Thread(target=self._execute, args=(p.run_id,),
+                                    kwargs={"adopt": p.adopt}, name=f"resume-{p.run_id}")
+                   for p in plans]
+        for thread in threads:
+            thread.start()
+        if block:
+            for thread in threads:
+                thread.join()
+        return [p.run_id for p in plans]
+
+    # --- workers ------------------------------------------------------------
+    def start(self, workers: int = 2) -> None:
+        """Start ``workers`` threads that execute queued runs, oldest first."""
+        self._stopping = False
+        for number in range(workers):
+            thread = threading.Thread(target=self._work, name=f"run-worker-{number}", daemon=True)
+            thread.start()
+            self._workers.append(thread)
+
+    def stop(self, cancel_running: bool = False) -> None:
+        """Stop taking queued runs; wait for the running ones (or cancel them first)."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+            running = list(self._executions.values())
+        if cancel_running:
+            for execution in running:
+                execution.cancel()
+        for thread in self._workers:
+            thread.join()
+        self._workers.clear()
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                if self._stopping:
+                    return  # asked to stop
+                run = self._claim()
+                if run is None:
+                    self._wake.wait(_POLL)
+                    continue
+            self._execute(run.id)
+
+    def _claim(self) -> RunRecord | None:
+        for run in self.store.runs_with_status(Status.QUEUED):
+            concurrency = flow_from_data(run.flow_data, run.flow_path).concurrency
+            if concurrency is not None:
+                running = [r for r in self.store.active_runs(run.repo, run.flow_id)
+                           if r.status is Status.RUNNING]
+                if len(running) >= concurrency.limit:
+                    continue  # waits for a slot
+            if self.store.set_run_status(run.id, Status.RUNNING, expect=[Status.QUEUED]):
+                return run
+        return None
+
+    def _emit(self, event: RunEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener's failure must not stop the run
+                log.exception("run listener failed", extra={"run": event.run_id})

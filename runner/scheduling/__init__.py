@@ -1,0 +1,1 @@
+"""Scheduling: cron, the flow registry, the schedule store, fires and the scheduler loop."""

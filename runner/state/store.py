@@ -1,0 +1,282 @@
+"""Durable run state: runs, their tasks, attempts, outputs and every status change.
+
+Each status change is one transaction that also appends to ``run_transitions``,
+and can be conditional on the current status (compare-and-set), so two workers
+cannot both claim a queued run. Works on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from runner.clock import Clock
+from runner.model.flows import Flow
+from runner.state.records import (
+    ACTIVE,
+    AttemptRow,
+    RunRecord,
+    Status,
+    TaskRow,
+    Transition,
+    Trigger,
+)
+from runner.state.run_tables import (
+    attempt_row,
+    run_record,
+    run_tasks,
+    run_transitions,
+    runs,
+    task_attempts,
+    task_outputs,
+    task_row,
+    transition,
+)
+
+
+def new_run_id() -> str:
+    """A short id, unique with overwhelming probability (40 random bits)."""
+    return secrets.token_hex(5)
+
+
+class RunStore:
+    """Reads and writes run state; every method is its own transaction."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    # --- runs -------------------------------------------------------------
+    def create_run(
+        self, flow: Flow, *, repo: str, commit: str | None, trigger: Trigger,
+        inputs: Mapping[str, Any], status: Status = Status.QUEUED, error: str | None = None,
+        request_key: str | None = None,
+    ) -> RunRecord:
+        """Record a new run of ``flow`` with one row per task (errors tasks included).
+        With ``request_key``, a run already recorded for that key is returned instead."""
+        return self.create_run_once(flow, repo=repo, commit=commit, trigger=trigger,
+                                    inputs=inputs, status=status, error=error,
+                                    request_key=request_key)[0]
+
+    def create_run_once(
+        self, flow: Flow, *, repo: str, commit: str | None, trigger: Trigger,
+        inputs: Mapping[str, Any], status: Status = Status.QUEUED, error: str | None = None,
+        request_key: str | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """Like :meth:`create_run`, and whether the run is new (False: ``request_key``
+        was used before, by this call's earlier delivery or a racing one)."""
+        if request_key is not None:
+            earlier = self.run_for_request(request_key)
+            if earlier is not None:
+                return earlier, False  # a replayed request
+        run_id, now = new_run_id(), self.clock.now()
+        terminal = status.terminal
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(runs.insert().values(
+                    id=run_id, repo=repo, flow_id=flow.id, flow_digest=flow.digest,
+                    flow_json=json.dumps(flow.data, default=str), flow_path=flow.path,
+                    commit=commit, trigger_type=trigger.type.value, trigger_actor=trigger.actor,
+                    scheduled_at=trigger.scheduled_at, inputs_json=json.dumps(dict(inputs)),
+                    status=status.value, error=error, created_at=now,
+                    finished_at=now if terminal else None, request_key=request_key,
+                ))
+                tasks = [(t, False) for t in flow.tasks] + [(t, True) for t in flow.errors]
+                conn.execute(run_tasks.insert(), [
+                    {"run_id": run_id, "task_id": t.id, "position": i, "handler": handler,
+                     "status": (Status.SKIPPED if terminal else Status.QUEUED).value,
+                     "attempts": 0}
+                    for i, (t, handler) in enumerate(tasks)
+                ])
+                self._log(conn, run_id, None, None, None, status, error, now)
+        except IntegrityError:
+            raced = self.run_for_request(request_key) if request_key is not None else None
+            if raced is None:
+                raise  # not a request key clash
+            return raced, False  # the same request, recorded by a racing delivery
+        record = self.get_run(run_id)
+        assert record is not None
+        return record, True
+
+    def run_for_request(self, request_key: str) -> RunRecord | None:
+        """The run started by request ``request_key`` (e.g. a ``/run`` comment line)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(runs.select().where(runs.c.request_key == request_key)).first()
+        return run_record(row) if row else None
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(runs.select().where(runs.c.id == run_id)).first()
+        return run_record(row) if row else None
+
+    def list_runs(
+        self, repo: str | None = None, flow_id: str | None = None, limit: int = 50,
+        statuses: Iterable[Status] | None = None,
+    ) -> list[RunRecord]:
+        """Newest first."""
+        query = runs.select().order_by(runs.c.created_at.desc(), runs.c.id).limit(limit)
+        if repo is not None:
+            query = query.where(runs.c.repo == repo)
+        if flow_id is not None:
+            query = query.where(runs.c.flow_id == flow_id)
+        if statuses is not None:
+            query = query.where(runs.c.status.in_([s.value for s in statuses]))
+        with self.engine.connect() as conn:
+            return [run_record(r) for r in conn.execute(query)]
+
+    def runs_with_status(self, *statuses: Status) -> list[RunRecord]:
+        """Oldest first: the order queued runs start in."""
+        query = (runs.select().where(runs.c.status.in_([s.value for s in statuses]))
+                 .order_by(runs.c.created_at, runs.c.id))
+        with self.engine.connect() as conn:
+            return [run_record(r) for r in conn.execute(query)]
+
+    def active_runs(self, repo: str, flow_id: str) -> list[RunRecord]:
+        """Queued and running runs of one flow, oldest first (for concurrency limits)."""
+        query = (runs.select()
+                 .where(runs.c.repo == repo, runs.c.flow_id == flow_id,
+                        runs.c.status.in_([s.value for s in ACTIVE]))
+                 .order_by(runs.c.created_at, runs.c.id))
+        with self.engine.connect() as conn:
+            return [run_record(r) for r in conn.execute(query)]
+
+    def set_run_status(
+        self, run_id: str, to: Status, *, expect: Iterable[Status] | None = None,
+        error: str | None = None, failed_task: str | None = None, reason: str | None = None,
+    ) -> bool:
+        """Move the run to ``to``; with ``expect``, only from one of those statuses.
+        Returns whether the change happened."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(runs.c.status, runs.c.started_at)
+                               .where(runs.c.id == run_id)).first()
+            if row is None:
+                return False  # unknown run
+            current = Status(row.status)
+            if expect is not None and current not in set(expect):
+                return False  # someone else moved it first
+            values: dict[str, Any] = {"status": to.value}
+            if to is Status.RUNNING and row.started_at is None:
+                values["started_at"] = now
+            if to.terminal:
+                values["finished_at"] = now
+            if error is not None:
+                values["error"] = error
+            if failed_task is not None:
+                values["failed_task"] = failed_task
+            done = conn.execute(runs.update().values(**values).where(
+                runs.c.id == run_id, runs.c.status == current.value))
+            if done.rowcount != 1:
+                return False  # lost a race between read and write
+            self._log(conn, run_id, None, None, current, to, reason or error, now)
+        return True
+
+    # --- tasks and attempts -------------------------------------------------
+    def task_rows(self, run_id: str) -> list[TaskRow]:
+        """Every task of the run in flow order, with its outputs."""
+        outputs = self.outputs(run_id)
+        query = run_tasks.select().where(run_tasks.c.run_id == run_id).order_by(
+            run_tasks.c.position)
+        with self.engine.connect() as conn:
+            return [task_row(r, outputs.get(r.task_id, {})) for r in conn.execute(query)]
+
+    def set_task_status(
+        self, run_id: str, task_id: str, to: Status, *, reason: str | None = None,
+        exit_code: int | None = None, attempts: int | None = None,
+    ) -> None:
+        now = self.clock.now()
+        where = (run_tasks.c.run_id == run_id, run_tasks.c.task_id == task_id)
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(run_tasks.c.status, run_tasks.c.started_at)
+                               .where(*where)).one()
+            values: dict[str, Any] = {"status": to.value, "reason": reason}
+            if to is Status.RUNNING and row.started_at is None:
+                values["started_at"] = now
+            if to.terminal:
+                values["finished_at"] = now
+            if exit_code is not None:
+                values["exit_code"] = exit_code
+            if attempts is not None:
+                values["attempts"] = attempts
+            conn.execute(run_tasks.update().values(**values).where(*where))
+            self._log(conn, run_id, task_id, None, Status(row.status), to, reason, now)
+
+    def start_attempt(self, run_id: str, task_id: str, attempt: int, log_path: str) -> None:
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            conn.execute(task_attempts.insert().values(
+                run_id=run_id, task_id=task_id, attempt=attempt, status=Status.RUNNING.value,
+                log_path=log_path, started_at=now))
+            self._log(conn, run_id, task_id, attempt, None, Status.RUNNING, None, now)
+
+    def set_attempt_handle(self, run_id: str, task_id: str, attempt: int, handle: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(task_attempts.update().values(handle=handle).where(
+                *self._attempt(run_id, task_id, attempt)))
+
+    def finish_attempt(
+        self, run_id: str, task_id: str, attempt: int, status: Status,
+        exit_code: int | None = None, reason: str | None = None,
+    ) -> None:
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            conn.execute(task_attempts.update().values(
+                status=status.value, exit_code=exit_code, reason=reason, finished_at=now,
+            ).where(*self._attempt(run_id, task_id, attempt)))
+            self._log(conn, run_id, task_id, attempt, Status.RUNNING, status, reason, now)
+
+    def attempts(self, run_id: str, task_id: str | None = None) -> list[AttemptRow]:
+        query = task_attempts.select().where(task_attempts.c.run_id == run_id).order_by(
+            task_attempts.c.started_at, task_attempts.c.task_id, task_attempts.c.attempt)
+        if task_id is not None:
+            query = query.where(task_attempts.c.task_id == task_id)
+        with self.engine.connect() as conn:
+            return [attempt_row(r) for r in conn.execute(query)]
+
+    # --- outputs and audit log ----------------------------------------------
+    def save_outputs(self, run_id: str, task_id: str, values: Mapping[str, str]) -> None:
+        """Replace the task's outputs (a retried task keeps only its last attempt's)."""
+        with self.engine.begin() as conn:
+            conn.execute(task_outputs.delete().where(
+                task_outputs.c.run_id == run_id, task_outputs.c.task_id == task_id))
+            if values:
+                conn.execute(task_outputs.insert(), [
+                    {"run_id": run_id, "task_id": task_id, "key": k, "value": v}
+                    for k, v in values.items()])
+
+    def outputs(self, run_id: str) -> dict[str, dict[str, str]]:
+        """Outputs by task id, then key."""
+        result: dict[str, dict[str, str]] = {}
+        query = task_outputs.select().where(task_outputs.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                result.setdefault(row.task_id, {})[row.key] = row.value
+        return result
+
+    def transitions(self, run_id: str) -> list[Transition]:
+        query = run_transitions.select().where(run_transitions.c.run_id == run_id).order_by(
+            run_transitions.c.id)
+        with self.engine.connect() as conn:
+            return [transition(r) for r in conn.execute(query)]
+
+    @staticmethod
+    def _attempt(run_id: str, task_id: str, attempt: int) -> tuple[Any, ...]:
+        return (task_attempts.c.run_id == run_id, task_attempts.c.task_id == task_id,
+                task_attempts.c.attempt == attempt)
+
+    @staticmethod
+    def _log(
+        conn: Connection, run_id: str, task_id: str | None, attempt: int | None,
+        from_status: Status | None, to: Status, reason: str | None, at: datetime,
+    ) -> None:
+        conn.execute(run_transitions.insert().values(
+            run_id=run_id, task_id=task_id, attempt=attempt,
+            from_status=from_status.value if from_status else None, to_status=to.value,
+            reason=reason, at=at))

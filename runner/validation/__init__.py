@@ -1,0 +1,1 @@
+"""Validating flow files: schema, semantics, templates, schedules; the API and its sandbox."""
