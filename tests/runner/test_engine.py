@@ -17,12 +17,6 @@ from runner.state.records import AttemptRow, EventKind, Status
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture
-def kit(tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient,
-        busybox_image: str) -> Kit:
-    return make_kit(tmp_path, sqlite_engine, docker_client)
-
-
 def _span(rows: list[AttemptRow], task_id: str) -> tuple[float, float]:
     row = next(r for r in rows if r.task_id == task_id)
     assert row.started_at is not None and row.finished_at is not None

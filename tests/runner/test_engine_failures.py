@@ -4,23 +4,15 @@ handlers, retries with backoff, task and run timeouts, cancellation."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import docker
 import pytest
-from enginekit import Kit, leftover, make_kit, task
-from sqlalchemy.engine import Engine
+from enginekit import Kit, leftover, task
 
 from runner.state.records import EventKind, Status
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def kit(tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient,
-        busybox_image: str) -> Kit:
-    return make_kit(tmp_path, sqlite_engine, docker_client)
 
 
 def _states(kit: Kit, run_id: str) -> dict[str, tuple[Status, int | None, int]]:

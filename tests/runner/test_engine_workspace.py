@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import docker
 import git
 import pytest
-from enginekit import MANUAL, Kit, make_kit, task
-from sqlalchemy.engine import Engine
+from enginekit import MANUAL, Kit, task
 
 from runner.model.flows import flow_from_data
 from runner.state.records import EventKind, Status
@@ -18,12 +16,6 @@ from runner.state.records import EventKind, Status
 pytestmark = pytest.mark.docker
 
 LINKS = {"data.csv": "/etc/shadow", "up": "../../../", "same": "a.txt"}
-
-
-@pytest.fixture
-def kit(tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient,
-        busybox_image: str) -> Kit:
-    return make_kit(tmp_path, sqlite_engine, docker_client)
 
 
 def _linked_repo(path: Path) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import docker
 import pytest
-from enginekit import Kit, leftover, make_kit, task
+from enginekit import Kit, leftover, task
 from sqlalchemy.engine import Engine
 
 from runner.backends.base import LABEL_ATTEMPT, LABEL_OWNER, LABEL_RUN, LABEL_TASK
@@ -56,12 +56,6 @@ def _kill_runner_mid_task(kit: Kit, engine: Engine, flow: dict[str, Any]) -> str
         child.send_signal(signal.SIGKILL)
         child.wait()
     return run_id
-
-
-@pytest.fixture
-def kit(tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient,
-        busybox_image: str) -> Kit:
-    return make_kit(tmp_path, sqlite_engine, docker_client)
 
 
 def test_a_surviving_container_is_reattached_and_the_run_completes(

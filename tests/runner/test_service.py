@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from enginekit import Kit, leftover, make_kit, task
+from enginekit import Kit, leftover, task
 from sqlalchemy.engine import Engine
 
 from runner.clock import SystemClock
@@ -21,12 +20,6 @@ from runner.state.records import EventKind, Status, Trigger, TriggerType
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def kit(tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient,
-        busybox_image: str) -> Kit:
-    return make_kit(tmp_path, sqlite_engine, docker_client)
 
 
 def _flow(policy: str, command: str = "sleep 1") -> dict[str, Any]:
