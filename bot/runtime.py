@@ -138,7 +138,7 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     clock = clock or SystemClock()
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    engine = connect(settings.database_url or f"sqlite:///{data_dir / 'flowbot.db'}")
+    engine = connect(settings.db_url)
     wake = threading.Event()
     store = RunStore(engine, clock)
     schedules = SqlScheduleStore(engine, clock, instance_id=_instance_id(data_dir), wake=wake)

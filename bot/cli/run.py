@@ -13,6 +13,7 @@ import getpass
 import logging
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +116,8 @@ def _backend(name: str, settings: Settings, owner: str) -> Backend:
 def _run(args: argparse.Namespace, settings: Settings, flow: Flow, inputs: dict[str, str]) -> int:
     data_dir = (args.data_dir or settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    url = settings.database_url or f"sqlite:///{data_dir / 'flowbot.db'}"
-    store = RunStore(connect(url), SystemClock())
+    # --data-dir overrides the settings' folder, and with it the default SQLite file
+    store = RunStore(connect(replace(settings, data_dir=data_dir).db_url), SystemClock())
     owner = owner_for(data_dir)
     view = LiveView(sys.stdout, flow)
     backend = _backend(args.backend or settings.backend, settings, owner)
