@@ -6,6 +6,11 @@ validation (no positions, no semantic checks). Each pass runs in a fresh
 child process; each side keeps its best of ``--rounds`` passes. Target:
 >= 1,000 files/s.
 
+Then the whole process, as pre-commit pays it: the ``flowbot validate``
+command (interpreter start, imports, validation, exit) on 1 and on all the
+files, next to a child that only imports ``yaml`` and ``jsonschema`` and
+validates the same files with them. Target: under 150 ms for one file.
+
     .venv/bin/python bench/validate.py [--files N] [--rounds N] [--profile]
 """
 
@@ -18,6 +23,8 @@ import json
 import os
 import pstats
 import random
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -143,6 +150,52 @@ def isolated(run: Callable[[list[Path]], None], paths: list[Path]) -> tuple[floa
     return cpu, wall
 
 
+# The whole-process baseline: a fresh interpreter doing only yaml + jsonschema.
+BASELINE_PROCESS = """
+import json, sys, yaml, jsonschema
+validator = jsonschema.Draft202012Validator(json.loads(open(sys.argv[1]).read()))
+for name in sys.argv[2:]:
+    with open(name, 'rb') as f:
+        assert not list(validator.iter_errors(yaml.load(f, Loader=yaml.CSafeLoader))), name
+"""
+
+
+def flowbot_command() -> list[str]:
+    """The command pre-commit runs: the installed script when there is one."""
+    script = Path(sys.executable).with_name("flowbot")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
+
+
+def process_time(command: list[str]) -> tuple[float, float]:
+    """CPU and wall seconds of one whole child process (start to exit)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, wall
+
+
+def whole_process(paths: list[Path], rounds: int) -> None:
+    """`flowbot validate` as a process on 1 and on every file, best of ``rounds``
+    alternating passes per side, next to the bare-library process."""
+    print(f"\nwhole process, best of {rounds} alternating runs each (target: 1 file < 150 ms)")
+    base_cmd = [sys.executable, "-c", BASELINE_PROCESS, str(SCHEMA_PATH)]
+    ours_cmd = [*flowbot_command(), "validate"]
+    for count in sorted({1, len(paths)}):
+        names = [str(p) for p in paths[:count]]
+        process_time([*ours_cmd, *names])  # warm the file cache and bytecode
+        base_runs, our_runs = [], []
+        for _ in range(rounds):
+            base_runs.append(process_time([*base_cmd, *names]))
+            our_runs.append(process_time([*ours_cmd, *names]))
+        (base_cpu, base_wall), (cpu, wall) = min(base_runs), min(our_runs)
+        print(f"  {count:>5} file(s): flowbot validate {wall * 1000:7.0f} ms wall "
+              f"({cpu * 1000:6.0f} ms CPU); baseline yaml + jsonschema {base_wall * 1000:7.0f} ms "
+              f"wall ({base_cpu * 1000:6.0f} ms CPU); {wall / base_wall:.2f}x")
+
+
 def measure(label: str, cpu: float, wall: float, files: int) -> float:
     """Files per CPU-second (wall time is shown too; it suffers when the machine is busy)."""
     rate = files / cpu
@@ -186,6 +239,7 @@ def main() -> None:
         ours = measure("flowbot validate (positions + semantics)", *min(our_runs), len(paths))
         verdict = "meets" if ours >= 1000 else "BELOW"
         print(f"flowbot/baseline: {ours / base:.2f}x; target 1000 files/s: {verdict}")
+        whole_process(paths, args.rounds)
 
 
 if __name__ == "__main__":

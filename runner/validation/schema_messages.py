@@ -13,14 +13,16 @@ import json
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path as FsPath
-from typing import Any
-
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from runner.loading.yamlload import Path
 from runner.validation import schema_fast
 from runner.validation.diagnostics import Reporter, did_you_mean
+
+if TYPE_CHECKING:  # jsonschema is imported on the first invalid file only: valid ones never
+    # need it, and `flowbot validate` under pre-commit pays its import on every commit
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 # A link to schemas/flow.schema.json in the source tree, so that a built wheel
 # carries the schema inside the package (setuptools copies the file it points at).
@@ -96,17 +98,19 @@ def _unique_items(
     if not on or not validator.is_type(instance, "array"):
         return
     if len({schema_fast.json_identity(item) for item in instance}) != len(instance):
+        from jsonschema.exceptions import ValidationError
+
         yield ValidationError(f"{instance!r} has non-unique elements")
-
-
-_Validator = validators.extend(Draft202012Validator, {"uniqueItems": _unique_items})
 
 
 @cache
 def validator() -> Draft202012Validator:
     """The flow schema as a jsonschema validator, compiled once on first use."""
+    from jsonschema import Draft202012Validator, validators
+
+    extended = validators.extend(Draft202012Validator, {"uniqueItems": _unique_items})
     Draft202012Validator.check_schema(schema())
-    built: Draft202012Validator = _Validator(schema())
+    built: Draft202012Validator = extended(schema())
     return built
 
 
