@@ -30,11 +30,22 @@ from runner.state.records import RunRecord, Status, Trigger, TriggerType
 from runner.state.store import RunStore
 from runner.validation.validate import validate_paths
 
-_BAD_INPUT = "flowbot run: -i {item!r}: expected key=value"
+_BAD_INPUT = "-i {item!r}: expected key=value"
+DESCRIPTION = """\
+Run FLOW_FILE on this machine exactly as the bot would: the file is validated,
+its tasks run in Docker (or --backend process), each task's log streams here
+prefixed by its task id, and a summary table ends the run. Secrets come from
+FLOWBOT_SECRET_<NAME> or FLOWBOT_SECRETS_FILE. Runs, logs and the database are
+kept in FLOWBOT_DATA_DIR (default .flowbot/ here). Ctrl-C cancels the run.
+
+exit codes: 0 the run succeeded, 1 it failed (or the file is invalid),
+2 usage or settings error, 130 cancelled"""
 
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("run", help="run a flow locally, as the bot would")
+    parser = sub.add_parser("run", help="run a flow locally, as the bot would",
+                            description=DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("flow_file", metavar="FLOW_FILE", type=Path)
     parser.add_argument("-i", "--input", dest="inputs", action="append", default=[],
                         metavar="KEY=VALUE", help="a flow input (repeatable)")

@@ -28,14 +28,18 @@ def _handle(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.intake.app import create_app
-    from bot.runtime import build_runtime
+    from bot.runtime import build_runtime, default_github
 
     try:
         settings = Settings.from_env()
         if not settings.webhook_secret:
             print(NO_SECRET, file=sys.stderr)
             return 2
-        runtime = build_runtime(settings)
+        # every setting that can refuse is read before the data dir and database are made
+        settings.task_limits()
+        settings.secret_values()
+        github = default_github(settings)
+        runtime = build_runtime(settings, github=github)
         app = create_app(settings, runtime.services)
     except FlowbotError as exc:
         print(f"flowbot serve: {exc}", file=sys.stderr)

@@ -25,6 +25,8 @@ PLAN_COUNT = 5
 NO_DEFAULT_DIR = "flowbot validate: no flows/ directory here; give the files or directories"
 MISSING_PATH = "flowbot validate: {path}: no such file or directory"
 BAD_NOW = "flowbot validate: --now {value!r} is not an ISO 8601 date-time"
+EXIT_CODES = ("exit codes: 0 every file valid (warnings allowed), 1 some file invalid, "
+              "2 usage or I/O error (e.g. a path that does not exist)")
 
 
 def add_parser(sub: Any) -> None:
@@ -32,6 +34,7 @@ def add_parser(sub: Any) -> None:
         "validate",
         help="check flow files (default: flows/) and report file:line:col problems",
         description="Check flow files against the flow schema and semantic rules.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or directories")
     parser.add_argument("--format", choices=("text", "json", "github"), default="text")

@@ -51,3 +51,13 @@ def test_help_lists_every_command_without_importing_them() -> None:
     assert done.returncode == 0
     for command in ("validate", "run", "serve", "schedules", "demo"):
         assert f"    {command} " in done.stdout
+
+
+def test_run_help_describes_the_command_and_validate_help_its_exit_codes() -> None:
+    run = _python("-m", "bot.cli", "run", "--help").stdout
+    assert "Run FLOW_FILE on this machine exactly as the bot would" in run
+    assert "exit codes: 0 the run succeeded, 1 it failed" in run
+    validate = " ".join(_python("-m", "bot.cli", "validate", "--help").stdout.split())
+    assert "exit codes: 0 every file valid (warnings allowed), 1 some file invalid, 2 usage" in (
+        validate
+    )

@@ -79,7 +79,7 @@ def test_bad_inputs_are_refused_before_anything_runs(
     assert main(["run", flow, "-i", "region=mars"]) == 2
     assert 'input "region"' in capsys.readouterr().err
     assert main(["run", flow, "-i", "no-equals-sign"]) == 2
-    assert "expected key=value" in capsys.readouterr().err
+    assert capsys.readouterr().err == "flowbot run: -i 'no-equals-sign': expected key=value\n"
 
 
 @pytest.mark.docker

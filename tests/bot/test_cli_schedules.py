@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,3 +91,13 @@ def test_unreachable_database_is_a_clear_error(capsys: pytest.CaptureFixture[str
     url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
     assert main(["schedules", "--database-url", url]) == 2
     assert "could not migrate the database" in capsys.readouterr().err
+
+
+def test_a_fresh_database_is_migrated_without_a_word_on_stderr(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "schedules", "--database-url", url],
+        capture_output=True, text=True, timeout=60, check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "no schedules registered\n", "")
