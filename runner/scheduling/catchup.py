@@ -1,8 +1,11 @@
 """Which due slots of one schedule run and which are skipped: the catch-up policy.
 
 Pure: given the first unclaimed slot, ``now`` and the trigger's policy, decide.
-A slot no older than ``grace`` is *on time*; older ones were *missed* (the
-scheduler was down or paused). Policies:
+A slot no older than ``grace`` (:data:`ON_TIME_GRACE` unless the scheduler is
+given another) is *on time*; older ones were *missed* (the scheduler was down
+or paused). The grace is what lets a slot fire at all under ``none``: a tick
+always comes a little after its slot, and a restart of a few seconds is not
+downtime anyone means to skip. docs/flows.md states it to users. Policies:
 
 * ``none``: run on-time slots only; every missed slot is skipped.
 * ``latest``: run on-time slots; if there is none, run the most recent missed
@@ -25,6 +28,7 @@ from runner.scheduling.cron import due_slots
 from runner.scheduling.fires import SkipReason
 
 MAX_SLOTS = 5000
+ON_TIME_GRACE = timedelta(seconds=60)  # a slot reached at most this late runs under every policy
 MAX_LIMIT = 1000  # the schema's maximum catchup_limit
 
 _REASON = {

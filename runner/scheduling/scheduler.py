@@ -20,7 +20,7 @@ from typing import Protocol
 
 from runner.clock import Clock
 from runner.errors import FireDeclined, FlowbotError
-from runner.scheduling.catchup import Decision, decide
+from runner.scheduling.catchup import ON_TIME_GRACE, Decision, decide
 from runner.scheduling.fires import Fire, FireState, SkipReason
 from runner.scheduling.schedule_store import Schedule, ScheduleStore
 
@@ -65,7 +65,7 @@ class Scheduler:
         clock: Clock,
         *,
         wake: threading.Event | None = None,
-        misfire_grace: float = 60.0,
+        misfire_grace: float = ON_TIME_GRACE.total_seconds(),
     ) -> None:
         self._store = store
         self._sink = sink

@@ -100,6 +100,26 @@ def test_an_on_time_slot_runs_under_every_policy(db_engine: Engine) -> None:
         "all", "latest", "none"]
 
 
+@pytest.mark.parametrize(
+    ("late", "runs"),
+    [(timedelta(seconds=60), True), (timedelta(seconds=60, microseconds=1), False)],
+)
+def test_catchup_none_runs_a_slot_up_to_60_s_late_and_skips_it_after(
+    db_engine: Engine, late: timedelta, runs: bool
+) -> None:
+    """The boundary docs/flows.md ("Missed slots") promises: 60 s late is on time."""
+    scheduler, sink, clock = _world(db_engine, make_flow("a", {"cron": "0 * * * *",
+                                                                "catchup": "none"}))
+    clock.set(T0 + timedelta(hours=1) + late)  # down over 10:00, back `late` after it
+
+    fires = scheduler.tick(clock.now())
+
+    assert [(f.slot_at, f.state, f.reason) for f in fires] == [
+        (T0 + timedelta(hours=1), FireState.STARTED, "") if runs
+        else (T0 + timedelta(hours=1), FireState.SKIPPED, SkipReason.CATCHUP_NONE.value)]
+    assert len(sink.calls) == int(runs)
+
+
 def test_long_downtime_is_caught_up_in_bounded_chunks(db_engine: Engine) -> None:
     flow = make_flow("a", {"cron": "* * * * *", "catchup": "all", "catchup_limit": 2})
     scheduler, sink, clock = _world(db_engine, flow)
