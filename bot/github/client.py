@@ -4,7 +4,10 @@
 Authentication is a token, or a GitHub App whose installation tokens are cached
 until shortly before expiry, with the time injected so tests can move it
 (PyGithub's own ``AppInstallationAuth`` reads the system clock). 5xx answers
-and 403/429 rate limits are retried with backoff by PyGithub's ``GithubRetry``;
+and 403/429 rate limits are retried with backoff by PyGithub's ``GithubRetry``,
+waiting what GitHub's ``Retry-After`` asks (up to ``max_rate_limit_wait``);
+writes (POST/PATCH/PUT/DELETE) of one installation go out at least
+``seconds_between_writes`` apart, as GitHub's secondary rate limits want;
 what still fails becomes a :class:`~bot.github.interfaces.GitHubError` whose text never
 holds a credential, and PyGithub's debug log never shows a new token.
 
@@ -22,11 +25,12 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import requests
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
@@ -74,6 +78,7 @@ class HttpPolicy:
     seconds_between_requests: float = 0.25  # GitHub's advice: serial, paced requests
     seconds_between_writes: float = 1.0
     timeout: int = 15
+    sleep: Callable[[float], None] = time.sleep  # the waits between retries (tests record them)
 
     @classmethod
     def fast(cls) -> HttpPolicy:
@@ -83,15 +88,43 @@ class HttpPolicy:
 
     def retry(self) -> GithubRetry:
         methods = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"})
-        return GithubRetry(total=self.retries, backoff_factor=self.backoff_factor,
-                           secondary_rate_wait=self.secondary_rate_wait,
-                           max_rate_limit_wait=self.max_rate_limit_wait,
-                           allowed_methods=methods, status_forcelist=[*range(500, 600), 429])
+        return _Retry(total=self.retries, backoff_factor=self.backoff_factor,
+                      secondary_rate_wait=self.secondary_rate_wait,
+                      max_rate_limit_wait=self.max_rate_limit_wait,
+                      retry_after_max=int(self.max_rate_limit_wait),
+                      allowed_methods=methods, status_forcelist=[*range(500, 600), 429],
+                      sleep=self.sleep)
 
     def kwargs(self) -> dict[str, object]:
         return {"retry": self.retry(), "timeout": self.timeout,
                 "seconds_between_requests": self.seconds_between_requests,
                 "seconds_between_writes": self.seconds_between_writes}
+
+
+class _Retry(GithubRetry):
+    """PyGithub's retry (403/429 with ``Retry-After`` or a rate-limit message, 5xx),
+    waiting through the policy's ``sleep``; urllib3 sleeps ``Retry-After`` when
+    given, else the backoff GithubRetry works out."""
+
+    def __init__(self, *, sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
+        self._sleep = sleep
+        super().__init__(**kwargs)
+
+    def new(self, **kw: Any) -> Self:
+        kw["sleep"] = self._sleep
+        return super().new(**kw)
+
+    def sleep_for_retry(self, response: Any) -> bool:
+        retry_after = self.get_retry_after(response)
+        if not retry_after:
+            return False  # no Retry-After (or 0): the backoff decides
+        self._sleep(retry_after)
+        return True
+
+    def _sleep_backoff(self) -> None:
+        backoff = self.get_backoff_time()
+        if backoff > 0:
+            self._sleep(backoff)
 
 
 class PyGithubClients:

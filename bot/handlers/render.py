@@ -4,10 +4,11 @@ comments, status descriptions and help text. No I/O; ``now`` is passed in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot.handlers.log_excerpts import BODY_BUDGET, TaskExcerpt, excerpts_markdown
 from runner.model.flows import Flow
 from runner.scheduling.cron import fire_times
 from runner.scheduling.registry import Plan
@@ -19,7 +20,6 @@ VALIDATE_MARKER = "<!-- flowbot:validate -->"
 RUN_MARKER = "<!-- flowbot:run:{run_id} -->"
 FAILURE_MARKER = "<!-- flowbot:failure:{flow_id} -->"
 FIRE_TIMES_SHOWN = 3
-LOG_TAIL_LINES = 30
 STATUS_MAX = 140  # GitHub truncates status descriptions
 
 
@@ -123,9 +123,11 @@ def _duration(seconds: float | None) -> str:
 
 
 def run_comment(
-    run: RunRecord, tasks: Sequence[TaskRow], url: str, log_tail: Mapping[str, str] | None = None
+    run: RunRecord, tasks: Sequence[TaskRow], url: str,
+    excerpts: Sequence[TaskExcerpt] = (), budget: int = BODY_BUDGET,
 ) -> str:
-    """The run's reply comment, edited in place as the run progresses."""
+    """The run's reply comment, edited in place as the run progresses; once it has
+    ended, what its tasks printed (``excerpts``, within ``budget`` characters)."""
     status = Status(run.status)
     lines = [
         RUN_MARKER.format(run_id=run.id),
@@ -144,15 +146,11 @@ def run_comment(
         state = Status(t.status)
         lines.append(f"| {_cell(_code(t.task_id))} | {_ICON.get(state, '')} {state.value} "
                      f"| {_duration(t.duration)} | {code} | {t.attempts} |")
-    for task_id, tail in (log_tail or {}).items():
-        lines += ["", f"<details open><summary>Last lines of {_code(task_id)}</summary>", "",
-                  "```text", tail.replace("```", "ˋˋˋ").rstrip(), "```", "</details>"]
+    shown = excerpts_markdown(excerpts, budget - sum(len(line) + 1 for line in lines) - 200)
+    if shown:
+        lines += ["", shown]
     lines += ["", f"[Full logs]({url})"]
     return "\n".join(lines) + "\n"
-
-
-def tail(text: str, count: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(text.splitlines()[-count:])
 
 
 HELP = """\

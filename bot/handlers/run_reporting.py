@@ -8,6 +8,12 @@ right after a ``/run`` is answered, so an event that came before the report row
 existed is never lost. Reports of one run are serialized by a lock the
 reporting holds only while someone reports that run. Reporting failures are
 logged, never raised into the run: the run's result stays in the bot's own pages.
+
+Once a run has ended its comment shows what it printed
+(:mod:`bot.handlers.log_excerpts`): on success the outputs and log tails of its
+final tasks (those no other task needs), on failure the log tails of the tasks
+that failed; a scheduled run's failure issue carries the same. While the run is
+running its comment's edits are paced (:mod:`bot.handlers.edit_pacing`).
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from contextlib import contextmanager
 from bot.github.interfaces import RepoClient
 from bot.handlers import render
 from bot.handlers.command_replies import edit_reply
+from bot.handlers.edit_pacing import EditPacer
+from bot.handlers.log_excerpts import BODY_BUDGET, TaskExcerpt, excerpts_markdown
 from bot.handlers.run_reports import RunReport, RunReports
 from bot.services import RepoClients, run_page_url
 from bot.settings import Settings
 from runner.model.flows import flow_from_data
 from runner.running.logstore import log_tail
-from runner.state.records import RunEvent, RunRecord, Status, TriggerType
+from runner.state.records import RunEvent, RunRecord, Status, TaskRow, TriggerType
 from runner.state.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -38,10 +46,12 @@ DESCRIPTIONS = {
     "error": "Run {run_id} {status}: {error}",
 }
 ISSUE_TITLE = "Scheduled run of {flow_id} failed"
-ISSUE_BODY = "{marker}\nThe scheduled run [{run_id}]({url}) of `{flow_id}` {status}{task}.\n"
-ISSUE_AGAIN = "It failed again: run [{run_id}]({url}) {status}{task}."
+ISSUE_BODY = ("{marker}\nThe scheduled run [{run_id}]({url}) of `{flow_id}` {status}{task}."
+              "\n\n{printed}\n")
+ISSUE_AGAIN = "It failed again: run [{run_id}]({url}) {status}{task}.\n\n{printed}\n"
 ISSUE_FIXED = "Run [{run_id}]({url}) succeeded; closing."
-LOG_TAIL_BYTES = 64 * 1024  # read of a failed task's log, before render.tail trims it
+LOG_TAIL_BYTES = 64 * 1024  # read from the end of a task's log, before the excerpt trims it
+FAILED = (Status.FAILED, Status.TIMED_OUT)
 
 
 def state_of(status: Status) -> str:
@@ -99,6 +109,7 @@ class RunReporting:
         self._settings, self._store, self._clients = settings, store, clients
         self.reports = reports
         self.locks = _RunLocks()
+        self.pacer = EditPacer(store.clock, settings.reply_edit_seconds, self.locks.hold)
 
     def listen(self, event: RunEvent) -> None:
         """The run service listener: report the run, never raise into it."""
@@ -135,16 +146,25 @@ class RunReporting:
     def _url(self, run: RunRecord) -> str:
         return run_page_url(self._settings, run.id)
 
-    def _tail(self, run: RunRecord) -> dict[str, str]:
-        failing = [t for t in self._store.task_rows(run.id)
-                   if t.status in (Status.FAILED, Status.TIMED_OUT)]
-        tails: dict[str, str] = {}
-        for row in failing[:1]:
-            text = log_tail(self._store, self._settings.data_dir, run.id, row.task_id,
-                            LOG_TAIL_BYTES)
-            if text:
-                tails[row.task_id] = render.tail(text)
-        return tails
+    def _excerpts(self, run: RunRecord, rows: list[TaskRow]) -> list[TaskExcerpt]:
+        """What an ended run printed: its failed tasks' log tails, or when none
+        failed the outputs and log tails of its final tasks."""
+        failed = [row for row in rows if row.status in FAILED]
+        if failed:
+            return [TaskExcerpt(row.task_id, {}, self._log_tail(run, row), failed=True)
+                    for row in failed]
+        if run.status is not Status.SUCCESS:
+            return []  # cancelled or skipped: nothing of its own to show
+        needed = {need for task in flow_from_data(run.flow_data, run.flow_path).tasks
+                  for need in task.needs}
+        return [TaskExcerpt(row.task_id, row.outputs, self._log_tail(run, row))
+                for row in rows
+                if not row.handler and row.task_id not in needed
+                and row.status is Status.SUCCESS]
+
+    def _log_tail(self, run: RunRecord, row: TaskRow) -> str | None:
+        return log_tail(self._store, self._settings.data_dir, run.id, row.task_id,
+                        LOG_TAIL_BYTES)
 
     def _post_status(self, client: RepoClient, run: RunRecord, sha: str) -> None:
         client.create_status(sha, state_of(run.status),
@@ -153,13 +173,20 @@ class RunReporting:
 
     def _report_comment(self, run: RunRecord, rep: RunReport) -> None:
         client = self._clients.client(rep.repo, rep.installation_id)
-        body = render.run_comment(run, self._store.task_rows(run.id), self._url(run),
-                                  self._tail(run) if run.status.terminal else None)
+        rows = self._store.task_rows(run.id)
+        excerpts = self._excerpts(run, rows) if run.status.terminal else []
+        # a /run reply holds up to commands_per_comment runs' sections
+        budget = BODY_BUDGET // max(1, self._settings.commands_per_comment)
+        body = render.run_comment(run, rows, self._url(run), excerpts, budget)
         if rep.issue_number is not None:
             if rep.comment_id is None:
                 self.reports.set_comment(run.id, client.create_comment(rep.issue_number, body))
             else:  # the run's section of a /run comment's one reply
-                edit_reply(self._store.engine, client, rep.comment_id, run.id, body)
+                comment_id = rep.comment_id
+                self.pacer.offer(
+                    (comment_id, run.id), body,
+                    lambda text: edit_reply(self._store.engine, client, comment_id, run.id, text),
+                    final=run.status.terminal)
         if rep.sha and self.reports.claim_final(run.id, state_of(run.status)):
             self._post_status(client, run, rep.sha)
 
@@ -181,8 +208,9 @@ class RunReporting:
             return
         if state_of(run.status) != "failure":
             return  # a cancelled or skipped run is not a failure of the flow
+        printed = excerpts_markdown(self._excerpts(run, self._store.task_rows(run.id)))
         if open_issue is None:
             client.open_issue(ISSUE_TITLE.format(**words),
-                              ISSUE_BODY.format(marker=marker, **words))
+                              ISSUE_BODY.format(marker=marker, printed=printed, **words))
         else:
-            client.comment_issue(open_issue, ISSUE_AGAIN.format(**words))
+            client.comment_issue(open_issue, ISSUE_AGAIN.format(printed=printed, **words))

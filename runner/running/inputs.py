@@ -19,7 +19,8 @@ from runner.model import patterns
 from runner.model.flows import InputSpec, InputType
 
 REQUIRED = "required; no default"
-UNKNOWN = "unknown input {name!r}{hint}; {takes}"
+UNKNOWN = "is unknown{hint}; {takes}"
+SAME_BUT_CASE = " (did you mean {close!r}? input names are case-sensitive)"
 EXPECTED_INT = "expected a whole number, got {value!r}"
 EXPECTED_FLOAT = "expected a number, got {value!r}"
 EXPECTED_BOOL = "expected true/false (also yes/no, 1/0), got {value!r}"
@@ -105,10 +106,15 @@ _COERCE: dict[InputType, Callable[[InputSpec, object], object]] = {
 
 
 def _unknown(name: str, known: list[str]) -> InputError:
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    hint = ""
+    if close and by_lower[close[0]].lower() == name.lower():
+        hint = SAME_BUT_CASE.format(close=by_lower[close[0]])
+    elif close:
+        hint = f" (did you mean {by_lower[close[0]]!r}?)"
     takes = f"this flow takes: {', '.join(known)}" if known else "this flow takes no inputs"
-    return InputError(name, UNKNOWN.format(name=name, hint=hint, takes=takes))
+    return InputError(name, UNKNOWN.format(hint=hint, takes=takes))
 
 
 def coerce_inputs(specs: Mapping[str, InputSpec], given: Mapping[str, object]) -> dict[str, object]:

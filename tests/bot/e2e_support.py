@@ -17,6 +17,7 @@ from bot.intake.app import create_app, sign
 from bot.intake.deliveries import DeliveryStatus
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
+from runner.clock import Clock
 from runner.state.records import RunRecord
 from runner.state.store import RunStore
 from tests.bot.delivery_rows import all_deliveries, delivery_count
@@ -113,12 +114,15 @@ class Bot:
 
 
 def make_bot(tmp_path: Path, fake: FakeGitHub, origin: Origin, data_dir: Path | None = None,
-             github: PyGithubClients | None = None) -> Bot:
+             github: PyGithubClients | None = None, clock: Clock | None = None,
+             **settings_given: Any) -> Bot:
+    """The e2e bot; ``settings_given`` replace the e2e defaults of :class:`Settings`."""
+    defaults: dict[str, Any] = {"max_parallel_tasks": 2, "workers": 2}
     settings = Settings(
         data_dir=data_dir or tmp_path / "data", webhook_secret=SECRET,
         github_api_url=fake.url, github_token=FAKE_TOKEN, public_url="http://flowbot.test",
-        max_parallel_tasks=2, workers=2,
+        **(defaults | settings_given),
     )
     github = github or PyGithubClients(fake.url, token=FAKE_TOKEN, policy=HttpPolicy.fast())
-    runtime = build_runtime(settings, github=github)
+    runtime = build_runtime(settings, github=github, clock=clock)
     return Bot(runtime, TestClient(create_app(settings, runtime.services)), fake, origin)

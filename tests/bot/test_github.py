@@ -143,6 +143,41 @@ def test_retries_secondary_rate_limit(fake_github: FakeGitHub, client: PyGithubR
     assert fake_github.comments(FAKE_REPO, number) == ["hello"]
 
 
+@pytest.mark.parametrize("status", [403, 429])
+def test_retry_after_is_waited_before_the_retry(fake_github: FakeGitHub, status: int) -> None:
+    waits: list[float] = []
+    policy = replace(HttpPolicy.fast(), sleep=waits.append)
+    client = PyGithubClients(fake_github.url, token=FAKE_TOKEN,
+                             policy=policy).for_repo(FAKE_REPO, None)
+    number = fake_github.add_issue(FAKE_REPO, "busy")
+    if status == 403:
+        fake_github.rate_limit_next(r".*/comments", 1, retry_after="7")
+    else:
+        fake_github.fail_next(r".*/comments", 1, status=429, headers={"Retry-After": "7"},
+                              body={"message": "Too Many Requests"})
+    client.create_comment(number, "hello")
+    assert [r.status for r in fake_github.requests_to("POST", r".*/comments")] == [status, 201]
+    assert waits == [7.0]  # what GitHub asked, before the one retry
+    assert fake_github.comments(FAKE_REPO, number) == ["hello"]
+
+
+def test_a_long_retry_after_is_capped(fake_github: FakeGitHub) -> None:
+    waits: list[float] = []
+    policy = replace(HttpPolicy.fast(), sleep=waits.append, max_rate_limit_wait=30.0)
+    client = PyGithubClients(fake_github.url, token=FAKE_TOKEN,
+                             policy=policy).for_repo(FAKE_REPO, None)
+    fake_github.rate_limit_next(STATUSES, 1, retry_after="3600")
+    client.create_status(SHA, "success", "flowbot/validate", "ok")
+    assert waits == [30.0] and len(fake_github.statuses(FAKE_REPO, SHA)) == 1
+
+
+def test_writes_of_one_installation_share_one_paced_requester(fake_github: FakeGitHub) -> None:
+    assert HttpPolicy().seconds_between_writes >= 1.0  # GitHub's advice for content writes
+    clients = PyGithubClients(fake_github.url, token=FAKE_TOKEN, policy=HttpPolicy.fast())
+    first, second = clients.for_repo(FAKE_REPO, None), clients.for_repo("octo/other", None)
+    assert first._repo.requester is second._repo.requester  # one pace for both
+
+
 def test_errors_after_retries_are_github_errors_without_the_token(
         fake_github: FakeGitHub, debug_logs: pytest.LogCaptureFixture) -> None:
     client = client_for(fake_github, retries=1)

@@ -78,13 +78,19 @@ def test_unknown_input_suggests_the_closest_and_lists_the_rest() -> None:
     name, problem = _problem({"env": "prod", "cuont": "1"})
     assert name == "cuont"
     assert problem == (
-        "unknown input 'cuont' (did you mean 'count'?); "
+        "is unknown (did you mean 'count'?); "
         "this flow takes: count, dry_run, env, ratio, tag"
     )
 
 
 def test_unknown_input_for_a_flow_without_inputs() -> None:
-    assert _problem({"x": "1"}, {}) == ("x", "unknown input 'x'; this flow takes no inputs")
+    assert _problem({"x": "1"}, {}) == ("x", "is unknown; this flow takes no inputs")
+
+
+def test_unknown_input_in_the_wrong_case_names_the_right_one() -> None:
+    assert _problem({"COUNT": "1", "env": "prod"}) == ("COUNT", (
+        "is unknown (did you mean 'count'? input names are case-sensitive); "
+        "this flow takes: count, dry_run, env, ratio, tag"))
 
 
 def test_bad_default_is_reported_too() -> None:
