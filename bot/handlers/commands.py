@@ -42,7 +42,7 @@ from bot.handlers.command_replies import (
 )
 from bot.intake.router import Event, Router
 from bot.services import Services
-from runner.errors import FlowNotFound, InputError
+from runner.errors import FlowNotFound, InputError, SecretMissing
 from runner.state.records import Trigger, TriggerType
 from runner.validation.diagnostics import did_you_mean
 
@@ -64,6 +64,12 @@ FROM_DEFAULT = ("@{login} `/run` runs flows as registered from the default branc
 BAD_INPUT = "@{login} cannot run `{flow_id}`: input `{name}` {problem}.{expects}"
 EXPECTS = " It expects {kind}{extra}."
 RUNS_OFF = "@{login} this flowbot does not run flows (no run service configured)."
+NO_SECRET = (
+    "@{login} cannot run `{flow_id}`: it needs secret(s) {names}, and this flowbot has no "
+    "value for them, so no run was started. Whoever runs flowbot sets {variables} (or adds "
+    "`NAME=value` lines to the file `FLOWBOT_SECRETS_FILE` names) and restarts it; then "
+    "comment `/run {flow_id}` again."
+)
 UNKNOWN_RUN = "@{login} there is no run `{run_id}` of this repository."
 CANCELLING = "@{login} cancelling run `{run_id}`."
 ALREADY_OVER = "@{login} run `{run_id}` had already ended ({status})."
@@ -239,6 +245,10 @@ def _run(ctx: _Ctx, cmd: Command) -> Part:
         return Part(BAD_INPUT.format(login=ctx.login, flow_id=flow.id, name=exc.name,
                                      problem=exc.problem,
                                      expects=_expects(flow.inputs.get(exc.name))))
+    except SecretMissing as exc:
+        return Part(NO_SECRET.format(
+            login=ctx.login, flow_id=flow.id, names=", ".join(f"`{n}`" for n in exc.names),
+            variables=", ".join(f"`FLOWBOT_SECRET_{n}`" for n in exc.names)))
     run = services.store.get_run(submission.run_id)
     assert run is not None
     log.info("run submitted from a comment",

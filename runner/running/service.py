@@ -36,7 +36,7 @@ from runner.running.workspace import (
     remove_stale_staging,
     staging_dir,
 )
-from runner.state.records import EventKind, RunEvent, RunRecord, Status, Trigger
+from runner.state.records import EventKind, RunEvent, RunRecord, Status, Trigger, TriggerType
 from runner.state.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,9 @@ class RunService:
             return Submission(earlier.id, earlier.status, earlier.error)  # a replay
         values = coerce_inputs(flow.inputs, dict(inputs))
         missing = [name for name in flow.secrets if name not in self._secrets]
-        if missing:
+        if missing and trigger.type is not TriggerType.SCHEDULE:
+            raise SecretMissing(flow.id, missing)  # refused before a run (and its id) exists
+        if missing:  # a scheduled slot: the failed run opens the issue that tells the team
             return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
                                  str(SecretMissing(flow.id, missing)), request_key)
         refused = self.limits.refusal(flow) if self.limits is not None else None

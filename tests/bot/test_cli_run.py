@@ -16,7 +16,10 @@ import pytest
 
 from bot.cli import main
 from runner.backends.base import LABEL_OWNER
+from runner.clock import SystemClock
 from runner.running.service import owner_for
+from runner.state.db import connect
+from runner.state.store import RunStore
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "examples" / "repo-template"
@@ -130,3 +133,18 @@ def test_the_operators_bounds_apply_to_local_runs_too(
     assert main(["run", str(flow)]) == 1
     err = capsys.readouterr().err
     assert "resources.cpus: 3, above this flowbot's limit of 2 (FLOWBOT_TASK_MAX_CPUS)" in err
+
+
+def test_a_missing_secret_is_refused_and_records_no_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = tmp_path / "flows" / "alert.yml"
+    flow.parent.mkdir()
+    flow.write_text("id: alert\nsecrets: [WEBHOOK_URL]\ntasks:\n"
+                    "  - {id: post, image: busybox:latest, commands: ['true']}\n")
+    assert main(["run", str(flow), "--backend", "process"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('flowbot run: flow "alert" declares secret(s) WEBHOOK_URL but')
+    assert "set FLOWBOT_SECRET_<NAME>" in err
+    store = RunStore(connect(f"sqlite:///{tmp_path / 'data' / 'flowbot.db'}"), SystemClock())
+    assert store.list_runs() == []  # refused before a run (and its id) was recorded
