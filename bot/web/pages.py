@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Res
 from bot.services import Services
 from bot.web.api import api_router
 from runner.running.logstore import latest_log, size_text, tail_bytes
-from runner.state.records import AttemptRow, RunRecord, TaskRow
+from runner.state.records import AttemptRow, RunRecord, TaskRow, Trigger, TriggerType
 
 NOT_FOUND = "no run with id {run_id}"
 NO_LOG = "no log for task {task_id}"
@@ -34,11 +34,24 @@ PAGE = """<!doctype html>
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}
 pre{{background:#f6f8fa;padding:1em;overflow:auto;max-height:30em}}</style></head>
 <body><h1>Run {id}: {flow} — {status}</h1>
-<p>Repository {repo}, commit {commit}, triggered by {trigger}, created {created}.</p>
+<p>Repository {repo}, commit {commit}, started by {trigger}, created {created}.</p>
 <p>Inputs: {inputs}</p>
 {error}<table><tr><th>task</th><th>state</th><th>duration</th><th>exit code</th>
 <th>attempts</th><th>log</th></tr>{rows}</table>{logs}</body></html>
 """
+
+
+STARTED_BY = {  # "started by …" on the run page, per trigger type
+    TriggerType.MANUAL: "{actor} (manual run)",
+    TriggerType.SCHEDULE: "the schedule {actor}",
+    TriggerType.CLI: "{actor} (flowbot run)",
+}
+
+
+def started_by(trigger: Trigger) -> str:
+    """Who or what started a run, in words: ``you (manual run)``."""
+    text = STARTED_BY.get(trigger.type, "{actor} ({type})")
+    return text.format(actor=trigger.actor, type=trigger.type.value)
 
 
 def log_file(services: Services, run_id: str, task_id: str) -> tuple[Path, AttemptRow] | None:
@@ -83,7 +96,7 @@ def run_page(services: Services, run: RunRecord) -> str:
     logs = "".join(_log_section(services, run.id, t.task_id) for t in tasks)
     return PAGE.format(
         id=e(run.id), flow=e(run.flow_id), status=e(str(run.status)), repo=e(run.repo),
-        commit=e((run.commit or "–")[:12]), trigger=e(f"{run.trigger.type} {run.trigger.actor}"),
+        commit=e((run.commit or "–")[:12]), trigger=e(started_by(run.trigger)),
         created=e(run.created_at.isoformat()),
         inputs=e(", ".join(f"{k}={v}" for k, v in sorted(run.inputs.items())) or "none"),
         refresh="" if run.status.terminal else '<meta http-equiv="refresh" content="5">',

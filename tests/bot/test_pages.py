@@ -238,3 +238,24 @@ def test_a_cut_log_says_so_on_the_run_page(sqlite_engine: Engine, tmp_path: Path
         f"/runs/{submitted.run_id}").text
     assert "<strong>log cut at 4 KiB (FLOWBOT_LOG_MAX_BYTES); " in page
     assert "[flowbot: log cut here at 4 KiB (FLOWBOT_LOG_MAX_BYTES)" in page
+
+
+@pytest.mark.parametrize(
+    ("trigger", "words"),
+    [
+        (Trigger(TriggerType.MANUAL, "you"), "started by you (manual run)"),
+        (Trigger(TriggerType.SCHEDULE, "nightly", scheduled_at=datetime(2026, 3, 1, 2, tzinfo=UTC)),
+         "started by the schedule nightly"),
+        (Trigger(TriggerType.CLI, "ana"), "started by ana (flowbot run)"),
+    ],
+)
+def test_the_page_says_who_or_what_started_the_run(
+    services: Services, client: TestClient, trigger: Trigger, words: str
+) -> None:
+    registered = services.registry.get("acme/flows", "tricky")
+    assert registered is not None
+    run = services.store.create_run(registered.flow, repo="acme/flows", commit="a" * 40,
+                                    trigger=trigger, inputs={})
+    page = client.get(f"/runs/{run.id}").text
+    assert f"commit {'a' * 12}, {words}, created" in page
+    assert "triggered by" not in page
