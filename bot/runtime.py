@@ -173,7 +173,8 @@ def _run_service(settings: Settings, store: RunStore, backend: Backend | None, c
     return RunService(store, backend, data_dir, settings.secret_values(), clock,
                       settings.max_parallel_tasks, listeners=[listener], owner=owner,
                       limits=limits, run_url=partial(run_page_url, settings),
-                      log_max_bytes=settings.log_max_bytes)
+                      log_max_bytes=settings.log_max_bytes,
+                      input_file_max_bytes=settings.input_file_max_bytes)
 
 
 def _instance_id(data_dir: Path) -> str:

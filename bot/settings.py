@@ -53,6 +53,7 @@ class Settings:
     task_pids: int = 512
     task_log_max_size: str = "100m"
     log_max_bytes: int = 16 * 1024 * 1024  # kept of each attempt's log; past it cut, noted
+    input_file_max_bytes: int = 10 * 1024 * 1024  # a file input (repo path, attachment, local)
     validate_memory_mb: int = 1024  # address space a PR's validation child may add; 0: no child
     validate_seconds: float = 120.0  # wall time of that child before it is killed
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)

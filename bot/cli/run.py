@@ -22,8 +22,8 @@ from bot.settings import Settings
 from runner.backends.base import Backend
 from runner.clock import SystemClock
 from runner.errors import FlowbotError, InputError
-from runner.model.flows import Flow
-from runner.running.inputs import coerce_inputs
+from runner.model.flows import Flow, InputType
+from runner.running.inputs import FileSource, coerce_inputs
 from runner.running.service import RunService, owner_for
 from runner.state.db import connect
 from runner.state.records import RunRecord, Status, Trigger, TriggerType
@@ -48,7 +48,9 @@ def add_parser(sub: Any) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("flow_file", metavar="FLOW_FILE", type=Path)
     parser.add_argument("-i", "--input", dest="inputs", action="append", default=[],
-                        metavar="KEY=VALUE", help="a flow input (repeatable)")
+                        metavar="KEY=VALUE",
+                        help="a flow input (repeatable); a file input takes a local file: "
+                             "-i data=@local.csv")
     parser.add_argument("--repo", type=Path, default=None,
                         help="repository root given to tasks (default: the flows/ dir's parent)")
     parser.add_argument("--backend", choices=("docker", "process"), default=None,
@@ -67,9 +69,10 @@ def _handle(args: argparse.Namespace) -> int:
         flow = _load_flow(args.flow_file)
         if flow is None:
             return 1  # diagnostics already printed
-        coerce_inputs(flow.inputs, inputs)  # refuse bad inputs before touching Docker
+        given = _local_files(flow, inputs)
+        coerce_inputs(flow.inputs, given)  # refuse bad inputs before touching Docker
         settings = Settings.from_env()
-        return _run(args, settings, flow, inputs)
+        return _run(args, settings, flow, given)
     except InputError as exc:
         print(f"flowbot run: {exc}", file=sys.stderr)
         return 2
@@ -86,6 +89,17 @@ def _parse_inputs(items: list[str]) -> dict[str, str]:
             raise FlowbotError(_BAD_INPUT.format(item=item))
         values[key] = value
     return values
+
+
+def _local_files(flow: Flow, inputs: dict[str, str]) -> dict[str, object]:
+    """File inputs name local files (``@`` optional), read when the run is staged."""
+    given: dict[str, object] = dict(inputs)
+    for name, value in inputs.items():
+        spec = flow.inputs.get(name)
+        if spec is not None and spec.type is InputType.FILE and value:
+            path = Path(value.removeprefix("@")).expanduser()
+            given[name] = FileSource(label=f"local file {path.name}", local=path.resolve())
+    return given
 
 
 def _load_flow(path: Path) -> Flow | None:
@@ -124,7 +138,8 @@ def _backend(name: str, settings: Settings, owner: str) -> Backend:
     return docker
 
 
-def _run(args: argparse.Namespace, settings: Settings, flow: Flow, inputs: dict[str, str]) -> int:
+def _run(args: argparse.Namespace, settings: Settings, flow: Flow,
+         inputs: dict[str, object]) -> int:
     data_dir = (args.data_dir or settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # --data-dir overrides the settings' folder, and with it the default SQLite file
@@ -136,7 +151,8 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow, inputs: dict[
                          settings.secret_values(), SystemClock(), settings.max_parallel_tasks,
                          listeners=[view.on_event], owner=owner,
                          limits=settings.task_limits() if backend.name == "docker" else None,
-                         log_max_bytes=settings.log_max_bytes)
+                         log_max_bytes=settings.log_max_bytes,
+                         input_file_max_bytes=settings.input_file_max_bytes)
     source = _repo_root(args.flow_file, args.repo)
     submission = service.submit(flow, inputs, repo=f"local:{source.name}", commit=None,
                                 source=source, trigger=Trigger(TriggerType.CLI, getpass.getuser()))

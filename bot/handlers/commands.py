@@ -19,12 +19,14 @@ finds the run it started and edits the reply it posted.
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.github.interfaces import GitHubError, RepoClient
-from bot.handlers import render
+from bot.handlers import attachments, render
 from bot.handlers.command_parsing import (
     MAX_BODY_CHARS,
     Command,
@@ -43,6 +45,7 @@ from bot.handlers.command_replies import (
 from bot.intake.router import Event, Router
 from bot.services import Services
 from runner.errors import FlowNotFound, InputError, SecretMissing
+from runner.model.flows import Flow, InputType
 from runner.state.records import Trigger, TriggerType
 from runner.validation.diagnostics import did_you_mean
 
@@ -237,10 +240,14 @@ def _run(ctx: _Ctx, cmd: Command) -> Part:
     flow, sha = registered.flow, registered.commit
     mirror = services.mirror(repo, str(ctx.event.payload["repository"]["clone_url"]),
                              ctx.event.installation_id, want=sha)
-    try:
-        submission = services.runs.submit(
-            flow, cmd.inputs, repo=repo, commit=sha, source=mirror,
-            trigger=Trigger(TriggerType.MANUAL, ctx.login), request_key=_request_key(ctx, cmd))
+    services.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:  # attachments are downloaded next to the runs; the run keeps its own copy
+        with tempfile.TemporaryDirectory(prefix="attachments-",
+                                         dir=services.settings.data_dir) as folder:
+            submission = services.runs.submit(
+                flow, _attached_files(ctx, flow, cmd.inputs, Path(folder)), repo=repo,
+                commit=sha, source=mirror, trigger=Trigger(TriggerType.MANUAL, ctx.login),
+                request_key=_request_key(ctx, cmd))
     except InputError as exc:
         return Part(BAD_INPUT.format(login=ctx.login, flow_id=flow.id, name=exc.name,
                                      problem=exc.problem,
@@ -256,6 +263,25 @@ def _run(ctx: _Ctx, cmd: Command) -> Part:
                     "delivery": ctx.event.delivery_id})
     return Part(render.run_comment(run, services.store.task_rows(run.id),
                                    services.run_url(run.id)), run.id)
+
+
+def _attached_files(ctx: _Ctx, flow: Flow, given: dict[str, str],
+                    folder: Path) -> dict[str, object]:
+    """``given`` with each file input holding a link downloaded: only a file
+    attached on the configured GitHub host (``@path`` names a repository file)."""
+    settings = ctx.services.settings
+    values: dict[str, object] = dict(given)
+    for name, value in given.items():
+        spec = flow.inputs.get(name)
+        url = attachments.link_in(value)
+        if spec is None or spec.type is not InputType.FILE or url is None:
+            continue  # not a file input, or not a link: checked with the other inputs
+        token = ctx.services.clients.git_token(ctx.event.repo, ctx.event.installation_id)
+        values[name] = attachments.fetch(
+            name, url, web=attachments.web_base(settings.github_api_url),
+            repo=ctx.event.repo, token=token, folder=folder,
+            max_bytes=settings.input_file_max_bytes)
+    return values
 
 
 def _cancel(ctx: _Ctx, cmd: Command) -> Part:

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Res
 
 from bot.services import Services
 from bot.web.api import api_router
+from runner.running.input_files import is_record
 from runner.running.logstore import latest_log, size_text, tail_bytes
 from runner.state.records import AttemptRow, RunRecord, TaskRow, Trigger, TriggerType
 
@@ -35,10 +36,32 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;
 pre{{background:#f6f8fa;padding:1em;overflow:auto;max-height:30em}}</style></head>
 <body><h1>Run {id}: {flow} — {status}</h1>
 <p>Repository {repo}, commit {commit}, started by {trigger}, created {created}.</p>
-<p>Inputs: {inputs}</p>
+<p>Inputs: {inputs}</p>{files}
 {error}<table><tr><th>task</th><th>state</th><th>duration</th><th>exit code</th>
 <th>attempts</th><th>log</th></tr>{rows}</table>{logs}</body></html>
 """
+
+
+FILES = ("<table><tr><th>file input</th><th>from</th><th>size (bytes)</th><th>sha256</th></tr>"
+         "{rows}</table>")
+
+
+def _inputs_text(inputs: dict[str, object]) -> str:
+    """``name=value`` of each input; a file input by where it came from."""
+    shown = {k: v["source"] if isinstance(v, dict) and is_record(v) else v
+             for k, v in inputs.items()}
+    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or "none"
+
+
+def _files(inputs: dict[str, object]) -> str:
+    """A table of the run's file inputs: source, size and sha256 (as staged)."""
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(name)}</td><td>{e(str(v['source']))}</td>"
+        f"<td>{e(format(v['size'], ',') if 'size' in v else '–')}</td>"
+        f"<td><code>{e(str(v.get('sha256', '–')))}</code></td></tr>"
+        for name, v in sorted(inputs.items()) if isinstance(v, dict) and is_record(v))
+    return FILES.format(rows=rows) if rows else ""
 
 
 STARTED_BY = {  # "started by …" on the run page, per trigger type
@@ -98,7 +121,7 @@ def run_page(services: Services, run: RunRecord) -> str:
         id=e(run.id), flow=e(run.flow_id), status=e(str(run.status)), repo=e(run.repo),
         commit=e((run.commit or "–")[:12]), trigger=e(started_by(run.trigger)),
         created=e(run.created_at.isoformat()),
-        inputs=e(", ".join(f"{k}={v}" for k, v in sorted(run.inputs.items())) or "none"),
+        inputs=e(_inputs_text(run.inputs)), files=_files(run.inputs),
         refresh="" if run.status.terminal else '<meta http-equiv="refresh" content="5">',
         error=f"<p><strong>{e(run.error)}</strong></p>" if run.error else "",
         rows="".join(_row(t, run.id) for t in tasks), logs=logs,

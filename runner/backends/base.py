@@ -39,6 +39,7 @@ class TaskSpec:
     memory: str | None = None  # docker style: "256m", "1g"
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     labels: dict[str, str] = field(default_factory=dict)
+    inputs: Path | None = None  # host dir of the run's file inputs, mounted read-only
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class Backend(Protocol):
     """Runs task attempts. Implementations must be safe to call from several threads."""
 
     name: str
+    # Where ``TaskSpec.inputs`` appears to the task (``/inputs``), or None when the
+    # task sees host paths (the process backend): file inputs' values follow it.
+    inputs_mount: str | None
 
     def prepare(self, spec: TaskSpec) -> None:
         """Make the image available following ``spec.pull``; raise BackendError with a

@@ -122,6 +122,7 @@ class DockerBackend:
     """Runs each task attempt as a container (see the module docstring)."""
 
     name = "docker"
+    inputs_mount: str | None = "/inputs"
 
     def __init__(
         self,
@@ -428,6 +429,9 @@ class DockerBackend:
                 str(spec.output_file.resolve()): {"bind": output, "mode": "rw"},
             },
         }
+        if spec.inputs is not None:  # the run's file inputs, which no task may change
+            config["volumes"][str(spec.inputs.resolve())] = {
+                "bind": self.inputs_mount, "mode": "ro"}
         return config
 
     def _labels(self, spec: TaskSpec) -> dict[str, str]:

@@ -57,6 +57,7 @@ class ProcessBackend:
     """Runs each task attempt as a host subprocess (see the module docstring)."""
 
     name = "process"
+    inputs_mount: str | None = None  # file inputs are read at their host paths
 
     def __init__(self, owner: str = "default") -> None:
         self.owner = owner

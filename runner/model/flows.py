@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -35,6 +36,7 @@ class InputType(StrEnum):
     FLOAT = "float"
     BOOL = "bool"
     CHOICE = "choice"
+    FILE = "file"  # a file mounted read-only at /inputs/<name>; the value is its path
 
 
 class ConcurrencyPolicy(StrEnum):
@@ -53,6 +55,16 @@ class PullPolicy(StrEnum):
     IF_NOT_PRESENT = "if-not-present"
     ALWAYS = "always"
     NEVER = "never"
+
+
+def repo_path_problem(value: str) -> str | None:
+    """Why ``value`` (a leading ``@`` allowed) is not a relative path inside a
+    repository, or None. Links inside the repository are checked when the file is read."""
+    text = value[1:] if value.startswith("@") else value
+    parts = PurePosixPath(text).parts
+    if not text or text.startswith("/") or "\\" in text or ".." in parts or "\0" in text:
+        return "not a relative path inside the repository (no .., not absolute)"
+    return None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from runner.running.logstore import (
 from runner.running.masking import Masker
 from runner.running.outputs import MAX_OUTPUT_BYTES, OUTPUTS_CUT, read_outputs
 from runner.running.render import render_task
-from runner.running.workspace import output_file, output_path, repo_dir
+from runner.running.workspace import inputs_dir, output_file, output_path, repo_dir
 from runner.state.records import Status
 from runner.state.store import RunStore
 
@@ -86,6 +86,7 @@ def start(env: AttemptEnv, task: Task, attempt: int, context: Mapping[str, Any],
             raise FlowbotError(_NO_WORKSPACE)
         rendered = render_task(task, context, flow_env)
         out = output_file(env.data_dir, env.run_id, task.id, attempt)
+        files = inputs_dir(env.data_dir, env.run_id)
         spec = TaskSpec(
             run_id=env.run_id, task_id=task.id, attempt=attempt, image=rendered.image,
             argv=rendered.argv, env={**base_env, **rendered.env}, workspace=workspace,
@@ -93,6 +94,7 @@ def start(env: AttemptEnv, task: Task, attempt: int, context: Mapping[str, Any],
             cpus=task.resources.cpus, memory=task.resources.memory, pull=task.pull,
             labels={LABEL_RUN: env.run_id, LABEL_TASK: task.id,
                     LABEL_ATTEMPT: str(attempt), LABEL_OWNER: env.owner},
+            inputs=files if files.is_dir() else None,
         )
         if task.pull is PullPolicy.ALWAYS or spec.image not in env.prepared:
             env.backend.prepare(spec)

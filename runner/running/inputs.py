@@ -13,10 +13,12 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from runner.errors import InputError
 from runner.model import patterns
-from runner.model.flows import InputSpec, InputType
+from runner.model.flows import InputSpec, InputType, repo_path_problem
 
 REQUIRED = "required; no default"
 UNKNOWN = "is unknown{hint}; {takes}"
@@ -27,6 +29,8 @@ EXPECTED_BOOL = "expected true/false (also yes/no, 1/0), got {value!r}"
 EXPECTED_CHOICE = "expected one of {choices}, got {value!r}"
 EXPECTED_PATTERN = "expected text matching the pattern {pattern} in full, got {value!r}"
 EXPECTED_STRING = "expected text, got {value!r}"
+EXPECTED_FILE = "expected @path of a file in the repository, got {value!r}"
+FILE_PATH = "{value!r} is {problem}"
 PATTERN_TOO_SLOW = "pattern took too long to check; the flow's pattern needs fixing"
 PATTERN_INVALID = "the flow's pattern {pattern} is not a valid regular expression: {error}"
 
@@ -96,12 +100,37 @@ def _to_string(spec: InputSpec, value: object) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class FileSource:
+    """Where a file input's bytes come from, before the run is staged: a path of
+    the repository at the run's commit (``repo_path``), or a file already on this
+    machine (``local``: ``flowbot run -i name=@file``, a downloaded attachment).
+    ``label`` says how it was given (shown on the run page)."""
+
+    label: str
+    repo_path: str | None = None
+    local: Path | None = None
+
+
+def _to_file(spec: InputSpec, value: object) -> FileSource:
+    if isinstance(value, FileSource):
+        return value  # a local file or an attachment, resolved by the caller
+    if not isinstance(value, str):
+        raise InputError(spec.name, EXPECTED_FILE.format(value=value))
+    problem = repo_path_problem(value)
+    if problem is not None:
+        raise InputError(spec.name, FILE_PATH.format(value=value, problem=problem))
+    path = value.removeprefix("@")
+    return FileSource(label=f"@{path}", repo_path=path)
+
+
 _COERCE: dict[InputType, Callable[[InputSpec, object], object]] = {
     InputType.INT: _to_int,
     InputType.FLOAT: _to_float,
     InputType.BOOL: _to_bool,
     InputType.CHOICE: _to_choice,
     InputType.STRING: _to_string,
+    InputType.FILE: _to_file,
 }
 
 

@@ -23,6 +23,7 @@ from runner.backends.limits import TaskLimits
 from runner.clock import Clock
 from runner.errors import FlowbotError, SecretMissing
 from runner.model.flows import ConcurrencyPolicy, Flow, flow_from_data
+from runner.running import input_files
 from runner.running import reconcile as reconciling
 from runner.running.attempts import AttemptEnv
 from runner.running.engine import Execution, Sleeper, event_sleep
@@ -30,6 +31,7 @@ from runner.running.inputs import coerce_inputs, input_env
 from runner.running.logstore import DEFAULT_MAX_BYTES, LogSink
 from runner.running.masking import Masker
 from runner.running.workspace import (
+    inputs_dir,
     place_staged,
     prepare_workspace,
     remove_run_dir,
@@ -78,8 +80,10 @@ class RunService:
         owner: str = "default", sleeper: Sleeper = event_sleep,
         run_url: Callable[[str], str] = lambda run_id: "",
         limits: TaskLimits | None = None, log_max_bytes: int = DEFAULT_MAX_BYTES,
+        input_file_max_bytes: int = input_files.DEFAULT_MAX_BYTES,
     ) -> None:
         self.store, self.backend, self.data_dir = store, backend, data_dir
+        self.input_file_max_bytes = input_file_max_bytes  # FLOWBOT_INPUT_FILE_MAX_BYTES
         self.log_max_bytes = log_max_bytes  # kept of each attempt's log (FLOWBOT_LOG_MAX_BYTES)
         self.limits = limits  # the operator's bounds on what a flow's tasks may ask for
         self.clock, self.max_parallel, self.owner = clock, max_parallel, owner
@@ -99,12 +103,14 @@ class RunService:
         self, flow: Flow, inputs: Mapping[str, Any], *, repo: str, commit: str | None,
         source: Path, trigger: Trigger, request_key: str | None = None,
     ) -> Submission:
-        """Queue a run of ``flow``. Raises InputError (nothing recorded) on bad inputs.
-        A ``request_key`` seen before (a replayed ``/run``) answers with the run it
-        started, and records nothing new."""
+        """Queue a run of ``flow``. Raises InputError (nothing recorded) on bad inputs,
+        file inputs included (missing, a link, too large). A ``request_key`` seen
+        before (a replayed ``/run``) answers with the run it started, and records
+        nothing new."""
         if request_key is not None and (earlier := self.store.run_for_request(request_key)):
             return Submission(earlier.id, earlier.status, earlier.error)  # a replay
-        values = coerce_inputs(flow.inputs, dict(inputs))
+        files = coerce_inputs(flow.inputs, dict(inputs))  # file inputs: sources to copy
+        values = input_files.unstaged(files)
         missing = [name for name in flow.secrets if name not in self._secrets]
         if missing and trigger.type is not TriggerType.SCHEDULE:
             raise SecretMissing(flow.id, missing)  # refused before a run (and its id) exists
@@ -121,6 +127,8 @@ class RunService:
             if problem is not None:
                 return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
                                      problem, request_key)
+            values = input_files.stage_files(files, staged / "repo", staged / "inputs",
+                                             self.input_file_max_bytes)
             with self._lock:
                 blocked = self._apply_concurrency(flow, repo)
                 if blocked is not None:
@@ -253,8 +261,10 @@ class RunService:
                          sink, register=lambda _t, _h: True, stop_status=lambda: None,
                          log_max_bytes=self.log_max_bytes)
         trigger = run.trigger
+        values = input_files.task_values(run.inputs, inputs_dir(self.data_dir, run.id),
+                                         self.backend.inputs_mount)
         context: dict[str, Any] = {
-            "inputs": dict(run.inputs), "secrets": secrets, "tasks": {},
+            "inputs": values, "secrets": secrets, "tasks": {},
             "run": {"id": run.id, "url": self._run_url(run.id), "commit": run.commit or "",
                     "failed_task": "", "error": ""},
             "trigger": {"type": trigger.type.value, "actor": trigger.actor,
@@ -262,7 +272,7 @@ class RunService:
                         if trigger.scheduled_at else ""},
             "flow": {"id": flow.id},
         }
-        base_env = {**input_env(run.inputs), "FLOWBOT_RUN_ID": run.id,
+        base_env = {**input_env(values), "FLOWBOT_RUN_ID": run.id,
                     "FLOWBOT_FLOW_ID": flow.id, "FLOWBOT_COMMIT": run.commit or ""}
 
         def notify(task_id: str | None, status: Status) -> None:

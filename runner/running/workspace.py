@@ -41,6 +41,11 @@ def repo_dir(data_dir: Path, run_id: str) -> Path:
     return run_dir(data_dir, run_id) / "repo"
 
 
+def inputs_dir(data_dir: Path, run_id: str) -> Path:
+    """Where the run's file inputs live (mounted read-only at ``/inputs``)."""
+    return run_dir(data_dir, run_id) / "inputs"
+
+
 def output_path(data_dir: Path, run_id: str, task_id: str, attempt: int) -> Path:
     return run_dir(data_dir, run_id) / "outputs" / f"{task_id}.{attempt}"
 

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from runner.loading.yamlload import Path
 from runner.model import patterns
+from runner.model.flows import repo_path_problem
 from runner.validation import schedule_facts
 from runner.validation.diagnostics import Reporter, did_you_mean
 from runner.validation.schema_messages import describe
@@ -37,6 +38,9 @@ MAX_PATTERN_REPEATS = 1000
 CHOICES_NOT_CHOICE = 'choices only apply to inputs of type choice (this one is "{type}")'
 CHOICE_WITHOUT_CHOICES = "an input of type choice needs a list of choices"
 PATTERN_NOT_STRING = 'pattern only applies to inputs of type string (this one is "{type}")'
+FILE_PATH_OUTSIDE = (
+    'input "{name}": {got} is {problem}; give a path like data/revenue.csv'
+)
 UNKNOWN_TRIGGER_INPUT = 'no input named "{name}" is declared under inputs{hint}'
 MISSING_TRIGGER_INPUT = (
     'input "{name}" is required and has no default; give it under this trigger\'s inputs'
@@ -61,6 +65,7 @@ _EXPECTED: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "float": ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
     "bool": ("true or false", lambda v: isinstance(v, bool)),
     "choice": ("text", lambda v: isinstance(v, str)),
+    "file": ("a path of a file in the repository", lambda v: isinstance(v, str)),
 }
 
 
@@ -78,6 +83,8 @@ def value_problem(name: str, spec: dict[str, Any], value: Any) -> ValueProblem |
     if not accepts(value):
         got = describe(value)
         return ValueProblem(WRONG_VALUE.format(expected=words, name=name, type=kind, got=got))
+    if kind == "file":
+        return _file_problem(name, value)
     choices = spec.get("choices")
     if kind == "choice" and choices and value not in choices:
         hint = did_you_mean(value, choices)
@@ -94,6 +101,14 @@ def value_problem(name: str, spec: dict[str, Any], value: Any) -> ValueProblem |
         got = describe(value)
         return ValueProblem(PATTERN_MISMATCH.format(name=name, got=got, pattern=pattern))
     return None
+
+
+def _file_problem(name: str, value: str) -> ValueProblem | None:
+    """A file input's default or trigger value names a file of the repository."""
+    problem = repo_path_problem(value)
+    if problem is None:
+        return None
+    return ValueProblem(FILE_PATH_OUTSIDE.format(name=name, got=describe(value), problem=problem))
 
 
 def _valid(pattern: str) -> bool:

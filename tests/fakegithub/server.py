@@ -25,6 +25,7 @@ from tests.fakegithub import routes
 from tests.fakegithub.openapi import Checker, RequestRejected
 from tests.fakegithub.state import App, Identity, Repo, State
 
+_STORAGE = "/storage"  # where attachment links redirect (GitHub's storage host)
 SECONDARY_RATE_LIMIT = ("You have exceeded a secondary rate limit. "
                         "Please wait a few minutes before you try again.")
 
@@ -67,6 +68,7 @@ class FakeGitHub:
         self.requests: list[RecordedRequest] = []
         self.violations: list[Violation] = []
         self._faults: list[Fault] = []
+        self.attachments: dict[str, bytes] = {}  # web path -> bytes (not API paths)
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
@@ -152,6 +154,19 @@ class FakeGitHub:
                 "documentation_url": "https://docs.github.com/rest/overview/rate-limits"}
         self.fail_next(path, count, status=403, method=method, body=body, headers=headers)
 
+    def add_attachment(self, name: str, data: bytes, *, repo: str | None = None) -> str:
+        """A file "dropped into a comment": its URL on the web host (outside the API
+        prefix), ``/user-attachments/files/<id>/<name>`` or, with ``repo``,
+        ``/<owner>/<repo>/files/<id>/<name>``. Fetching it needs a known token and
+        redirects, as GitHub does, to a storage path that refuses credentials."""
+        file_id = self.state.next_id()
+        path = f"/{repo}/files/{file_id}/{name}" if repo else \
+            f"/user-attachments/files/{file_id}/{name}"
+        with self._lock:
+            self.attachments[path] = data
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}{path}"
+
     # -- inspecting -------------------------------------------------------
 
     def requests_to(self, method: str, path_regex: str) -> list[RecordedRequest]:
@@ -184,7 +199,10 @@ class FakeGitHub:
         record = RecordedRequest(method, path, query, None)
         with self._lock:
             self.requests.append(record)
-        status, extra, payload = self._answer(record, headers, raw)
+        if path in self.attachments or path.startswith(_STORAGE):  # web paths, not the API
+            status, extra, payload = self._attachment(record, headers)
+        else:
+            status, extra, payload = self._answer(record, headers, raw)
         record.status = status
         return status, extra, payload
 
@@ -216,6 +234,21 @@ class FakeGitHub:
                 self.violations.append(Violation(record.method, record.path, status,
                                                  f"fake answered wrongly: {problem}"))
         return status, ctx.headers, payload
+
+    def _attachment(self, record: RecordedRequest,
+                    headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        """An attachment link answers a redirect to storage; storage answers the bytes
+        (with a misleading content type: flowbot must not trust it)."""
+        if record.path.startswith(_STORAGE):
+            if "authorization" in headers:  # as S3 does with a signed URL plus a token
+                return 400, {}, {"message": "Only one auth mechanism allowed"}
+            data = self.attachments.get(record.path[len(_STORAGE):])
+            if data is None:
+                return 404, {}, {"message": "Not Found"}
+            return 200, {"content-type": "image/png"}, data
+        if self._authenticate(headers.get("authorization", ""), False) is None:
+            return 404, {}, {"message": "Not Found"}  # GitHub hides private attachments
+        return 302, {"location": f"{_STORAGE}{record.path}?X-Amz-Signature=s"}, None
 
     def _violation(self, record: RecordedRequest, status: int,
                    message: str) -> tuple[int, dict[str, str], Any]:
@@ -269,9 +302,11 @@ def _handler_for(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, extra, payload = fake.handle(self.command, self.path, headers, raw)
-            data = b"" if payload is None else json.dumps(payload).encode()
+            data = payload if isinstance(payload, bytes) else \
+                b"" if payload is None else json.dumps(payload).encode()
+            kind = extra.pop("content-type", "application/json; charset=utf-8")
             self.send_response(status)
-            self.send_header("content-type", "application/json; charset=utf-8")
+            self.send_header("content-type", kind)
             self.send_header("content-length", str(len(data)))
             for key, value in extra.items():
                 self.send_header(key, value)
