@@ -5,6 +5,7 @@ paced and never repeat. Real Docker, real git, the fake GitHub over HTTP."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,7 @@ def origin(tmp_path: Path) -> Origin:
     return Origin(tmp_path / "origin")
 
 
+@contextmanager
 def _started(tmp_path: Path, fake: FakeGitHub, origin: Origin,
              **settings: object) -> Iterator[Bot]:
     fake.add_collaborator(FAKE_REPO, "writer", "write")
@@ -86,7 +88,8 @@ def _started(tmp_path: Path, fake: FakeGitHub, origin: Origin,
 @pytest.fixture
 def bot(tmp_path: Path, fake_github: FakeGitHub, origin: Origin,
         busybox_image: str) -> Iterator[Bot]:
-    yield from _started(tmp_path, fake_github, origin)
+    with _started(tmp_path, fake_github, origin) as started:
+        yield started
 
 
 def _run_reply(bot: Bot, line: str, until: str) -> str:
@@ -156,7 +159,7 @@ def test_a_scheduled_failure_issue_carries_the_log_tail(bot: Bot, origin: Origin
 def test_edits_of_a_running_run_are_paced_and_never_repeat(
     tmp_path: Path, fake_github: FakeGitHub, origin: Origin, busybox_image: str
 ) -> None:
-    for bot in _started(tmp_path, fake_github, origin, reply_edit_seconds=3600.0):
+    with _started(tmp_path, fake_github, origin, reply_edit_seconds=3600.0) as bot:
         reply = _run_reply(bot, "/run steps", ": success\n")
         [run] = bot.runtime.services.store.list_runs(repo=FAKE_REPO)
         assert len(bot.runtime.services.store.transitions(run.id)) >= 12  # a burst of events
