@@ -5,7 +5,10 @@ directory, then drives the real service with the webhooks GitHub would send:
 a pull request (validation status + sticky comment), a push to ``main``
 (flows and schedules registered) and a ``/run`` comment (a flow run in Docker,
 statuses and the reply comment). A local stand-in prints what would be posted
-to GitHub. The run page is served on localhost for a while, then it ends.
+to GitHub. The run pages are served on localhost until Ctrl-C when the demo
+runs in a terminal; otherwise for ``--serve-seconds`` (5 by default), as it says.
+Secrets come from ``FLOWBOT_SECRET_<NAME>`` / ``FLOWBOT_SECRETS_FILE`` as for
+``flowbot serve``; the repository is labelled ``local/<template folder name>``.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import shutil
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "examples" / "repo-template"
-REPO = "local/repo-template"
+SERVE_SECONDS = 5.0  # how long pages stay up when the demo is not run in a terminal
 SHOWN_LINES = 30
 MARKER = ".flowbot-demo"
 # Inputs the demo passes with each template flow's /run comment.
@@ -35,8 +39,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--inputs", nargs="*", metavar="KEY=VALUE",
                         help="inputs for --flow (default: the demo's own for each flow)")
     parser.add_argument("--port", type=int, default=8080, help="run page port (default 8080)")
-    parser.add_argument("--serve-seconds", type=float, default=5.0,
-                        help="how long to serve the run page before ending (default 5)")
+    parser.add_argument("--serve-seconds", type=float, default=None,
+                        help="serve the run pages this long, then end (default: until Ctrl-C "
+                             f"in a terminal, else {SERVE_SECONDS:g} s)")
     parser.add_argument("--serve", action="store_true", help="serve until Ctrl-C")
     parser.set_defaults(handler=_handle)
 
@@ -107,12 +112,16 @@ def _demo(args: argparse.Namespace, data_dir: Path) -> int:
         print(f"flowbot demo: {data_dir} holds something else; pass an empty --data-dir",
               file=sys.stderr)
         return 2
-    repo_path = data_dir / "repo-template"
+    name = args.template.resolve().name
+    args.repo = f"local/{name}"
+    repo_path = data_dir / name
     sha = _make_repo(args.template, repo_path)
     print(f"1. Copied {args.template} into a git repository: {repo_path} (commit {sha[:8]})")
-    settings = Settings(data_dir=data_dir, webhook_secret=secrets.token_hex(16),
-                        public_url=f"http://127.0.0.1:{args.port}", port=args.port,
-                        host="127.0.0.1")
+    # the operator's settings (secrets above all), with the demo's own data dir and pages
+    settings = replace(Settings.from_env(), data_dir=data_dir, database_url="",
+                       webhook_secret=secrets.token_hex(16),
+                       public_url=f"http://127.0.0.1:{args.port}", port=args.port,
+                       host="127.0.0.1")
     runtime = build_runtime(settings, github=LocalGitHub(_say, everyone="admin"))
     runtime.start()
     server = _serve(runtime, settings)
@@ -131,11 +140,11 @@ def _walk(args: argparse.Namespace, runtime: Any, repo_path: Path, sha: str, url
     clone_url = str(repo_path)
     print("\n2. A pull request adds the flows: flowbot validates them (nothing runs)")
     runtime.dispatch(Event("pull_request", payloads.pull_request_event(
-        "opened", 1, sha, repo=REPO, clone_url=clone_url), "demo-pr"))
+        "opened", 1, sha, repo=args.repo, clone_url=clone_url), "demo-pr"))
     print("\n3. The pull request is merged (a push to main): flows and schedules registered")
-    runtime.dispatch(Event("push", payloads.push_event(sha, repo=REPO, clone_url=clone_url),
-                           "demo-push"))
-    for row in runtime.services.registry.list(REPO):
+    runtime.dispatch(Event("push", payloads.push_event(sha, repo=args.repo,
+                                                       clone_url=clone_url), "demo-push"))
+    for row in runtime.services.registry.list(args.repo):
         for trig in row.flow.triggers:
             print(f"   {row.flow.id}: schedule {trig.id} = {trig.cron!r} ({trig.timezone})")
     finished = _run_flows(args, runtime, clone_url)
@@ -144,7 +153,7 @@ def _walk(args: argparse.Namespace, runtime: Any, repo_path: Path, sha: str, url
     print("\n5. Results")
     for run in finished:
         _summary(runtime, run)
-    _where(runtime, finished, url)
+    _where(runtime, finished, url, args.repo)
     _linger(args, server)
     return 0 if all(run.status.value == "success" for run in finished) else 1
 
@@ -154,17 +163,19 @@ def _run_flows(args: argparse.Namespace, runtime: Any, clone_url: str) -> list[A
     from bot.github import payloads
     from bot.intake.router import Event
 
-    registered = [row.flow.id for row in runtime.services.registry.list(REPO)]
+    registered = [row.flow.id for row in runtime.services.registry.list(args.repo)]
     flow_ids = [args.flow] if args.flow else registered
     finished = []
+    print("\n4. Someone comments /run for each flow in turn: each runs in Docker")
     for number, flow_id in enumerate(flow_ids, start=2):
         inputs = args.inputs if args.inputs is not None else DEMO_INPUTS.get(flow_id, [])
         command = " ".join([f"/run {flow_id}", *inputs])
-        print(f"\n4. Someone comments {command!r}: the flow runs in Docker")
-        payload = payloads.issue_comment_event(command, login="you", number=number, repo=REPO,
-                                               comment_id=1, clone_url=clone_url)
+        print(f"\n   {command!r} on issue #{number}:")
+        payload = payloads.issue_comment_event(command, login="you", number=number,
+                                               repo=args.repo, comment_id=1,
+                                               clone_url=clone_url)
         runtime.dispatch(Event("issue_comment", payload, f"demo-run-{flow_id}"))
-        runs = [r for r in runtime.services.store.list_runs(repo=REPO, flow_id=flow_id)
+        runs = [r for r in runtime.services.store.list_runs(repo=args.repo, flow_id=flow_id)
                 if r.trigger.type.value == "manual"]
         if not runs:
             print(f"flowbot demo: no run of {flow_id} was started (see the comment above)",
@@ -203,12 +214,12 @@ def _summary(runtime: Any, run: Any) -> None:
         print("\n".join(f"   | {line}" for line in text.splitlines()[-10:]))
 
 
-def _where(runtime: Any, runs: list[Any], url: str) -> None:
+def _where(runtime: Any, runs: list[Any], url: str, repo: str) -> None:
     print("\nWhere to look:")
     for run in runs:
         print(f"   run page        {url}/runs/{run.id}   ({run.flow_id})")
     print(f"   a task's log    {url}/runs/<run>/logs/<task>")
-    print(f"   flows           {url}/api/flows?repo={REPO}")
+    print(f"   flows           {url}/api/flows?repo={repo}")
     print(f"   schedules       {url}/api/schedules")
     print(f"   runs            {url}/api/runs")
     print(f"   data            {runtime.services.settings.data_dir}")
@@ -218,16 +229,30 @@ def _linger(args: argparse.Namespace, server: Any) -> None:
     if not server.started:
         print(f"   (port {args.port} is busy: pages not served; try --port)")
         return
-    if args.serve:
-        print("\nServing; Ctrl-C to stop.")
+    seconds = serve_seconds(args, sys.stdin.isatty())
+    if seconds is None:
+        print("\nServing these pages until you press Ctrl-C.", flush=True)
         try:
             while True:
                 time.sleep(1)
         except KeyboardInterrupt:
             return
-    if args.serve_seconds > 0:
-        print(f"\nServing for {args.serve_seconds:g}s (--serve to keep serving).")
-        time.sleep(args.serve_seconds)
+    if seconds > 0:
+        print(f"\nServing these pages for {seconds:g} s more, then the demo ends and they go "
+              "away (--serve keeps them until Ctrl-C).", flush=True)
+        time.sleep(seconds)
+    else:
+        print("\nThe demo ends here and the pages go away (--serve keeps them until Ctrl-C).")
+
+
+def serve_seconds(args: argparse.Namespace, interactive: bool) -> float | None:
+    """How long the pages stay up after the demo: None until Ctrl-C (``--serve``, or
+    a terminal without ``--serve-seconds``), else seconds."""
+    if args.serve:
+        return None
+    if args.serve_seconds is not None:
+        return max(0.0, float(args.serve_seconds))
+    return None if interactive else SERVE_SECONDS
 
 
 def _serve(runtime: Any, settings: Any) -> Any:

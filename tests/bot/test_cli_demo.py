@@ -1,11 +1,12 @@
 """`flowbot demo` end to end on the real Docker engine: it finishes by itself."""
 
+import os
 import socket
 from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli import build_parser, demo, main
 
 pytestmark = pytest.mark.docker
 
@@ -30,3 +31,83 @@ def test_demo_runs_the_whole_loop_and_ends(
     assert "of daily-revenue: success" in out and "total revenue: 2709.19" in out
     assert "of guarded-job: success" in out
     assert "/runs/" in out and "/api/schedules" in out
+
+
+ALERT = """id: alert
+secrets: [HOOK]
+tasks:
+  - id: post
+    image: busybox:latest
+    network: none
+    env: {HOOK_VALUE: "{{ secrets.HOOK }}"}
+    commands: ['test "$HOOK_VALUE" = s3cret-hook && echo "the hook is set"']
+"""
+
+
+def _my_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository of one's own holding the alert flow; no FLOWBOT_* settings."""
+    template = tmp_path / "my-repo"
+    (template / "flows").mkdir(parents=True)
+    (template / "flows" / "alert.yml").write_text(ALERT)
+    for key in [k for k in os.environ if k.startswith("FLOWBOT_")]:
+        monkeypatch.delenv(key)
+    return template
+
+
+def _demo(template: Path, tmp_path: Path) -> int:
+    return main(["demo", "--template", str(template), "--data-dir", str(tmp_path / "demo"),
+                 "--port", str(_free_port()), "--serve-seconds", "0"])
+
+
+@pytest.mark.parametrize("source", ["environment", "secrets file"])
+def test_a_template_of_ones_own_gets_its_secrets_and_its_name(
+    tmp_path: Path, busybox_image: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, source: str,
+) -> None:
+    template = _my_repo(tmp_path, monkeypatch)
+    if source == "environment":
+        monkeypatch.setenv("FLOWBOT_SECRET_HOOK", "s3cret-hook")
+    else:
+        (tmp_path / "secrets.env").write_text("HOOK=s3cret-hook\n")
+        monkeypatch.setenv("FLOWBOT_SECRETS_FILE", str(tmp_path / "secrets.env"))
+
+    code = _demo(template, tmp_path)
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "of alert: success" in out and "| the hook is set" in out
+    assert "api/flows?repo=local/my-repo" in out and "repo-template" not in out
+    assert "s3cret-hook" not in out
+    assert out.count("\n4. ") == 1
+    assert "The demo ends here and the pages go away (--serve keeps them until Ctrl-C)." in out
+
+
+def test_a_flow_missing_its_secret_is_not_run_and_the_demo_fails(
+    tmp_path: Path, busybox_image: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    template = _my_repo(tmp_path, monkeypatch)
+
+    code = _demo(template, tmp_path)
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "it needs secret(s) `HOOK`" in captured.out and "`FLOWBOT_SECRET_HOOK`" in captured.out
+    assert "no run of alert was started" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("given", "interactive", "seconds"),
+    [
+        ([], True, None),  # a terminal: until Ctrl-C
+        ([], False, demo.SERVE_SECONDS),  # a script or CI: a few seconds, as it says
+        (["--serve-seconds", "30"], True, 30.0),
+        (["--serve-seconds", "0"], False, 0.0),
+        (["--serve"], False, None),
+    ],
+)
+def test_how_long_the_pages_stay_up(
+    given: list[str], interactive: bool, seconds: float | None
+) -> None:
+    args = build_parser(["demo"]).parse_args(["demo", *given])
+    assert demo.serve_seconds(args, interactive) == seconds
