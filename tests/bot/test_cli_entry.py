@@ -14,7 +14,7 @@ FLOW = """id: nightly
 inputs:
   region: {type: choice, choices: [eu, us], default: eu}
 triggers:
-  - {id: at-two, type: schedule, cron: "0 2 * * *", timezone: Europe/Berlin}
+  - {id: at-six, type: schedule, cron: "0 6 * * *", timezone: Europe/Berlin}
 tasks:
   - {id: a, image: busybox:latest, commands: ['echo "{{ inputs.region }}"']}
 """
