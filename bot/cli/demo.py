@@ -28,7 +28,10 @@ SERVE_SECONDS = 5.0  # how long pages stay up when the demo is not run in a term
 SHOWN_LINES = 30
 MARKER = ".flowbot-demo"
 # Inputs the demo passes with each template flow's /run comment.
-DEMO_INPUTS = {"pipeline": ["region=us"]}
+DEMO_INPUTS = {"pipeline": ["region=us"], "revenue": ["data=@data/revenue-2026-11.csv"]}
+# Secrets the template's flows declare, for a demo whose operator set none: the
+# revenue flow's errors task posts there only when the run fails (nothing listens).
+DEMO_SECRETS = {"ALERT_WEBHOOK_URL": "http://127.0.0.1:9/flowbot-demo-alerts"}
 
 
 def add_parser(sub: Any) -> None:
@@ -122,6 +125,7 @@ def _demo(args: argparse.Namespace, data_dir: Path) -> int:
                        webhook_secret=secrets.token_hex(16),
                        public_url=f"http://127.0.0.1:{args.port}", port=args.port,
                        host="127.0.0.1")
+    settings = _with_demo_secrets(settings)
     runtime = build_runtime(settings, github=LocalGitHub(_say, everyone="admin"))
     runtime.start()
     server = _serve(runtime, settings)
@@ -130,6 +134,14 @@ def _demo(args: argparse.Namespace, data_dir: Path) -> int:
     finally:
         server.should_exit = True
         runtime.stop()
+
+
+def _with_demo_secrets(settings: Any) -> Any:
+    """``settings`` with the demo's stand-in for each template secret the operator
+    did not set (a value the operator set always wins)."""
+    have = settings.secret_values()
+    extra = {f"FLOWBOT_SECRET_{k}": v for k, v in DEMO_SECRETS.items() if k not in have}
+    return replace(settings, environ={**settings.environ, **extra}) if extra else settings
 
 
 def _walk(args: argparse.Namespace, runtime: Any, repo_path: Path, sha: str, url: str,

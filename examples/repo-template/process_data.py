@@ -1,7 +1,7 @@
-"""Sum the revenue column of data.csv (run by flows/daily-revenue.yml).
+"""Sum the revenue column of a CSV (run by flows/revenue.yml on its file input).
 
-Prints the total and, when run by flowbot, records it as the task output
-``total`` by appending ``total=<n>`` to the file named by $FLOWBOT_OUTPUT.
+Prints ``Total revenues: N`` and, when run by flowbot, records N as the task
+output ``total`` by appending ``total=<N>`` to the file named by $FLOWBOT_OUTPUT.
 """
 
 import csv
@@ -24,7 +24,7 @@ def total_revenue(path: str) -> Decimal:
 def main() -> None:
     path = sys.argv[1] if len(sys.argv) > 1 else "data.csv"
     total = total_revenue(path)
-    print(f"total revenue: {total}")
+    print(f"Total revenues: {total}")
     output = os.environ.get("FLOWBOT_OUTPUT")
     if output:
         with open(output, "a", encoding="utf-8") as handle:

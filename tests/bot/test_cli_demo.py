@@ -28,7 +28,9 @@ def test_demo_runs_the_whole_loop_and_ends(
     assert "status flowbot/sync on" in out and "3 added" in out
     assert "pipeline: schedule hourly = '15 * * * *' (UTC)" in out
     assert "of pipeline: success" in out and "rows in region: 4 of 8" in out
-    assert "of daily-revenue: success" in out and "total revenue: 2709.19" in out
+    # the revenue flow's CSV arrives as a file input, read by Python at /inputs/data
+    assert "'/run revenue data=@data/revenue-2026-11.csv'" in out
+    assert "of revenue: success" in out and "| Total revenues: 3089.45" in out
     assert "of guarded-job: success" in out
     assert "/runs/" in out and "/api/schedules" in out
 

@@ -32,6 +32,8 @@ def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in [k for k in os.environ if k.startswith("FLOWBOT_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("FLOWBOT_DATA_DIR", str(tmp_path / "data"))
+    # the revenue flow's errors task posts there only when a run fails
+    monkeypatch.setenv("FLOWBOT_SECRET_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/nobody")
 
 
 def test_the_template_has_flows_to_run() -> None:

@@ -136,4 +136,4 @@ def test_template_flows_pass(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(TEMPLATE_FLOWS), "--plan"]) == 0
     out = capsys.readouterr().out
     assert out.rstrip().endswith("3 flows valid")
-    assert "plan: daily-revenue / daily: 0 10 * * * in Europe/Berlin" in out
+    assert "plan: revenue / daily: 0 10 * * * in Europe/Berlin" in out

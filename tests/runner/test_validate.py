@@ -138,7 +138,7 @@ def test_validate_paths_does_not_read_past_the_size_limit(tmp_path: Path) -> Non
 def test_template_flows_validate_cleanly() -> None:
     report = validate_paths([TEMPLATE / "flows"], now=NOW)
     assert [str(d) for d in report.diagnostics] == []
-    assert sorted(f.id for f in report.flows) == ["daily-revenue", "guarded-job", "pipeline"]
+    assert sorted(f.id for f in report.flows) == ["guarded-job", "pipeline", "revenue"]
 
 
 def test_template_flows_carry_the_schema_line_and_their_files_exist() -> None:
