@@ -19,6 +19,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,21 @@ def _fresh(data_dir: Path) -> bool:
     return True
 
 
+def _not_copied(data_dir: Path) -> Callable[[str, list[str]], list[str]]:
+    """What the copy of a repository leaves out: its git history, flowbot's local
+    data, and the demo's own folder (``--template .`` keeps it inside the template)."""
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        return [name for name in names if name in (".git", ".flowbot")
+                or (Path(folder) / name).resolve() == data_dir]
+    return ignore
+
+
 def _make_repo(template: Path, dest: Path) -> str:
     import git
 
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(template, dest)
+    shutil.copytree(template, dest, ignore=_not_copied(dest.parent))
     repo = git.Repo.init(dest, initial_branch="main")
     with repo.config_writer() as config:
         config.set_value("user", "name", "flowbot demo")
