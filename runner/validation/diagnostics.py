@@ -113,6 +113,8 @@ class Reporter:
     budget: Budget = field(default_factory=Budget)
     deadline: float | None = None  # clock reading past which work stops; None: from now
     repo_deadline: float = float("inf")  # the same for all files of one repository
+    # Findings to drop, by path and message: those about stand-ins of malformed parts.
+    quiet: Callable[[Path, str], bool] | None = None
 
     def __post_init__(self) -> None:
         if self.deadline is None:
@@ -141,6 +143,8 @@ class Reporter:
         The position is that of the value at ``pos`` (default: ``path``), or of
         its key with ``key=True``, or of character ``offset`` inside that string.
         """
+        if self.quiet is not None and self.quiet(path, message):
+            return  # about a malformed part the schema's messages already cover
         where = path if pos is None else pos
         if key:
             line, col = self.loaded.key_pos(where)

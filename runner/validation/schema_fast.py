@@ -266,6 +266,7 @@ class _Compiler:
         return lambda v: all(c(v) for c in checks)
 
 
-def compile_schema(schema: dict[str, Any]) -> Check:
-    """A function telling whether data is valid against ``schema``."""
-    return _Compiler(schema).compile(schema)
+def compile_schema(schema: dict[str, Any], part: Any = None) -> Check:
+    """A function telling whether data is valid against ``schema``, or against its
+    sub-schema ``part`` (references still resolved in ``schema``)."""
+    return _Compiler(schema).compile(schema if part is None else part)

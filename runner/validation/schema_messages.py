@@ -255,6 +255,8 @@ def _explain_choice(error: ValidationError, report: Reporter) -> None:
     path, value = _path(error), error.instance
     branches: list[dict[str, Any]] = error.validator_value
     if all(set(b) == {"required"} for b in branches):
+        if not isinstance(value, dict):
+            return  # not a mapping at all: its type error says so
         given = [b["required"][0] for b in branches if b["required"][0] in value]
         if given:
             report.at(path, BOTH_COMMANDS_SCRIPT, pos=(*path, given[-1]), key=True)

@@ -14,8 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from runner.validation.diagnostics import Reporter, did_you_mean
+from runner.validation.repair import STUB_PREFIX
 
-UNKNOWN_NEED = 'needs "{name}", but there is no such task{hint}'
+UNKNOWN_NEED = 'needs "{name}", but there is no such task{hint}; {known}'
+KNOWN_TASKS = {"tasks": "the tasks are: {names}", "errors": "the errors tasks are: {names}"}
+NO_TASKS = {"tasks": "the flow has no other tasks", "errors": "there are no other errors tasks"}
+SHOWN_TASKS = 10
 NEED_ERRORS_TASK = 'needs "{name}", an errors task; main tasks cannot wait for errors tasks'
 NEED_MAIN_TASK = (
     'needs "{name}", a main task; errors tasks run after the run failed, '
@@ -134,11 +138,25 @@ def check(
                 template = NEED_ERRORS_TASK if group == "tasks" else NEED_MAIN_TASK
                 message = template.format(name=name)
             else:
-                message = UNKNOWN_NEED.format(name=name, hint=did_you_mean(name, own))
+                message = _unknown_need(group, own, task["id"], name)
             report.at((group, index, "needs", at), message)
         needs.setdefault(task["id"], valid)
     _report_cycles(data, group, needs, report)
     return Graph(needs)
+
+
+def _unknown_need(group: str, own: list[str], task: str, name: str) -> str:
+    """The message for a need naming no task: a suggestion, and the tasks it may
+    name, the first few by name (never the stand-ins of malformed tasks)."""
+    names = [n for n in own if n != task and not n.startswith(STUB_PREFIX)]
+    if not names:
+        known = NO_TASKS[group]
+    else:
+        shown = ", ".join(names[:SHOWN_TASKS])
+        if len(names) > SHOWN_TASKS:
+            shown += f" and {len(names) - SHOWN_TASKS} more"
+        known = KNOWN_TASKS[group].format(names=shown)
+    return UNKNOWN_NEED.format(name=name, hint=did_you_mean(name, names), known=known)
 
 
 def _report_cycles(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from runner.loading import yamlload
 from runner.model.flows import Flow, flow_from_data
-from runner.validation import schema_messages, semantic
+from runner.validation import repair, schema_messages, semantic
 from runner.validation.diagnostics import (
     REPO_OVER_TIME,
     Budget,
@@ -153,12 +153,8 @@ def _validate_text(
     loaded = yamlload.load(data)
     report = Reporter(path, loaded, budget=budget, deadline=started + budget.seconds,
                       repo_deadline=repo_deadline)  # loading counted too
-    for problem in loaded.problems:
-        report.diagnostics.append(
-            Diagnostic(path, problem.line, problem.col, Severity.ERROR, problem.message)
-        )
     flow = None
-    if loaded.data is not None and not loaded.problems:
+    if loaded.data is not None:  # YAML-level problems that leave data hide nothing else
         try:
             flow = _check(loaded.data, report, moment, path)
         except OverBudget as exc:  # a bounded answer for hostile or absurd files
@@ -175,12 +171,23 @@ def _validate_text(
                 Diagnostic(path, 1, 1, Severity.ERROR, INTERNAL.format(kind=type(exc).__name__))
             )
             flow = None
-    diagnostics = sorted(set(report.diagnostics), key=sort_key)
+    diagnostics = sorted(set(_with_yaml_problems(path, loaded, report.diagnostics)), key=sort_key)
     result = FileReport(path, diagnostics)
     result.flow = flow if result.ok else None
     if result.flow is not None:  # only valid flows take part in the duplicate-id check
         result.locate_id = partial(_id_pos, data)
     return result
+
+
+def _with_yaml_problems(
+    path: str, loaded: yamlload.Loaded, found: list[Diagnostic]
+) -> list[Diagnostic]:
+    """The loader's problems, and the checks' findings at other places: an unquoted
+    ``yes`` is explained once, as YAML, not again as "expected true or false"."""
+    places = {(p.line, p.col) for p in loaded.problems}
+    yaml_level = [Diagnostic(path, p.line, p.col, Severity.ERROR, p.message)
+                  for p in loaded.problems]
+    return yaml_level + [d for d in found if (d.line, d.col) not in places]
 
 
 def _id_pos(data: bytes | str) -> tuple[int, int]:
@@ -192,12 +199,37 @@ def _id_pos(data: bytes | str) -> tuple[int, int]:
 def _check(data: dict[str, object], report: Reporter, now: datetime, path: str) -> Flow | None:
     report.tick()
     schema_messages.check(data, report)
-    if report.diagnostics:
-        return None  # semantic checks assume the shape the schema guarantees
+    if not report.diagnostics:
+        report.tick()
+        semantic.check(data, report, now)
+        report.tick()
+        return flow_from_data(data, path)
+    # The semantic checks assume the schema's shape: they run on a copy in which
+    # each malformed part has a stand-in, and say nothing about the stand-ins.
     report.tick()
-    semantic.check(data, report, now)
-    report.tick()
-    return flow_from_data(data, path)
+    repaired = repair.repair(_inputs_by_name(data), schema_messages.schema(),
+                             schema_messages.fast_check())
+    if repaired is None:
+        return None  # nothing well-formed enough to check further
+    if isinstance(data.get("inputs"), list):
+        repaired.bad.add(("inputs",))
+    report.quiet = repaired.quiet
+    try:
+        semantic.check(repaired.data, report, now)
+    finally:
+        report.quiet = None
+    return None
+
+
+def _inputs_by_name(data: dict[str, object]) -> dict[str, object]:
+    """Inputs written as a list of ``id:`` items (Kestra's form) keep their names for
+    the other checks, so ``{{ inputs.region }}`` is not reported as unknown too."""
+    inputs = data.get("inputs")
+    if not isinstance(inputs, list):
+        return data
+    names = [item["id"] for item in inputs if isinstance(item, dict)
+             and isinstance(item.get("id"), str)]
+    return {**data, "inputs": {name: {"type": "string"} for name in names}}
 
 
 def validate_files(

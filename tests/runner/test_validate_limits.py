@@ -273,5 +273,5 @@ def test_messages_quoting_huge_names_are_cut_in_the_middle() -> None:
     [error] = validate_text("huge-name.yml", text, now=NOW).errors
     assert len(error.message) <= 1000
     assert error.message.startswith('tasks[0].needs[0]: needs "nnnn')
-    assert error.message.endswith('nnnn", but there is no such task')
+    assert error.message.endswith('nnnn", but there is no such task; the flow has no other tasks')
     assert " … " in error.message
