@@ -9,10 +9,10 @@ from pathlib import Path
 
 import docker
 import pytest
-from enginekit import make_kit, task
+from enginekit import leftover, make_kit, task
 from sqlalchemy.engine import Engine
 
-from runner.errors import InputError
+from runner.errors import InputError, SecretMissing
 from runner.state.records import Status
 
 pytestmark = pytest.mark.docker
@@ -40,15 +40,13 @@ def test_secret_values_are_masked_in_logs_and_outputs(
     assert SECRET not in kit.store.outputs(run.id)["leak"]["tok"]
 
 
-def test_a_declared_secret_without_a_value_fails_before_starting(
+def test_a_declared_secret_without_a_value_is_refused_before_anything_starts(
     tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient, busybox_image: str
 ) -> None:
     kit = make_kit(tmp_path, sqlite_engine, docker_client)
-    submission = kit.submit({"id": "needs-key", "secrets": ["API_KEY"],
-                             "tasks": [task("t", "true")]})
-    assert submission.status is Status.FAILED
-    assert "API_KEY" in (submission.reason or "") and "FLOWBOT_SECRET_" in (submission.reason or "")
-    assert kit.store.attempts(submission.run_id) == []
+    with pytest.raises(SecretMissing, match="API_KEY.*FLOWBOT_SECRET_"):
+        kit.submit({"id": "needs-key", "secrets": ["API_KEY"], "tasks": [task("t", "true")]})
+    assert kit.store.list_runs() == [] and leftover(docker_client, kit.owner) == []
 
 
 @pytest.mark.parametrize("value", [
