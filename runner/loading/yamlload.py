@@ -49,6 +49,14 @@ COMPLEX_KEY = (
 )
 SYNTAX = "invalid YAML: {problem}"
 UNCLOSED_QUOTE = "invalid YAML: the quoted text starting here is never closed"
+PLAIN_COLON = (
+    'invalid YAML: this unquoted text contains ": ", which YAML reads as "key: value"; '
+    "quote the whole text ('...', with any ' inside doubled) or write it as a | block"
+)
+PLAIN_BRACES = (
+    'invalid YAML: this unquoted text starts with "{{", which YAML reads as a mapping; '
+    "quote the whole text (\"{{ ... }}\") or write it as a | block"
+)
 CONTROL_CHAR = "control character U+{code:04X} is not allowed in a flow file; remove it"
 DUPLICATE_KEY = 'duplicate key "{key}" (first defined on line {line}); a key may appear once'
 NON_TEXT_KEY = 'unquoted key `{text}` is read as {what}; keys must be text, quote it: "{text}":'
@@ -167,6 +175,11 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, lines: list[str]) -> Problem:
     tab = _LEADING_TAB.match(source)
     if tab is not None:
         return Problem(line, tab.end(), TAB_INDENT)
+    for where in (exc.context_mark, exc.problem_mark):  # the quote's line, then the error's
+        row = where.line + 1 if where is not None else 0
+        plain = _plain_text_problem(lines[row - 1]) if 0 < row <= len(lines) else None
+        if plain is not None:
+            return Problem(row, plain[0], plain[1])
     if exc.context_mark is not None and "quoted scalar" in (exc.context or ""):
         return Problem(*_pos(exc.context_mark), UNCLOSED_QUOTE)
     if "maximum nesting depth" in (exc.problem or ""):  # libyaml's own bound, hit first
@@ -177,6 +190,29 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, lines: list[str]) -> Problem:
     if "mapping values are not allowed" in problem:
         problem += '; a value containing ": " must be quoted'
     return Problem(line, col, SYNTAX.format(problem=problem))
+
+
+# A line's unquoted text: after list dashes, after a "key: " (plain keys only).
+_LINE_TEXT = re.compile(r"^(\s*(?:-\s+)*)(?:([A-Za-z0-9_.-]+):\s+)?(.*)$")
+_SIMPLE_KEY = re.compile(r"^[A-Za-z0-9_.-]+:(?:\s|$)")
+
+
+def _plain_text_problem(source: str) -> tuple[int, str] | None:
+    """Where and why a line's unquoted text broke the YAML: it holds ": " (read as
+    "key: value") or starts with "{{" (read as a mapping). A command line such as
+    ``- awk '{print "Total: " s}' data.csv`` otherwise gets a riddle about quotes."""
+    match = _LINE_TEXT.match(source)
+    if match is None:
+        return None
+    text = match.group(3).rstrip()
+    col = match.start(3) + 1
+    if text.startswith("{{"):
+        return col, PLAIN_BRACES
+    if not text or text[0] in "'\"{[|>&*!#" or _SIMPLE_KEY.match(text):
+        return None  # quoted, a block, a flow collection, or a mapping item ("- id: x")
+    if ": " in text or text.endswith(":"):
+        return col, PLAIN_COLON
+    return None
 
 
 _ALIAS = yaml.AliasEvent
@@ -291,6 +327,10 @@ class _Builder:
         if type(event) is not _SCALAR:
             value = self._node(event, ("(key)",), depth + 1)
             what = "a list" if isinstance(value, list) else "a mapping"
+            row = self._out.lines[start[0] - 1] if start[0] <= len(self._out.lines) else ""
+            plain = _plain_text_problem(row)
+            if plain is not None and plain[1] == PLAIN_BRACES:  # `- {{ inputs.cmd }}`
+                raise _Fatal(start[0], plain[0], PLAIN_BRACES)
             raise _Fatal(*start, COMPLEX_KEY.format(what=what))
         value, problem = yamlscalars.resolve(event.value, key=True)
         if problem is None and not isinstance(value, str):

@@ -16,7 +16,7 @@ from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
 from runner.loading.yamlload import Path
-from runner.validation import schema_fast
+from runner.validation import kestra_words, schema_fast
 from runner.validation.diagnostics import Reporter, did_you_mean
 
 if TYPE_CHECKING:  # jsonschema is imported on the first invalid file only: valid ones never
@@ -192,7 +192,7 @@ def _explain(error: ValidationError, report: Reporter) -> None:
         known = list(schema.get("properties", {}))
         for key in value:
             if key not in known:
-                hint = did_you_mean(key, known)
+                hint = kestra_words.suggest_key(key, known) or did_you_mean(key, known)
                 message = UNKNOWN_KEY.format(key=key, hint=hint)
                 report.at(path, message, pos=(*path, key), key=True)
     elif kind == "required":
@@ -211,9 +211,12 @@ def _sentence(error: ValidationError) -> str:
     got = describe(value)
     if kind == "type":
         hint = COLON_HINT if isinstance(value, dict) and "string" in str(schema["type"]) else ""
+        if isinstance(value, list) and tuple(error.absolute_path) == ("inputs",):
+            hint = kestra_words.inputs_as_mapping(value)  # Kestra's list of "- id:" items
         return WRONG_TYPE.format(expected=expected(schema), got=got) + hint
     if kind == "enum":
-        hint = did_you_mean(str(value), [str(v) for v in limit])
+        allowed = [str(v) for v in limit]
+        hint = kestra_words.suggest_value(value, allowed) or did_you_mean(str(value), allowed)
         choices = ", ".join(str(v) for v in limit)
         return NOT_IN_ENUM.format(choices=choices, got=got, hint=hint)
     if kind == "const":
