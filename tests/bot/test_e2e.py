@@ -86,9 +86,12 @@ def test_pr_merge_and_run_loop(bot: Bot) -> None:
                                 clone_url=str(bot.origin.path))
     bot.deliver("pull_request", opened)
     bot.settle()
-    assert _states(bot, broken, "flowbot/validate")[-1] == ("failure", "1 of 2 flows invalid")
+    # every problem in one pass: the typo, and the DST warnings of the well-formed trigger
+    assert _states(bot, broken, "flowbot/validate")[-1] == ("failure",
+                                                            "1 of 2 flows invalid, 2 warnings")
     [comment] = bot.fake.comments(FAKE_REPO, number)
     assert re.search(r"`flows/nightly\.yml:\d+:\d+` error: .*comands", comment)
+    assert re.search(r"`flows/nightly\.yml:5:11` warning: ", comment)
 
     # the fix: success, the same comment edited
     fixed = bot.origin.commit({"flows/nightly.yml": NIGHTLY.format(key="commands")},
