@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from runner.backends.limits import TaskLimits
 from runner.errors import ConfigError
@@ -28,6 +29,13 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)
     api_token: str = field(default="", repr=False)  # bearer token for API writes; empty: read-only
     github_api_url: str = "https://api.github.com"
+    oauth_client_id: str = ""  # the GitHub OAuth App signing people in; empty: loopback only
+    oauth_client_secret: str = field(default="", repr=False)
+    oauth_authorize_url: str = ""  # empty: <web host of github_api_url>/login/oauth/authorize
+    oauth_token_url: str = ""  # empty: <web host of github_api_url>/login/oauth/access_token
+    session_secret: str = field(default="", repr=False)  # signs the session cookie
+    session_max_age_seconds: int = 8 * 3600  # a sign-in lasts this long
+    access_ttl_seconds: int = 300  # a user's readable repositories are checked again after this
     github_token: str = field(default="", repr=False)
     github_app_id: str = ""
     github_private_key: str = field(default="", repr=False)
@@ -57,6 +65,23 @@ class Settings:
     validate_memory_mb: int = 1024  # address space a PR's validation child may add; 0: no child
     validate_seconds: float = 120.0  # wall time of that child before it is killed
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def github_web_url(self) -> str:
+        """GitHub's web host for ``github_api_url``: ``https://api.github.com`` →
+        ``https://github.com``; Enterprise's ``https://ghe.example/api/v3`` →
+        ``https://ghe.example``."""
+        parts = urlsplit(self.github_api_url)
+        host = parts.netloc.removeprefix("api.") if parts.netloc.startswith("api.") \
+            else parts.netloc
+        return f"{parts.scheme}://{host}"
+
+    @property
+    def oauth_urls(self) -> tuple[str, str]:
+        """The OAuth authorize and token URLs (set, or from the web host)."""
+        web = self.github_web_url
+        return (self.oauth_authorize_url or f"{web}/login/oauth/authorize",
+                self.oauth_token_url or f"{web}/login/oauth/access_token")
 
     @property
     def db_url(self) -> str:

@@ -42,7 +42,18 @@ from runner.state.store import RunStore
 with warnings.catch_warnings():
     # starlette deprecates its httpx-based client in favour of an unreleased one
     warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
+    from fastapi.testclient import TestClient as _StarletteTestClient
+
+
+class TestClient(_StarletteTestClient):
+    """Starlette's test client, calling from the loopback address as a browser on the
+    bot's own machine does (without GitHub sign-in, flowbot answers only loopback)."""
+
+    __test__ = False  # not a test class for pytest
+
+    def __init__(self, app: Any, *args: Any, client: tuple[str, int] = ("127.0.0.1", 50000),
+                 **kwargs: Any) -> None:
+        super().__init__(app, *args, client=client, **kwargs)
 
 __all__ = ["LocalGitHub", "LocalRepoClient", "TestClient", "issue_comment_event", "ping_event",
            "pull_request_event", "push_event", "repository", "user", "with_installation"]

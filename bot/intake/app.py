@@ -1,4 +1,5 @@
-"""The FastAPI app: a thin ``POST /webhook`` plus the run pages and JSON API.
+"""The FastAPI app: a thin ``POST /webhook`` plus GitHub sign-in (a signed session
+cookie, only when configured), ``/static``, the pages and the JSON API.
 
 The webhook route only reads the raw body, checks its size and signature,
 parses it, records the delivery durably and wakes a worker. A redelivery
@@ -20,12 +21,16 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Route
 
 from bot.intake.group_commit import Intake
 from bot.services import Services
 from bot.settings import Settings
+from bot.web.auth import Access
+from bot.web.login import login_router
 from bot.web.pages import pages_router
+from bot.web.ui import static_files
 from runner.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -150,5 +155,13 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
                                services.notify_work)
     app.webhook = endpoint
     app.router.routes.append(Route("/webhook", endpoint, methods=["POST"]))  # other methods
-    app.include_router(pages_router(services))
+    access = Access(services)  # refuses GitHub sign-in configured halfway
+    if access.oauth:
+        app.add_middleware(
+            SessionMiddleware, secret_key=settings.session_secret, session_cookie="flowbot",
+            max_age=settings.session_max_age_seconds, same_site="lax",
+            https_only=settings.public_url.startswith("https://"))
+    app.mount("/static", static_files(), name="static")
+    app.include_router(login_router(settings, access))
+    app.include_router(pages_router(services, access))
     return app

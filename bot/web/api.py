@@ -1,15 +1,15 @@
 """The JSON API: ``GET /api/flows``, ``/api/runs``, ``/api/schedules``, ``/healthz``,
 and ``POST /api/flows/{owner}/{name}/{flow_id}/pause`` and ``.../resume``.
 
-Reads are open: they show what the run pages show, and nothing the runner
-stores holds a secret unmasked. Writes need ``Authorization: Bearer <token>``
-with ``FLOWBOT_API_TOKEN``; without that setting the API is read-only.
+Reads show what the pages show, to the same readers (:mod:`bot.web.auth`): a
+signed-in GitHub user sees the repositories they can read, the bearer token sees
+all, and without GitHub sign-in only this machine (loopback) is answered. Writes
+need ``Authorization: Bearer <token>`` with ``FLOWBOT_API_TOKEN``; without that
+setting the API is read-only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import os
 import threading
@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select, text
 
 from bot.services import Services
+from bot.web.auth import LOOPBACK_ONLY, SIGN_IN_NEEDED, Access, Viewer, token_ok
 from runner.errors import FlowNotFound
 from runner.scheduling.registry import RegisteredFlow, registered_flows
 from runner.scheduling.schedule_view import schedule_rows
@@ -92,16 +93,6 @@ def registered_repos(services: Services) -> list[str]:
         return [row[0] for row in conn.execute(query)]
 
 
-def token_ok(expected: str, header: str | None) -> bool:
-    """True if ``header`` is ``Bearer <expected>`` (constant time, length hidden too)."""
-    scheme, _, given = (header or "").partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    digest = hashlib.sha256  # equal-length inputs: compare_digest then leaks nothing
-    return hmac.compare_digest(digest(given.strip().encode()).digest(),
-                               digest(expected.encode()).digest())
-
-
 def _reply(status: int, message: str, **more: Any) -> JSONResponse:
     return JSONResponse({"message": message, **more}, status_code=status)
 
@@ -123,33 +114,69 @@ def _unknown(repo: str, exc: FlowNotFound) -> JSONResponse:
                   known=exc.known)
 
 
-def api_router(services: Services) -> APIRouter:
-    """The JSON API over ``services``: reads, schedule writes and the health check."""
+def api_router(services: Services, access: Access) -> APIRouter:
+    """The JSON API over ``services``: reads (behind ``access``), schedule writes and
+    the health check."""
     router = APIRouter()
-    _read_routes(router, services)
+    _read_routes(router, services, access)
     _pause_routes(router, services)
     _health_route(router, services)
     return router
 
 
-def _read_routes(router: APIRouter, services: Services) -> None:
-    """``GET /api/runs``, ``/api/flows`` and ``/api/schedules``: open to all."""
+def _reader(access: Access, request: Request) -> Viewer | JSONResponse:
+    """Who reads, or the refusal: 401 to sign in (or send the token), 403 off-machine
+    without sign-in configured."""
+    viewer = access.viewer(request.scope, request.scope.get("session"))
+    if viewer is not None:
+        return viewer
+    if access.oauth:
+        return JSONResponse({"message": SIGN_IN_NEEDED}, status_code=401,
+                            headers={"WWW-Authenticate": 'Bearer realm="flowbot"'})
+    return _reply(403, LOOPBACK_ONLY)
+
+
+def _runs_seen(services: Services, viewer: Viewer, repo: str | None, flow: str | None,
+               limit: int) -> list[RunRecord]:
+    """Newest runs ``viewer`` may read: one query per readable repository, merged."""
+    if repo is not None or viewer.repos is None:
+        if repo is not None and not viewer.sees(repo):
+            return []
+        return services.store.list_runs(repo=repo, flow_id=flow, limit=limit)
+    found = [run for name in sorted(viewer.repos)
+             for run in services.store.list_runs(repo=name, flow_id=flow, limit=limit)]
+    return sorted(found, key=lambda run: run.created_at, reverse=True)[:limit]
+
+
+def _read_routes(router: APIRouter, services: Services, access: Access) -> None:
+    """``GET /api/runs``, ``/api/flows`` and ``/api/schedules``: of the repositories
+    the reader may read."""
 
     @router.get("/api/runs")
-    def api_runs(repo: str | None = None, flow: str | None = None, limit: int = 50) -> Response:
-        found = services.store.list_runs(repo=repo, flow_id=flow,
-                                         limit=max(1, min(limit, MAX_RUNS)))
+    def api_runs(request: Request, repo: str | None = None, flow: str | None = None,
+                 limit: int = 50) -> Response:
+        viewer = _reader(access, request)
+        if isinstance(viewer, Response):
+            return viewer
+        found = _runs_seen(services, viewer, repo, flow, max(1, min(limit, MAX_RUNS)))
         return JSONResponse([run_json(r) for r in found])
 
     @router.get("/api/flows")
-    def api_flows(repo: str | None = None) -> Response:
+    def api_flows(request: Request, repo: str | None = None) -> Response:
+        viewer = _reader(access, request)
+        if isinstance(viewer, Response):
+            return viewer
         repos = [repo] if repo is not None else registered_repos(services)
-        return JSONResponse([flow_json(name, registered) for name in repos
+        return JSONResponse([flow_json(name, registered) for name in viewer.visible(repos)
                              for registered in services.registry.list(name)])
 
     @router.get("/api/schedules")
-    def api_schedules(repo: str | None = None) -> Response:
-        return JSONResponse(schedule_rows(services.schedules, repo))
+    def api_schedules(request: Request, repo: str | None = None) -> Response:
+        viewer = _reader(access, request)
+        if isinstance(viewer, Response):
+            return viewer
+        return JSONResponse([row for row in schedule_rows(services.schedules, repo)
+                             if viewer.sees(row["repo"])])
 
 
 def _pause_routes(router: APIRouter, services: Services) -> None:

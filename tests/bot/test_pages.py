@@ -257,5 +257,7 @@ def test_the_page_says_who_or_what_started_the_run(
     run = services.store.create_run(registered.flow, repo="acme/flows", commit="a" * 40,
                                     trigger=trigger, inputs={})
     page = client.get(f"/runs/{run.id}").text
-    assert f"commit {'a' * 12}, {words}, created" in page
+    who = words.removeprefix("started by ")
+    assert f'<dt>started by</dt><dd class="started-by">{who}</dd>' in page
+    assert f'href="https://github.com/acme/flows/commit/{"a" * 40}">{"a" * 12}</a>' in page
     assert "triggered by" not in page

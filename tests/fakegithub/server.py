@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 
-from tests.fakegithub import routes
+from tests.fakegithub import oauth, routes
 from tests.fakegithub.openapi import Checker, RequestRejected
 from tests.fakegithub.state import App, Identity, Repo, State
 
@@ -69,6 +69,7 @@ class FakeGitHub:
         self.violations: list[Violation] = []
         self._faults: list[Fault] = []
         self.attachments: dict[str, bytes] = {}  # web path -> bytes (not API paths)
+        self.oauth = oauth.OAuth(add_token=lambda token, login: self.add_token(token, login))
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
@@ -125,6 +126,23 @@ class FakeGitHub:
     def add_issue(self, full_name: str, title: str, body: str = "", user: str = "octocat",
                   labels: list[str] | None = None) -> int:
         return self.state.add_issue(self._repo(full_name), title, body, user, labels).number
+
+    def add_oauth_app(self, client_id: str, client_secret: str) -> None:
+        """An OAuth App people sign in to (the web flow on ``/login/oauth/…``)."""
+        self.oauth.apps[client_id] = client_secret
+
+    def sign_in_as(self, login: str | None) -> None:
+        """Who the browser is signed in to GitHub as (None: nobody)."""
+        if login is not None:
+            with self.state.lock:
+                self.state.user_id(login)
+        self.oauth.signed_in = login
+
+    @property
+    def web_url(self) -> str:
+        """The web host (OAuth, attachments): the server without the API prefix."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
 
     def fail_next(self, path: str, count: int = 1, *, status: int = 502,
                   method: str | None = None, body: dict[str, Any] | None = None,
@@ -199,7 +217,9 @@ class FakeGitHub:
         record = RecordedRequest(method, path, query, None)
         with self._lock:
             self.requests.append(record)
-        if path in self.attachments or path.startswith(_STORAGE):  # web paths, not the API
+        if path in oauth.PATHS:  # GitHub's web host, not the API
+            status, extra, payload = self.oauth.handle(method, path, query, headers, raw)
+        elif path in self.attachments or path.startswith(_STORAGE):  # web paths, not the API
             status, extra, payload = self._attachment(record, headers)
         else:
             status, extra, payload = self._answer(record, headers, raw)
