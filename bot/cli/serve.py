@@ -16,6 +16,13 @@ NO_SECRET = (
     "  export FLOWBOT_WEBHOOK_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 )
 
+LOOPBACK_NOTE = (
+    "flowbot serve: GitHub sign-in is not configured, so pages and the read API answer "
+    "only requests from this machine (loopback).\n"
+    "To serve others, set FLOWBOT_OAUTH_CLIENT_ID, FLOWBOT_OAUTH_CLIENT_SECRET and "
+    "FLOWBOT_SESSION_SECRET (see README, Web UI)."
+)
+
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser("serve", help="serve GitHub webhooks, run pages and the scheduler")
@@ -29,6 +36,7 @@ def _handle(args: argparse.Namespace) -> int:
 
     from bot.intake.app import create_app
     from bot.runtime import build_runtime, default_github
+    from bot.web.auth import oauth_configured
 
     try:
         settings = Settings.from_env()
@@ -44,6 +52,8 @@ def _handle(args: argparse.Namespace) -> int:
     except FlowbotError as exc:
         print(f"flowbot serve: {exc}", file=sys.stderr)
         return 2
+    if not oauth_configured(settings):
+        print(LOOPBACK_NOTE, file=sys.stderr)
     runtime.start()
     try:
         uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,
