@@ -42,10 +42,11 @@ def suggest_value(value: Any, allowed: list[str]) -> str:
     return f' (did you mean "{word}"?)' if word in allowed else ""
 
 
-def inputs_as_mapping(items: list[Any]) -> str:
+def inputs_as_mapping(items: list[Any], types: list[str]) -> str:
     """The advice for ``inputs:`` written as a list: the author's own inputs in
-    flowbot's form, e.g. ``inputs: {region: {type: choice, choices: [eu, us]}}``."""
-    specs = [_spec(item) for item in items if isinstance(item, dict) and "id" in item]
+    flowbot's form, e.g. ``inputs: {region: {type: choice, choices: [eu, us]}}``;
+    a type flowbot lacks (``types`` are its own) is shown as ``string``."""
+    specs = [_spec(item, types) for item in items if isinstance(item, dict) and "id" in item]
     if not specs:
         specs = ["region: {type: choice, choices: [eu, us]}"]
     shown = "inputs: {" + ", ".join(specs[:SHOWN_INPUTS])
@@ -53,10 +54,10 @@ def inputs_as_mapping(items: list[Any]) -> str:
     return LIST_OF_INPUTS.format(shown=shown)
 
 
-def _spec(item: dict[str, Any]) -> str:
+def _spec(item: dict[str, Any], types: list[str]) -> str:
     kind = item.get("type")
     kind = TYPES.get(kind.upper(), kind.lower()) if isinstance(kind, str) else "string"
-    fields = [f"type: {_flow(kind)}"]
+    fields = [f"type: {_flow(kind if kind in types else 'string')}"]
     for key, value in item.items():
         key = KEYS.get(key, key)
         if key in ("choices", "default", "required", "description"):

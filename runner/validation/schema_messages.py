@@ -212,7 +212,7 @@ def _sentence(error: ValidationError) -> str:
     if kind == "type":
         hint = COLON_HINT if isinstance(value, dict) and "string" in str(schema["type"]) else ""
         if isinstance(value, list) and tuple(error.absolute_path) == ("inputs",):
-            hint = kestra_words.inputs_as_mapping(value)  # Kestra's list of "- id:" items
+            hint = kestra_words.inputs_as_mapping(value, _input_types())  # Kestra's "- id:"
         return WRONG_TYPE.format(expected=expected(schema), got=got) + hint
     if kind == "enum":
         allowed = [str(v) for v in limit]
@@ -241,6 +241,11 @@ def _sentence(error: ValidationError) -> str:
     if kind == "exclusiveMinimum":
         return NOT_POSITIVE.format(limit=limit, got=value)
     return str(error.message)
+
+
+def _input_types() -> list[str]:
+    types: list[str] = schema()["$defs"]["input"]["properties"]["type"]["enum"]
+    return types
 
 
 def _first_duplicate(items: list[Any]) -> str:
