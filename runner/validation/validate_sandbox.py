@@ -116,18 +116,22 @@ def _child(fd: int, files: Mapping[str, bytes], now: datetime, memory_bytes: int
     code = 0
     try:
         _limit_address_space(memory_bytes)
-        result: RepoReport | str
-        try:
-            result = validate_files(files, now=now)
-            payload = pickle.dumps(result)
-        except MemoryError:
-            payload = pickle.dumps(_MEMORY)
+        payload = _answer(files, now)
         with os.fdopen(fd, "wb") as out:
             out.write(payload)
     except BaseException:  # nothing may escape into the parent's code in this process
         code = 1
     finally:
         os._exit(code)
+
+
+def _answer(files: Mapping[str, bytes], now: datetime) -> bytes:
+    """The pickled report, or the out-of-memory answer."""
+    try:
+        return pickle.dumps(validate_files(files, now=now))
+    except MemoryError:
+        pass  # not answered in here: the traceback still holds the memory that ran out
+    return pickle.dumps(_MEMORY)
 
 
 def _limit_address_space(extra: int) -> None:
