@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.handlers.log_excerpts import BODY_BUDGET, TaskExcerpt, excerpts_markdown
+from bot.handlers.log_excerpts import (
+    BODY_BUDGET,
+    TaskExcerpt,
+    excerpts_markdown,
+    neutralise,
+)
 from runner.model.flows import Flow
 from runner.scheduling.cron import fire_times
 from runner.scheduling.registry import Plan
@@ -28,7 +33,8 @@ def _code(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text from a run (errors, reasons) on one table line, pinging and linking nothing."""
+    return neutralise(str(text)).replace("|", "\\|").replace("\n", " ")
 
 
 def _errors(file: FileReport) -> list[Diagnostic]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from bot.handlers.log_excerpts import (
     BODY_BUDGET,
@@ -15,6 +16,8 @@ from bot.handlers.log_excerpts import (
     last_lines,
     neutralise,
 )
+from bot.handlers.render import run_comment
+from runner.state.records import RunRecord, Status, TaskRow, Trigger, TriggerType
 
 HOSTILE = ("ok\n```\n</details>\n@octocat please look\nfixes #1 and GH-2 and octo/flows#3\n"
            "````` five\n\x1b[31mred\x1b[0m and a bell\x07\n")
@@ -86,3 +89,16 @@ def test_excerpts_stay_within_the_budget_with_a_note() -> None:
     assert len(one) < 2 * EXCERPT_MAX_CHARS + 500 and "[flowbot: the rest is not shown]" in one
     small = excerpts_markdown(many[:3], budget=6_000)
     assert len(small) <= 6_000
+
+
+def test_a_runs_error_line_pings_and_links_nothing() -> None:
+    moment = datetime(2026, 11, 30, tzinfo=UTC)
+    run = RunRecord("r1", "acme/flows", "hello", "d", {}, "flows/hello.yml", "a" * 40,
+                    Trigger(TriggerType.MANUAL, "octocat"), {}, Status.FAILED,
+                    "cannot prepare the run's files: @octocat broke #1", "t", moment, moment,
+                    moment)
+    task = TaskRow("r1", "t", 0, False, Status.FAILED, 1, 1, "exit code 1 | see @team", None,
+                   None)
+    body = run_comment(run, [task], "http://bot/runs/r1")
+    assert "@octocat" not in body and "#1 " not in body and "@team" not in body
+    assert f"@{JOINER}octocat broke #{JOINER}1" in body
