@@ -87,6 +87,9 @@ def add_run(svc: Services, status: Status, repo: str = MINE, flow_id: str = "nig
     runs = svc.runs
     assert isinstance(runs, FakeRuns)
     runs.finish(run.id, status, failed_task=None if status is Status.SUCCESS else "build")
+    clock = svc.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(60)  # the next run is newer: the order of runs is their creation order
     return run.id
 
 
