@@ -5,6 +5,7 @@ session cookie's attributes, the loopback rule without sign-in, the start-up not
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -186,3 +187,13 @@ def test_serve_says_at_start_up_that_only_loopback_is_answered(tmp_path: Path) -
             proc.wait(timeout=30)
     text = log.read_text()
     assert "GitHub sign-in is not configured" in text and "FLOWBOT_OAUTH_CLIENT_ID" in text
+
+
+def test_every_link_in_the_header_leads_to_a_page(
+        signed_out: TestClient, fake_github: FakeGitHub) -> None:
+    _sign_in(signed_out, fake_github)
+    header = signed_out.get("/").text.split("<header", 1)[1].split("</header>", 1)[0]
+    links = re.findall(r'<a [^>]*href="(/[^"]*)"', header)
+    assert links  # at least the flows page
+    for link in links:
+        assert signed_out.get(link).status_code == 200, link
