@@ -28,6 +28,7 @@ from bot.intake.group_commit import Intake
 from bot.services import Services
 from bot.settings import Settings
 from bot.web.auth import Access
+from bot.web.lists import lists_router
 from bot.web.login import login_router
 from bot.web.pages import pages_router
 from bot.web.ui import static_files
@@ -164,4 +165,5 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.mount("/static", static_files(), name="static")
     app.include_router(login_router(settings, access))
     app.include_router(pages_router(services, access))
+    app.include_router(lists_router(services, access))
     return app

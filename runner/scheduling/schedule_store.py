@@ -110,3 +110,7 @@ class ScheduleStore(Protocol):
 
     def list(self, repo: str | None = None) -> list[Schedule]:
         """Every schedule (of ``repo``, or all), ordered by repo, flow, trigger."""
+
+    def skipped(self, repos: Iterable[str] | None = None, limit: int = 50) -> tuple[Fire, ...]:
+        """The latest slots recorded as skipped (of ``repos``, or all), newest slot
+        first, at most ``limit``."""

@@ -25,13 +25,13 @@ def schedule_rows(store: ScheduleStore, repo: str | None = None) -> list[dict[st
     return [_view(schedule) for schedule in store.list(repo)]
 
 
-def _state(row: Schedule) -> ScheduleState:
+def state_of(row: Schedule) -> ScheduleState:
     if row.paused:
         return ScheduleState.PAUSED
     return ScheduleState.ACTIVE if row.enabled else ScheduleState.DISABLED
 
 
-def _upcoming(row: Schedule) -> list[datetime]:
+def upcoming(row: Schedule) -> list[datetime]:
     if row.next_fire_at is None:
         return []  # paused or disabled: nothing will fire
     first = row.next_fire_at
@@ -49,8 +49,8 @@ def _view(row: Schedule) -> dict[str, Any]:
         "trigger_id": row.trigger_id,
         "cron": row.cron,
         "timezone": row.timezone,
-        "state": _state(row).value,
-        "next_fires": [_local(moment, row.timezone) for moment in _upcoming(row)],
+        "state": state_of(row).value,
+        "next_fires": [_local(moment, row.timezone) for moment in upcoming(row)],
         "last_fire_at": _local(row.last_fire_at, row.timezone),
         "last_run_id": row.last_run_id,
         "catchup": row.catchup.value,

@@ -25,7 +25,15 @@ from runner.model.flows import Flow
 from runner.scheduling import cron
 from runner.scheduling.catchup import Decision
 from runner.scheduling.fire_claims import advance, fire_values, orphans, record_outcomes, take_over
-from runner.scheduling.fires import Fire, SkipReason, as_utc, fire_from_row, record_fires
+from runner.scheduling.fires import (
+    Fire,
+    FireState,
+    SkipReason,
+    as_utc,
+    fire_from_row,
+    record_fires,
+    schedule_fires,
+)
 from runner.scheduling.registered import set_paused
 from runner.scheduling.schedule_store import Planner, Schedule
 from runner.scheduling.schedules import first_fire, schedule_from_row, schedules, sync_schedules
@@ -154,6 +162,15 @@ class SqlScheduleStore:
             query = query.where(t.repo == repo)
         with self._engine.connect() as conn:
             return [schedule_from_row(row) for row in conn.execute(query)]
+
+    def skipped(self, repos: Iterable[str] | None = None, limit: int = 50) -> tuple[Fire, ...]:
+        t = schedule_fires.c
+        query = (select(schedule_fires).where(t.state == FireState.SKIPPED.value)
+                 .order_by(t.slot_at.desc(), t.id.desc()).limit(limit))
+        if repos is not None:
+            query = query.where(t.repo.in_(sorted(repos)))
+        with self._engine.connect() as conn:
+            return tuple(fire_from_row(row) for row in conn.execute(query))
 
     def _locked(self, query: Any) -> Any:
         # PostgreSQL: instances skip rows another is claiming instead of waiting;

@@ -54,6 +54,10 @@ runs = sa.Table(
     # runs_0002: "<delivery id>:<command index>" for a run a comment started.
     sa.Column("request_key", sa.String(255)),
     sa.Index("ux_runs_request_key", "request_key", unique=True),
+    # runs_0003: newest first, for the keyset pages of /runs and each flow's last runs.
+    sa.Index("ix_runs_created_id", "created_at", "id"),
+    sa.Index("ix_runs_repo_flow_created", "repo", "flow_id", "created_at", "id"),
+    sa.Index("ix_runs_repo_created", "repo", "created_at", "id"),
 )
 
 run_tasks = sa.Table(

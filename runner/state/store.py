@@ -27,6 +27,7 @@ from runner.state.records import (
     TaskRow,
     Transition,
     Trigger,
+    TriggerType,
 )
 from runner.state.run_tables import (
     attempt_row,
@@ -128,6 +129,37 @@ class RunStore:
             query = query.where(runs.c.flow_id == flow_id)
         if statuses is not None:
             query = query.where(runs.c.status.in_([s.value for s in statuses]))
+        with self.engine.connect() as conn:
+            return [run_record(r) for r in conn.execute(query)]
+
+    def runs_page(
+        self, *, repos: Iterable[str] | None = None, flow_id: str | None = None,
+        status: Status | None = None, trigger_type: TriggerType | None = None,
+        since: datetime | None = None, until: datetime | None = None,
+        before: tuple[datetime, str] | None = None, limit: int = 50,
+    ) -> list[RunRecord]:
+        """One page of runs, newest first by ``(created_at, id)``, of ``repos`` (None:
+        every repository) created in ``[since, until)``, strictly older than the
+        cursor ``before`` (the last run of the previous page).
+
+        Keyset paging: each page is one range of an index (runs_0003), never an
+        OFFSET, so the millionth run's page costs what the first one does."""
+        c = runs.c
+        query = runs.select().order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        if repos is not None:
+            query = query.where(c.repo.in_(sorted(repos)))
+        for column, value in ((c.flow_id, flow_id), (c.status, status),
+                              (c.trigger_type, trigger_type)):
+            if value is not None:
+                query = query.where(column == str(value))
+        if since is not None:
+            query = query.where(c.created_at >= since)
+        if until is not None:
+            query = query.where(c.created_at < until)
+        if before is not None:
+            at, run_id = before
+            query = query.where(sa.or_(c.created_at < at,
+                                       sa.and_(c.created_at == at, c.id < run_id)))
         with self.engine.connect() as conn:
             return [run_record(r) for r in conn.execute(query)]
 
