@@ -16,11 +16,13 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Route
 
@@ -28,8 +30,10 @@ from bot.intake.group_commit import Intake
 from bot.services import Services
 from bot.settings import Settings
 from bot.web.auth import Access
+from bot.web.flow_page import flow_router
 from bot.web.lists import lists_router
 from bot.web.login import login_router
+from bot.web.metrics import metrics_router
 from bot.web.pages import pages_router
 from bot.web.ui import static_files
 from runner.errors import ConfigError
@@ -64,12 +68,13 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-async def _reply(send: Send, status: int, message: str) -> None:
+async def _reply(send: Send, status: int, message: str) -> int:
     body = json.dumps({"message": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+    return status
 
 
 async def _read_capped(receive: Receive, declared: bytes | None) -> bytes | None:
@@ -92,14 +97,23 @@ async def _read_capped(receive: Receive, declared: bytes | None) -> bytes | None
 
 
 class WebhookEndpoint:
-    """``POST /webhook`` as an ASGI app: size cap, HMAC, JSON, durable record, 202."""
+    """``POST /webhook`` as an ASGI app: size cap, HMAC, JSON, durable record, 202.
+    ``took`` is told how long each answer took and its status (intake latency)."""
 
-    def __init__(self, secret: bytes, intake: Intake, notify: Callable[[], None]) -> None:
+    def __init__(self, secret: bytes, intake: Intake, notify: Callable[[], None],
+                 took: Callable[[float, int], None] | None = None) -> None:
         self._secret = secret
         self._intake = intake
         self._notify = notify
+        self._took = took
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        status = await self._answer(scope, receive, send)
+        if self._took is not None:
+            self._took(time.perf_counter() - started, status)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> int:
         headers = dict(scope["headers"])
         body = await _read_capped(receive, headers.get(b"content-length"))
         if body is None:
@@ -117,10 +131,10 @@ class WebhookEndpoint:
         delivery_id = headers.get(b"x-github-delivery", b"").decode("latin-1")
         if not event or not delivery_id:
             return await _reply(send, 400, MISSING_HEADERS)
-        await self._record(send, delivery_id, event, body, payload)
+        return await self._record(send, delivery_id, event, body, payload)
 
     async def _record(self, send: Send, delivery_id: str, event: str, body: bytes,
-                      payload: dict[str, Any]) -> None:
+                      payload: dict[str, Any]) -> int:
         try:
             new = await self._intake.record(delivery_id, event, body, payload)
         except Exception:  # not recorded, so not acknowledged: GitHub may redeliver
@@ -129,7 +143,7 @@ class WebhookEndpoint:
         if not new:
             return await _reply(send, 200, "duplicate")
         self._notify()
-        await _reply(send, 202, "accepted")
+        return await _reply(send, 202, "accepted")
 
 
 class FlowbotApp(FastAPI):
@@ -153,7 +167,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
         raise ConfigError("FLOWBOT_WEBHOOK_SECRET", NO_SECRET)
     app = FlowbotApp(title="flowbot", docs_url=None, redoc_url=None, openapi_url=None)
     endpoint = WebhookEndpoint(settings.webhook_secret.encode(), Intake(services.deliveries),
-                               services.notify_work)
+                               services.notify_work, took=services.metrics.intake_took)
     app.webhook = endpoint
     app.router.routes.append(Route("/webhook", endpoint, methods=["POST"]))  # other methods
     access = Access(services)  # refuses GitHub sign-in configured halfway
@@ -165,5 +179,14 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.mount("/static", static_files(), name="static")
     app.include_router(login_router(settings, access))
     app.include_router(pages_router(services, access))
+    app.include_router(flow_router(services, access))
+    app.include_router(metrics_router(services.metrics, partial(_sees_all, access)))
     app.include_router(lists_router(services, access))
     return app
+
+
+def _sees_all(access: Access, request: Request) -> bool:
+    """True for the readers of ``/metrics``: the API token, or this machine without
+    GitHub sign-in (a signed-in person sees only some repositories; the series name all)."""
+    viewer = access.viewer(request.scope, request.scope.get("session"))
+    return viewer is not None and viewer.repos is None
