@@ -33,6 +33,7 @@ from bot.intake.worker import Workers
 from bot.repos import Mirrors
 from bot.services import RepoClients, Services, run_page_url
 from bot.settings import Settings
+from bot.web.metrics import Metrics
 from runner.backends.base import Backend
 from runner.clock import Clock, SystemClock
 from runner.errors import BackendError
@@ -145,33 +146,46 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     registry = Registry(engine, clock, wake=wake, schedules=schedules)
     mirrors = Mirrors(data_dir, settings.github_token)
     deliveries = DeliveryStore(engine, clock)
-    clients = RepoClients(github or default_github(settings), deliveries)
+    metrics = Metrics()  # this bot's own registry: /metrics
+    github = github or default_github(settings)
+    _observe_github(github, metrics)
+    clients = RepoClients(github, deliveries)
     reporting = RunReporting(settings, store, clients, RunReports(engine))
-    runs = _run_service(settings, store, backend, clock, reporting.listen)
+    runs = _run_service(settings, store, backend, clock,
+                        [reporting.listen, metrics.run_listener(store)])
     gate = EngineGate(runs, store, notify=reporting.report)
     router = build_router()
     workers = Workers(deliveries, lambda event: router.dispatch(event, services),
-                      settings.workers, retry=retry_policy(settings))  # services: just below
+                      settings.workers, retry=retry_policy(settings),
+                      observe=metrics.delivery)  # services: just below
     services = Services(
         settings=settings, clock=clock, engine=engine, deliveries=deliveries,
         registry=registry, schedules=schedules,
         store=store, clients=clients, repos=mirrors, runs=gate, reporting=reporting,
-        router=router, wake_scheduler=wake, on_delivery=workers.notify,
+        router=router, wake_scheduler=wake, on_delivery=workers.notify, metrics=metrics,
     )
     sink = RunSink(registry, store, runs, lambda repo, sha: mirrors.path_of(repo))
-    scheduler = Scheduler(schedules, sink, clock, wake=wake)
+    scheduler = Scheduler(schedules, sink, clock, wake=wake, lateness=metrics.fire_late)
     return Runtime(services, runs, scheduler, workers, gate)
 
 
+def _observe_github(github: GitHubClients, metrics: Metrics) -> None:
+    """Count the GitHub calls of the PyGithub client (other clients, such as the
+    demo's local stand-in, make none)."""
+    if hasattr(github, "on_call"):
+        github.on_call = metrics.github_call
+
+
 def _run_service(settings: Settings, store: RunStore, backend: Backend | None, clock: Clock,
-                 listener: Listener) -> RunService:
-    """The run service over ``backend`` (else the one ``settings`` name), telling ``listener``."""
+                 listeners: list[Listener]) -> RunService:
+    """The run service over ``backend`` (else the one ``settings`` name), telling
+    ``listeners``."""
     data_dir = settings.data_dir.resolve()
     owner = owner_for(data_dir)
     backend = backend or make_backend(settings, owner)
     limits = settings.task_limits() if backend.name == "docker" else None
     return RunService(store, backend, data_dir, settings.secret_values(), clock,
-                      settings.max_parallel_tasks, listeners=[listener], owner=owner,
+                      settings.max_parallel_tasks, listeners=listeners, owner=owner,
                       limits=limits, run_url=partial(run_page_url, settings),
                       log_max_bytes=settings.log_max_bytes,
                       input_file_max_bytes=settings.input_file_max_bytes)

@@ -20,6 +20,7 @@ from bot.github.interfaces import GitHubClients, RepoClient
 from bot.intake.deliveries import DeliveryStore
 from bot.intake.router import Router
 from bot.settings import Settings
+from bot.web.metrics import Metrics
 from runner.clock import Clock
 from runner.model.flows import Flow
 from runner.running.service import Submission
@@ -117,6 +118,7 @@ class Services:
     router: Router[Services]
     wake_scheduler: threading.Event = field(default_factory=threading.Event)
     on_delivery: Callable[[], None] | None = None  # wakes the delivery workers
+    metrics: Metrics = field(default_factory=Metrics)  # /metrics: one registry per bot
 
     @property
     def github(self) -> GitHubClients:

@@ -18,6 +18,10 @@ comment handle sends nothing; only the call that acts does.
 - :class:`PyGithubRepoClient`: the :class:`~bot.github.interfaces.RepoClient` of one repository.
 - :class:`InstallationTokens`: the App's installation tokens, cached.
 - :func:`guarded`: a GitHub call whose failure becomes a ``GitHubError``.
+
+Each repository call is told to ``PyGithubClients.on_call`` (set at wiring time,
+for ``/metrics``): its action, its outcome (``ok``, the HTTP status, or ``error``
+without an answer) and the rate-limit requests left as of GitHub's latest answer.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from runner.errors import ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+CallObserver = Callable[[str, str, int | None], None]  # (action, outcome, rate-limit left)
 
 NO_CREDENTIALS = ("set FLOWBOT_GITHUB_TOKEN, or FLOWBOT_GITHUB_APP_ID with "
                   "FLOWBOT_GITHUB_PRIVATE_KEY (the PEM text or a path to it)")
@@ -141,6 +146,7 @@ class PyGithubClients:
         self._tokens: InstallationTokens | None = None
         self._token = token
         self._login: str | None = None
+        self.on_call: CallObserver | None = None  # told of every repository call
         if app_id:
             auth = Auth.AppAuth(app_id, _read_key(private_key))
             integration = GithubIntegration(base_url=self._api_url, auth=auth,
@@ -165,7 +171,7 @@ class PyGithubClients:
         secrets = [s for s in (token, self._token) if s]
         github = self._github(installation_id if self.is_app else None, token)
         return PyGithubRepoClient(github, full_name, self._own_login,
-                                  is_app=self.is_app, secrets=secrets)
+                                  is_app=self.is_app, secrets=secrets, on_call=self.on_call)
 
     def git_token(self, installation_id: int | None, repo: str = "") -> str:
         """The token requests (and https clones) for ``installation_id`` use."""
@@ -216,8 +222,10 @@ class PyGithubRepoClient:
     """Implements :class:`bot.github.interfaces.RepoClient`; see its docstrings."""
 
     def __init__(self, github: Github, full_name: str, own_login: Callable[[], str], *,
-                 is_app: bool, secrets: Sequence[str] = ()) -> None:
+                 is_app: bool, secrets: Sequence[str] = (),
+                 on_call: CallObserver | None = None) -> None:
         self.full_name = full_name
+        self._on_call = on_call
         self._repo = github.get_repo(full_name)
         self._own_login = own_login
         self._is_app = is_app
@@ -338,7 +346,17 @@ class PyGithubRepoClient:
         return IssueComment(self._repo.requester, url=url)
 
     def _call(self, action: str, func: Callable[[], T]) -> T:
-        return guarded(action, func, self._secrets, f"repository {self.full_name}")
+        try:
+            result = guarded(action, func, self._secrets, f"repository {self.full_name}")
+        except GitHubError as exc:
+            self._told(action, "error" if exc.status is None else str(exc.status))
+            raise
+        self._told(action, "ok")
+        return result
+
+    def _told(self, action: str, outcome: str) -> None:
+        if self._on_call is not None:  # -1 until GitHub has answered with the headers
+            self._on_call(action, outcome, self._repo.requester.rate_limiting[0])
 
 
 def _annotation(item: Annotation) -> dict[str, Any]:

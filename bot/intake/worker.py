@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Dispatch = Callable[[Event], object]
 Monotonic = Callable[[], float]
+Observe = Callable[[str, str], None]  # (event, outcome: done / retried / failed), for /metrics
 POLL_SECONDS = 1.0
 CLAIM_BATCH = 8  # small: a slow handler holds back at most the few claimed after it
 FLUSH_SECONDS = 0.05  # an outcome waits at most this long for the batch's shared write
@@ -48,12 +49,13 @@ def process_one(store: DeliveryStore, dispatch: Dispatch,
 
 def process_batch(store: DeliveryStore, dispatch: Dispatch, limit: int = CLAIM_BATCH,
                   monotonic: Monotonic = time.monotonic,
-                  retry: RetryPolicy | None = None) -> int:
+                  retry: RetryPolicy | None = None, observe: Observe | None = None) -> int:
     """Claim up to ``limit`` pending deliveries (one write) and process them in order;
     returns how many. Outcomes are written together at the end of the batch, or
     before the next delivery starts once :data:`FLUSH_SECONDS` have passed since
     the first unwritten one started: a slow handler's outcome is written before
-    the next delivery runs, and a crash repeats at most a moment's quick work."""
+    the next delivery runs, and a crash repeats at most a moment's quick work.
+    ``observe`` hears each delivery's event and outcome."""
     claimed = store.claim(limit)
     outcomes: list[Outcome] = []
     since = 0.0
@@ -64,8 +66,13 @@ def process_batch(store: DeliveryStore, dispatch: Dispatch, limit: int = CLAIM_B
         if not outcomes:
             since = monotonic()
         failure = _process(dispatch, delivery)
-        if failure is None or not _retried(store, delivery, failure, retry or RetryPolicy()):
+        retried = failure is not None and _retried(store, delivery, failure,
+                                                   retry or RetryPolicy())
+        if not retried:
             outcomes.append((delivery.id, None if failure is None else failure.text))
+        if observe is not None:
+            outcome = "done" if failure is None else "retried" if retried else "failed"
+            observe(delivery.event, outcome)
     store.finish_many(outcomes)
     return len(claimed)
 
@@ -118,8 +125,9 @@ class Workers:
 
     def __init__(self, store: DeliveryStore, dispatch: Dispatch, count: int = 2,
                  monotonic: Monotonic = time.monotonic,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, observe: Observe | None = None) -> None:
         self._store = store
+        self._observe = observe
         self._dispatch = dispatch
         self._retry = retry or RetryPolicy()
         self._count = max(1, count)
@@ -159,7 +167,8 @@ class Workers:
         while not self._stop.is_set():
             try:
                 worked = process_batch(self._store, self._dispatch,
-                                       monotonic=self._monotonic, retry=self._retry) > 0
+                                       monotonic=self._monotonic, retry=self._retry,
+                                       observe=self._observe) > 0
             except Exception:  # the database hiccuped; try again after a pause
                 log.exception("delivery worker could not claim work")
                 worked = False

@@ -6,6 +6,11 @@ signed-in GitHub user sees the repositories they can read, the bearer token sees
 all, and without GitHub sign-in only this machine (loopback) is answered. Writes
 need ``Authorization: Bearer <token>`` with ``FLOWBOT_API_TOKEN``; without that
 setting the API is read-only.
+
+The API describes itself: OpenAPI 3 at ``/api/openapi.json`` (the ``/api`` routes
+and ``/healthz`` only) and a page listing it at ``/api/docs``, drawn on the server
+from that description (no JavaScript, nothing from a CDN). Both are open to all:
+they say what the API offers, not what it holds.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select, text
 
 from bot.services import Services
+from bot.web import ui
 from bot.web.auth import LOOPBACK_ONLY, SIGN_IN_NEEDED, Access, Viewer, token_ok
 from runner.errors import FlowNotFound
 from runner.scheduling.registry import RegisteredFlow, registered_flows
@@ -41,6 +48,21 @@ MAX_RUNS = 500
 ENGINE_AWAY = "the Docker engine does not answer: runs wait in the queue"
 DATA_DIR_FULL = "cannot write to the data dir {path}: {problem}"
 _PROBE = b"\0" * 4096  # a page: a full disk refuses it
+API_DESCRIPTION = ("flowbot's JSON API. Reads need a GitHub sign-in session, "
+                   "`Authorization: Bearer <FLOWBOT_API_TOKEN>`, or (without sign-in "
+                   "configured) a request from this machine; writes need the bearer token.")
+# what each kind of route may answer besides 200, for the OpenAPI description
+READ_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not signed in (with GitHub sign-in configured) and no valid "
+                         "bearer token: sign in at /login or send the token"},
+    403: {"description": "GitHub sign-in not configured and the request is not from "
+                         "this machine"},
+}
+WRITE_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or wrong bearer token"},
+    403: {"description": "the API is read-only: FLOWBOT_API_TOKEN is not set"},
+    404: {"description": "no such flow in the repository (did-you-mean in `known`)"},
+}
 
 
 def data_dir_problem(data_dir: Path) -> str | None:
@@ -121,6 +143,7 @@ def api_router(services: Services, access: Access) -> APIRouter:
     _read_routes(router, services, access)
     _pause_routes(router, services)
     _health_route(router, services)
+    _docs_routes(router)
     return router
 
 
@@ -152,7 +175,10 @@ def _read_routes(router: APIRouter, services: Services, access: Access) -> None:
     """``GET /api/runs``, ``/api/flows`` and ``/api/schedules``: of the repositories
     the reader may read."""
 
-    @router.get("/api/runs")
+    @router.get("/api/runs", tags=["reads"], responses=READ_REFUSALS,
+                summary="Newest runs the reader may see",
+                response_description="Runs, newest first: id, repo, flow_id, commit, status, "
+                                     "error, failed_task, trigger, inputs and times (ISO 8601)")
     def api_runs(request: Request, repo: str | None = None, flow: str | None = None,
                  limit: int = 50) -> Response:
         viewer = _reader(access, request)
@@ -161,7 +187,10 @@ def _read_routes(router: APIRouter, services: Services, access: Access) -> None:
         found = _runs_seen(services, viewer, repo, flow, max(1, min(limit, MAX_RUNS)))
         return JSONResponse([run_json(r) for r in found])
 
-    @router.get("/api/flows")
+    @router.get("/api/flows", tags=["reads"], responses=READ_REFUSALS,
+                summary="Registered flows of the repositories the reader may see",
+                response_description="Flows: repo, id, path, commit, digest, paused, "
+                                     "description and triggers (id, cron, timezone)")
     def api_flows(request: Request, repo: str | None = None) -> Response:
         viewer = _reader(access, request)
         if isinstance(viewer, Response):
@@ -170,7 +199,9 @@ def _read_routes(router: APIRouter, services: Services, access: Access) -> None:
         return JSONResponse([flow_json(name, registered) for name in viewer.visible(repos)
                              for registered in services.registry.list(name)])
 
-    @router.get("/api/schedules")
+    @router.get("/api/schedules", tags=["reads"], responses=READ_REFUSALS,
+                summary="Every schedule of the repositories the reader may see",
+                response_description="Schedules with their state, next fires and last fire")
     def api_schedules(request: Request, repo: str | None = None) -> Response:
         viewer = _reader(access, request)
         if isinstance(viewer, Response):
@@ -182,7 +213,9 @@ def _read_routes(router: APIRouter, services: Services, access: Access) -> None:
 def _pause_routes(router: APIRouter, services: Services) -> None:
     """``POST .../pause`` and ``.../resume`` of a flow's schedules: bearer token only."""
 
-    @router.post("/api/flows/{owner}/{name}/{flow_id}/pause")
+    @router.post("/api/flows/{owner}/{name}/{flow_id}/pause", tags=["writes"],
+                 responses=WRITE_REFUSALS, summary="Pause a flow's schedules (bearer token)",
+                 response_description="Paused: message, repo, flow_id, state")
     def api_pause(owner: str, name: str, flow_id: str, request: Request) -> Response:
         repo = f"{owner}/{name}"
         refused = _refusal(services, request)
@@ -196,7 +229,10 @@ def _pause_routes(router: APIRouter, services: Services) -> None:
         return _reply(200, PAUSED.format(repo=repo, flow_id=flow_id),
                       repo=repo, flow_id=flow_id, state="paused")
 
-    @router.post("/api/flows/{owner}/{name}/{flow_id}/resume")
+    @router.post("/api/flows/{owner}/{name}/{flow_id}/resume", tags=["writes"],
+                 responses=WRITE_REFUSALS, summary="Resume a flow's schedules (bearer token)",
+                 response_description="Resumed: message, repo, flow_id, state, and how many "
+                                      "slots missed while paused were recorded as skipped")
     def api_resume(owner: str, name: str, flow_id: str, request: Request) -> Response:
         repo = f"{owner}/{name}"
         refused = _refusal(services, request)
@@ -214,7 +250,9 @@ def _pause_routes(router: APIRouter, services: Services) -> None:
 def _health_route(router: APIRouter, services: Services) -> None:
     """``GET /healthz``: 503 when the database or the data dir fails."""
 
-    @router.get("/healthz")
+    @router.get("/healthz", tags=["health"], summary="Health of the database and data dir",
+                response_description="ok (engine: a note while Docker does not answer)",
+                responses={503: {"description": "the database or the data dir fails"}})
     def healthz() -> Response:
         try:
             with services.engine.connect() as conn:
@@ -228,3 +266,47 @@ def _health_route(router: APIRouter, services: Services) -> None:
         if getattr(services.runs, "away", False):  # validation still works: not a 503
             return JSONResponse({"ok": True, "engine": ENGINE_AWAY})
         return JSONResponse({"ok": True})
+
+
+def described(path: str) -> bool:
+    """True for the paths the OpenAPI description covers: ``/api/…`` and ``/healthz``."""
+    return path.startswith("/api/") or path == "/healthz"
+
+
+def api_schema(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI description of ``app``'s API routes (pages and sign-in left out)."""
+    schema = get_openapi(title=app.title, version=app.version, description=API_DESCRIPTION,
+                         routes=app.routes)
+    schema["paths"] = {path: item for path, item in schema.get("paths", {}).items()
+                       if described(path)}
+    return schema
+
+
+def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each operation of ``schema`` as the docs page lists it."""
+    return [{"method": method.upper(), "path": path, "summary": op.get("summary", ""),
+             "params": [{"name": p["name"], "where": p["in"], "required": p.get("required"),
+                         "type": _type(p.get("schema", {}))}
+                        for p in op.get("parameters", [])],
+             "responses": sorted((code, r.get("description", ""))
+                                 for code, r in op.get("responses", {}).items())}
+            for path, item in schema.get("paths", {}).items() for method, op in item.items()]
+
+
+def _type(schema: dict[str, Any]) -> str:
+    """A parameter's type in a word (``str | None`` is ``anyOf`` string and null)."""
+    kinds = [schema.get("type")] + [alt.get("type") for alt in schema.get("anyOf", [])]
+    return next((str(k) for k in kinds if k and k != "null"), "")
+
+
+def _docs_routes(router: APIRouter) -> None:
+    """``GET /api/openapi.json`` and ``GET /api/docs`` (a page listing it)."""
+    @router.get("/api/openapi.json", include_in_schema=False)
+    def openapi_json(request: Request) -> Response:
+        return JSONResponse(api_schema(request.app))
+
+    @router.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
+    def api_docs(request: Request) -> Response:
+        schema = api_schema(request.app)
+        return ui.render("api_docs.html", None, section=None, info=schema["info"],
+                         operations=_operations(schema))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -56,6 +57,8 @@ class Scheduler:
     ``store`` (its ``instance_id`` unique among live instances and stable across
     restarts of one instance). ``wake`` is the event the store sets on pause
     and resume; setting it makes :meth:`run_forever` re-read its next wake-up.
+    ``lateness``, if given, is told how many seconds after its slot each fire is
+    handed to the sink (the bot's metrics; the scheduler knows nothing of them).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Scheduler:
         *,
         wake: threading.Event | None = None,
         misfire_grace: float = ON_TIME_GRACE.total_seconds(),
+        lateness: Callable[[float], None] | None = None,
     ) -> None:
         self._store = store
         self._sink = sink
@@ -73,6 +77,7 @@ class Scheduler:
         self._instance_id = store.instance_id
         self._wake = wake if wake is not None else threading.Event()
         self._grace = timedelta(seconds=misfire_grace)
+        self._lateness = lateness
 
     def wake(self) -> None:
         """Make :meth:`run_forever` re-read the earliest next fire now."""
@@ -141,6 +146,8 @@ class Scheduler:
 
     def _start_one(self, fire: Fire) -> Fire:
         extra = {"repo": fire.repo, "flow": fire.flow_id, "fire": fire.key}
+        if self._lateness is not None:
+            self._lateness((self._clock.now() - fire.slot_at).total_seconds())
         try:
             run_id = self._sink.fire(fire)
         except FireDeclined as exc:
