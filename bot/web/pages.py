@@ -11,26 +11,45 @@ Neither reads a log whole into memory, whatever its size.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+import git
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from bot.services import Services
 from bot.web import ui
+from bot.web.actions import Actions, Write
 from bot.web.api import api_router
 from bot.web.auth import Access, Viewer
 from bot.web.home import repo_blocks
+from bot.web.live import RunFeed, cursor_text, live_response, parse_cursor
 from bot.web.timefmt import exact, relative
+from runner.errors import FlowbotError
+from runner.model.flows import flow_from_data
 from runner.running.input_files import is_record
 from runner.running.logstore import latest_log, size_text, tail_bytes
 from runner.state.records import AttemptRow, RunRecord, TaskRow, Trigger, TriggerType
 
+log = logging.getLogger(__name__)
+
 NOT_FOUND = "no run with id {run_id}"
+RERUN_FAILED = "Cannot run again"
+NO_COMMIT = "run {run_id} was started from local files (no commit): start it again with flowbot run"
+NO_RUNS = "this flowbot runs no flows (no run service)"
+NO_SOURCE = "cannot read {repo} at {commit}: {problem}"
 NO_LOG = "no log for task {task_id}"
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}  # plain text stays plain in every browser
 PAGE_TAIL_BYTES = 64 * 1024  # of each log on a run page; the whole log is a link away
@@ -69,19 +88,22 @@ def log_file(services: Services, run_id: str, task_id: str) -> tuple[Path, Attem
     return latest_log(services.store, services.settings.data_dir, run_id, task_id)
 
 
-def _log_section(services: Services, run_id: str, task_id: str) -> dict[str, Any] | None:
+def _log_section(services: Services, run_id: str, task_id: str) -> dict[str, Any]:
+    """A task's log block: the end of its latest attempt's log (empty until it has one)."""
+    href = f"/runs/{quote(run_id)}/logs/{quote(task_id)}"
+    empty = {"task_id": task_id, "note": None, "cut": False, "shown": "", "size": 0,
+             "href": href, "text": "", "attempt": 0}
     found = log_file(services, run_id, task_id)
     if found is None:
-        return None
+        return empty
     path, attempt = found
     try:
         data, size = tail_bytes(path, PAGE_TAIL_BYTES)
     except OSError:
-        return None  # removed since, e.g. by hand
+        return empty  # removed since, e.g. by hand
     return {"task_id": task_id, "note": attempt.reason, "cut": len(data) < size,
-            "shown": size_text(PAGE_TAIL_BYTES), "size": size,
-            "href": f"/runs/{quote(run_id)}/logs/{quote(task_id)}",
-            "text": data.decode("utf-8", errors="replace")}
+            "shown": size_text(PAGE_TAIL_BYTES), "size": size, "href": href,
+            "text": data.decode("utf-8", errors="replace"), "attempt": attempt.attempt}
 
 
 def _plain(message: str, status: int = 200) -> PlainTextResponse:
@@ -92,7 +114,8 @@ def _task(t: TaskRow, run_id: str) -> dict[str, Any]:
     return {"task_id": t.task_id, "status": str(t.status),
             "duration": "–" if t.duration is None else f"{t.duration:.1f}s",
             "exit_code": "–" if t.exit_code is None else str(t.exit_code),
-            "attempts": t.attempts, "log_href": f"/runs/{quote(run_id)}/logs/{quote(t.task_id)}"}
+            "attempts": t.attempts, "log_href": f"/runs/{quote(run_id)}/logs/{quote(t.task_id)}",
+            "reason": t.reason, "outputs": sorted(t.outputs.items())}
 
 
 def _times(run: RunRecord, now: datetime) -> list[tuple[str, dict[str, str]]]:
@@ -108,10 +131,23 @@ def _duration(run: RunRecord) -> str | None:
     return f"{(run.finished_at - run.started_at).total_seconds():.1f}s"
 
 
-def run_page(services: Services, run: RunRecord, viewer: Viewer) -> Response:
+def state_html(services: Services, run_id: str, viewer: Viewer,
+               controls: dict[str, Any]) -> tuple[str, bool]:
+    """The run's live block (status, error, buttons, tasks) and whether the run is over."""
+    run = services.store.get_run(run_id)
+    if run is None:
+        return "", True
+    tasks = [_task(t, run.id) for t in services.store.task_rows(run.id)]
+    body = ui.render("_run_state.html", viewer, run=run, tasks=tasks, **controls).body
+    return bytes(body).decode(), run.status.terminal
+
+
+def run_page(services: Services, run: RunRecord, viewer: Viewer,
+             controls: dict[str, Any]) -> Response:
+    """The run page; ``controls``: ``can_write`` and ``csrf`` (bot.web.actions)."""
     tasks = services.store.task_rows(run.id)
-    logs = [section for t in tasks
-            if (section := _log_section(services, run.id, t.task_id)) is not None]
+    logs = [_log_section(services, run.id, t.task_id) for t in tasks]
+    cursor = {log["task_id"]: (log["attempt"], log["size"]) for log in logs if log["attempt"]}
     web = services.settings.github_web_url
     commit_url = f"{web}/{quote(run.repo)}/commit/{quote(run.commit)}" if run.commit else None
     return ui.render(
@@ -119,7 +155,31 @@ def run_page(services: Services, run: RunRecord, viewer: Viewer) -> Response:
         commit_url=commit_url, started_by=started_by(run.trigger),
         times=_times(run, services.clock.now()), duration=_duration(run),
         inputs=_inputs_text(run.inputs), files=_files(run.inputs),
-        tasks=[_task(t, run.id) for t in tasks], logs=logs)
+        tasks=[_task(t, run.id) for t in tasks], logs=logs,
+        live=f"/runs/{quote(run.id)}/live?{urlencode({'from': cursor_text(cursor)})}",
+        **controls)
+
+
+def rerun_of(services: Services, run: RunRecord, viewer: Viewer) -> str:
+    """Start ``run`` again: its flow as it ran, at its commit, with its inputs; the new
+    run's id. Raises FlowbotError (InputError, SecretMissing …) with nothing recorded."""
+    if run.commit is None:
+        raise FlowbotError(NO_COMMIT.format(run_id=run.id))
+    if services.runs is None:
+        raise FlowbotError(NO_RUNS)
+    flow = flow_from_data(run.flow_data, path=run.flow_path)
+    try:
+        clone_url = f"{services.settings.github_web_url}/{run.repo}.git"
+        source = services.mirror(run.repo, clone_url, None, want=run.commit)
+    except (git.GitCommandError, OSError) as exc:
+        raise FlowbotError(NO_SOURCE.format(repo=run.repo, commit=run.commit[:12],
+                                            problem=type(exc).__name__)) from None
+    submission = services.runs.submit(flow, dict(run.inputs), repo=run.repo, commit=run.commit,
+                                      source=source,
+                                      trigger=Trigger(TriggerType.MANUAL, viewer.name))
+    log.info("run started again from its page", extra={
+        "run": submission.run_id, "of": run.id, "repo": run.repo, "actor": viewer.name})
+    return submission.run_id
 
 
 def pages_router(services: Services, access: Access) -> APIRouter:
@@ -127,6 +187,7 @@ def pages_router(services: Services, access: Access) -> APIRouter:
     behind ``access``: a run of a repository the viewer cannot read is not found."""
     router = APIRouter()
     router.include_router(api_router(services, access))
+    actions = Actions(services, access)
 
     @router.get("/", response_class=HTMLResponse)
     def index(request: Request) -> Response:
@@ -140,15 +201,68 @@ def pages_router(services: Services, access: Access) -> APIRouter:
         run = services.store.get_run(run_id)
         return run if run is not None and viewer.sees(run.repo) else None
 
-    @router.get("/runs/{run_id}", response_class=HTMLResponse)
-    def show_run(run_id: str, request: Request) -> Response:
+    def seen_run(run_id: str, request: Request) -> tuple[Viewer, RunRecord] | Response:
+        """The viewer and the run they may read, or the refusal (sign in, 404)."""
         viewer = ui.page_viewer(access, request)
         if isinstance(viewer, Response):
             return viewer
         run = visible_run(viewer, run_id)
         if run is None:
             return _plain(NOT_FOUND.format(run_id=run_id), 404)
-        return run_page(services, run, viewer)
+        return viewer, run
+
+    @router.get("/runs/{run_id}", response_class=HTMLResponse)
+    def show_run(run_id: str, request: Request) -> Response:
+        seen = seen_run(run_id, request)
+        if isinstance(seen, Response):
+            return seen
+        viewer, run = seen
+        return run_page(services, run, viewer,
+                        actions.form_context(request, viewer, run.repo))
+
+    @router.get("/runs/{run_id}/live")
+    def live_run(run_id: str, request: Request) -> Response:
+        seen = seen_run(run_id, request)
+        if isinstance(seen, Response):
+            return seen
+        viewer, run = seen
+        controls = actions.form_context(request, viewer, run.repo)
+        cursor = parse_cursor(request.headers.get("last-event-id")
+                              or request.query_params.get("from"))
+        return live_response(request, RunFeed(
+            services, run.id, cursor, lambda: state_html(services, run_id, viewer, controls)))
+
+    async def writer_of(run_id: str, request: Request) -> tuple[RunRecord, Write] | Response:
+        """The run a write button acts on and its writer, or the refusal."""
+        run = services.store.get_run(run_id)
+        if run is None:
+            return _plain(NOT_FOUND.format(run_id=run_id), 404)
+        write = await actions.require_writer(request, run.repo)
+        return write if isinstance(write, Response) else (run, write)
+
+    @router.post("/runs/{run_id}/cancel")
+    async def cancel_run(run_id: str, request: Request) -> Response:
+        gated = await writer_of(run_id, request)
+        if isinstance(gated, Response):
+            return gated
+        _, write = gated
+        cancelled = await run_in_threadpool(services.runs.cancel, run_id)
+        log.info("run cancelled from its page", extra={
+            "run": run_id, "actor": write.viewer.name, "cancelled": cancelled})
+        return RedirectResponse(f"/runs/{quote(run_id)}", status_code=303)
+
+    @router.post("/runs/{run_id}/rerun")
+    async def rerun(run_id: str, request: Request) -> Response:
+        gated = await writer_of(run_id, request)
+        if isinstance(gated, Response):
+            return gated
+        run, write = gated
+        try:
+            new_id = await run_in_threadpool(rerun_of, services, run, write.viewer)
+        except FlowbotError as exc:
+            return ui.message(write.viewer, RERUN_FAILED, str(exc), 409,
+                              link=(f"/runs/{quote(run_id)}", "back to the run"))
+        return RedirectResponse(f"/runs/{quote(new_id)}", status_code=303)
 
     @router.get("/runs/{run_id}/logs/{task_id}")
     def show_log(run_id: str, task_id: str, request: Request) -> Response:
