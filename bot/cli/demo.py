@@ -5,8 +5,9 @@ directory, then drives the real service with the webhooks GitHub would send:
 a pull request (validation status + sticky comment), a push to ``main``
 (flows and schedules registered) and a ``/run`` comment (a flow run in Docker,
 statuses and the reply comment). A local stand-in prints what would be posted
-to GitHub. The run pages are served on localhost until Ctrl-C when the demo
-runs in a terminal; otherwise for ``--serve-seconds`` (5 by default), as it says.
+to GitHub. It ends with the web UI served on localhost and its address printed
+(``UI_READY``: the flows page ``/``, then each run's page): until Ctrl-C when the
+demo runs in a terminal, otherwise for ``--serve-seconds`` (5 by default), as it says.
 Secrets come from ``FLOWBOT_SECRET_<NAME>`` / ``FLOWBOT_SECRETS_FILE`` as for
 ``flowbot serve``; the repository is labelled ``local/<template folder name>``.
 """
@@ -33,6 +34,7 @@ DEMO_INPUTS = {"pipeline": ["region=us"], "revenue": ["data=@data/revenue-2026-1
 # Secrets the template's flows declare, for a demo whose operator set none: the
 # revenue flow's errors task posts there only when the run fails (nothing listens).
 DEMO_SECRETS = {"ALERT_WEBHOOK_URL": "http://127.0.0.1:9/flowbot-demo-alerts"}
+UI_READY = "\nThe web UI: {url}/  (flows; each run's page is listed above)"
 
 
 def add_parser(sub: Any) -> None:
@@ -176,7 +178,7 @@ def _walk(args: argparse.Namespace, runtime: Any, repo_path: Path, sha: str, url
     for run in finished:
         _summary(runtime, run)
     _where(runtime, finished, url, args.repo)
-    _linger(args, server)
+    _linger(args, server, url)
     return 0 if all(run.status.value == "success" for run in finished) else 1
 
 
@@ -237,34 +239,37 @@ def _summary(runtime: Any, run: Any) -> None:
 
 
 def _where(runtime: Any, runs: list[Any], url: str, repo: str) -> None:
-    print("\nWhere to look:")
+    print("\nWhere to look (the web UI, on this machine only):")
+    print(f"   flows           {url}/")
     for run in runs:
         print(f"   run page        {url}/runs/{run.id}   ({run.flow_id})")
-    print(f"   a task's log    {url}/runs/<run>/logs/<task>")
-    print(f"   flows           {url}/api/flows?repo={repo}")
-    print(f"   schedules       {url}/api/schedules")
-    print(f"   runs            {url}/api/runs")
+    print(f"   runs            {url}/runs?repo={repo}")
+    print(f"   schedules       {url}/schedules")
+    print(f"   JSON API        {url}/api/docs")
+    print(f"   metrics         {url}/metrics")
     print(f"   data            {runtime.services.settings.data_dir}")
 
 
-def _linger(args: argparse.Namespace, server: Any) -> None:
+def _linger(args: argparse.Namespace, server: Any, url: str) -> None:
     if not server.started:
         print(f"   (port {args.port} is busy: pages not served; try --port)")
         return
     seconds = serve_seconds(args, sys.stdin.isatty())
+    print(UI_READY.format(url=url))
     if seconds is None:
-        print("\nServing these pages until you press Ctrl-C.", flush=True)
-        try:
-            while True:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            return
-    if seconds > 0:
-        print(f"\nServing these pages for {seconds:g} s more, then the demo ends and they go "
-              "away (--serve keeps them until Ctrl-C).", flush=True)
-        time.sleep(seconds)
+        print("Serving it until you press Ctrl-C.", flush=True)
+    elif seconds > 0:
+        print(f"Serving it for {seconds:g} s more, then the demo ends and it goes away "
+              "(--serve keeps it until Ctrl-C).", flush=True)
     else:
-        print("\nThe demo ends here and the pages go away (--serve keeps them until Ctrl-C).")
+        print("The demo ends here and it goes away (--serve keeps it until Ctrl-C).")
+        return
+    try:  # Ctrl-C ends it early either way
+        while seconds is None:
+            time.sleep(1)
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        return
 
 
 def serve_seconds(args: argparse.Namespace, interactive: bool) -> float | None:

@@ -1,9 +1,15 @@
 """`flowbot demo` end to end on the real Docker engine: it finishes by itself."""
 
 import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.cli import build_parser, demo, main
@@ -32,7 +38,44 @@ def test_demo_runs_the_whole_loop_and_ends(
     assert "'/run revenue data=@data/revenue-2026-11.csv'" in out
     assert "of revenue: success" in out and "| Total revenues: 3089.45" in out
     assert "of guarded-job: success" in out
-    assert "/runs/" in out and "/api/schedules" in out
+    assert "/runs/" in out and "/schedules" in out and "The web UI: http://127.0.0.1:" in out
+
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_SECONDS = 600  # the watchdog's limit: the demo itself ends at Ctrl-C
+
+
+def test_the_demo_ends_with_the_ui_serving_at_the_printed_url(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    command = [sys.executable, "-m", "bot.cli", "demo", "--data-dir", str(tmp_path / "demo"),
+               "--port", str(_free_port()), "--flow", "pipeline", "--serve-seconds", "3600"]
+    demo = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    watchdog = threading.Timer(DEMO_SECONDS, demo.kill)  # a hung demo fails, never hangs
+    watchdog.start()
+    assert demo.stdout is not None
+    seen = []
+    try:
+        for line in demo.stdout:
+            seen.append(line)
+            if found := re.search(r"The web UI: (http://127\.0\.0\.1:\d+/) ", line):
+                break
+        else:
+            pytest.fail("the demo ended without printing the UI's address:\n" + "".join(seen))
+        flows = httpx.get(found.group(1))  # the demo is still serving: it waits for Ctrl-C
+        assert flows.status_code == 200 and "pipeline" in flows.text
+        [run_page] = re.findall(r"run page\s+(http://\S+)", "".join(seen))
+        assert run_page.startswith(found.group(1) + "runs/")
+        run = httpx.get(run_page)
+        assert run.status_code == 200 and "success" in run.text
+    finally:
+        demo.send_signal(signal.SIGINT)  # Ctrl-C
+        rest, _ = demo.communicate(timeout=120)
+        watchdog.cancel()
+    assert demo.returncode == 0, "".join(seen) + rest
+    assert "Traceback" not in rest
 
 
 ALERT = """id: alert
@@ -78,10 +121,10 @@ def test_a_template_of_ones_own_gets_its_secrets_and_its_name(
     out = capsys.readouterr().out
     assert code == 0, out
     assert "of alert: success" in out and "| the hook is set" in out
-    assert "api/flows?repo=local/my-repo" in out and "repo-template" not in out
+    assert "/runs?repo=local/my-repo" in out and "repo-template" not in out
     assert "s3cret-hook" not in out
     assert out.count("\n4. ") == 1
-    assert "The demo ends here and the pages go away (--serve keeps them until Ctrl-C)." in out
+    assert "The demo ends here and it goes away (--serve keeps it until Ctrl-C)." in out
 
 
 def test_a_flow_missing_its_secret_is_not_run_and_the_demo_fails(
