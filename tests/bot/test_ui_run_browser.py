@@ -11,7 +11,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.engine import Engine
 
 from runner.backends.docker_backend import DockerBackend
@@ -20,13 +20,20 @@ from runner.model.flows import flow_from_data
 from runner.running.service import RunService
 from runner.state.records import Status, Trigger, TriggerType
 from runner.state.store import RunStore
-from tests.bot.test_ui_browser import ARTIFACTS, browser, page  # noqa: F401  (fixtures)
+from tests.bot.test_ui_browser import ARTIFACTS, browser  # noqa: F401  (a fixture)
 from tests.bot.ui_kit import MINE, free_port, served, ui_app
 from tests.fakes import make_services
 
 pytestmark = pytest.mark.browser
 SLOW = {"id": "slow", "tasks": [{"id": "count", "image": "busybox:latest", "commands": [
     "i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo line $i; sleep 0.2; done"]}]}
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:  # noqa: F811  (browser: the shared fixture)
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture
