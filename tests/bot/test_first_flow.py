@@ -100,6 +100,6 @@ def test_the_demo_of_ones_own_repository_shows_the_run_and_stays_out_of_git(
                     FLOWBOT_SECRET_REPORT_TOKEN="tok-123456")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Run " in done.stdout and "of sales-total: success" in done.stdout
-    assert "api/flows?repo=local/" + repo.name in done.stdout
+    assert "/runs?repo=local/" + repo.name in done.stdout
     assert "tok-123456" not in done.stdout
     assert _git(repo, "status", "--porcelain", "--untracked-files=all") == ""
