@@ -1,10 +1,12 @@
 """A flow's task graph as SVG, laid out on the server (pure: no I/O, no JavaScript).
 
 A small layered layout, left to right: a task's layer (column) is the length of
-the longest ``needs`` path leading to it; within a column tasks are ordered by
-the mean row of what they need (declaration order breaks ties), which keeps
-most edges short and uncrossed for the graphs flows have. Edges are cubic
-curves from a task's right side to the next task's left side.
+the longest ``needs`` path leading to it. An edge that spans several layers gets
+a waypoint in each layer it crosses, which takes a row there like a task, so it
+never runs through the boxes between. Within a column tasks and waypoints are
+ordered by the mean row of what they follow (declaration order breaks ties),
+which keeps most edges short and uncrossed for the graphs flows have. Edges are
+cubic curves from a box's right side to the next one's left side.
 
 :func:`layout` computes positions; :func:`render` draws them, each task with a
 CSS class of its state when ``states`` is given (the run page colours tasks by
@@ -70,47 +72,81 @@ def layers(needs: Mapping[str, Sequence[str]]) -> dict[str, int]:
     return found
 
 
-def _columns(needs: Mapping[str, Sequence[str]], layer_of: dict[str, int]) -> list[list[str]]:
-    """Tasks per layer, each ordered by the mean row of its needs (barycentre)."""
-    order = {task: i for i, task in enumerate(needs)}
+Slots = dict[str, list[str]]  # a column member (task or waypoint) -> the members it follows
+
+
+def _waypoints(needs: Mapping[str, Sequence[str]],
+               layer_of: dict[str, int]) -> tuple[Slots, dict[tuple[str, str], list[str]]]:
+    """Every member of the columns with what it follows: the tasks, plus one waypoint
+    per layer an edge crosses (so a long edge gets its own lane instead of running
+    through the boxes between), and each edge's waypoints in order."""
+    slots: dict[str, list[str]] = {task: [] for task in needs}
+    lanes: dict[tuple[str, str], list[str]] = {}
+    for task in needs:
+        for source in dict.fromkeys(needs[task]):
+            if source not in needs or source == task:
+                continue  # unknown or itself: validation refuses both
+            previous, lane = source, []
+            for layer in range(layer_of[source] + 1, layer_of[task]):
+                point = f"\0{source}\0{task}\0{layer}"
+                layer_of[point] = layer
+                slots[point] = [previous]
+                previous = point
+                lane.append(point)
+            slots[task].append(previous)
+            lanes[(source, task)] = lane
+    return slots, lanes
+
+
+def _columns(slots: Slots, layer_of: dict[str, int]) -> list[list[str]]:
+    """Members per layer, each ordered by the mean row of what it follows (barycentre)."""
+    order = {member: i for i, member in enumerate(slots)}
     columns: list[list[str]] = [[] for _ in range(max(layer_of.values(), default=-1) + 1)]
     row: dict[str, float] = {}
     for index, _ in enumerate(columns):
-        members = [t for t in needs if layer_of[t] == index]
+        def key(member: str) -> tuple[float, int]:
+            above = [row[n] for n in slots[member] if n in row]
+            return (sum(above) / len(above) if above else order[member], order[member])
 
-        def key(task: str) -> tuple[float, int]:
-            above = [row[n] for n in needs[task] if n in row]
-            return (sum(above) / len(above) if above else order[task], order[task])
-
-        columns[index] = sorted(members, key=key)
-        row.update({task: float(i) for i, task in enumerate(columns[index])})
+        columns[index] = sorted((m for m in slots if layer_of[m] == index), key=key)
+        row.update({member: float(i) for i, member in enumerate(columns[index])})
     return columns
 
 
-def _curve(a: Node, b: Node) -> str:
-    x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
-    x2, y2 = b.x, b.y + NODE_H // 2
-    mid = (x1 + x2) // 2
-    return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
+def _path(points: list[tuple[int, int]]) -> str:
+    """Curves from each box's right side to the next one's left side, straight
+    through the waypoints' lanes."""
+    x, y = points[0]
+    d = [f"M{x + NODE_W},{y}"]
+    for index, (nx, ny) in enumerate(points[1:], start=1):
+        mid = (x + NODE_W + nx) // 2
+        d.append(f"C{mid},{y} {mid},{ny} {nx},{ny}")
+        if index < len(points) - 1:
+            d.append(f"L{nx + NODE_W},{ny}")  # through a waypoint
+        x, y = nx, ny
+    return " ".join(d)
 
 
 def layout(needs: Mapping[str, Sequence[str]]) -> Layout:
     """Positions for tasks given as ``{task_id: needs}`` in declaration order."""
     layer_of = layers(needs)
-    columns = _columns(needs, layer_of)
+    slots, lanes = _waypoints(needs, layer_of)
+    columns = _columns(slots, layer_of)
     tallest = max((len(c) for c in columns), default=0)
-    nodes: dict[str, Node] = {}
+    at: dict[str, tuple[int, int]] = {}  # member -> (x, y of its middle)
     for index, column in enumerate(columns):
         offset = (tallest - len(column)) * (NODE_H + GAP_Y) // 2  # centre short columns
-        for row, task in enumerate(column):
-            nodes[task] = Node(task, index, row, PAD + index * (NODE_W + GAP_X),
-                               PAD + offset + row * (NODE_H + GAP_Y))
-    edges = tuple(Edge(source, task, _curve(nodes[source], nodes[task]))
-                  for task in needs for source in needs[task]
-                  if source in nodes and source != task)
+        for row, member in enumerate(column):
+            at[member] = (PAD + index * (NODE_W + GAP_X),
+                          PAD + offset + row * (NODE_H + GAP_Y) + NODE_H // 2)
+    nodes = tuple(Node(task, layer_of[task], columns[layer_of[task]].index(task),
+                       at[task][0], at[task][1] - NODE_H // 2) for task in needs)
+    edges = tuple(Edge(source, target,
+                       _path([at[source], *(at[point] for point in lane), at[target]]))
+                  for (source, target), lane in lanes.items())
     width = 2 * PAD + len(columns) * NODE_W + max(len(columns) - 1, 0) * GAP_X
     height = 2 * PAD + tallest * NODE_H + max(tallest - 1, 0) * GAP_Y
-    return Layout(tuple(nodes.values()), edges, width, height)
+    return Layout(nodes, edges, width, height)
 
 
 def _label(task_id: str) -> str:

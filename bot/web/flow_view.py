@@ -148,19 +148,20 @@ def _hint(spec: InputSpec) -> str:
     parts = [spec.description] if spec.description else []
     parts.append(spec.type.value + (" matching " + spec.pattern if spec.pattern else ""))
     if spec.default is not None and spec.type is not InputType.FILE:
-        parts.append(f"default {spec.default}")
+        parts.append(f"default {_text(spec.default)}")
     return " · ".join(parts)
+
+
+def _text(value: object) -> str:
+    """A value as typed in a form or a flow file: booleans as ``true``/``false``."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _shown(spec: InputSpec, given: dict[str, Any]) -> str:
     """The field's value: what was posted, else the default."""
     if spec.name in given and spec.type is not InputType.FILE:
         return str(given[spec.name])
-    if spec.default is None:
-        return ""
-    if spec.type is InputType.BOOL:
-        return "true" if spec.default is True else "false"
-    return str(spec.default)
+    return "" if spec.default is None else _text(spec.default)
 
 
 def form_fields(flow: Flow, given: dict[str, Any] | None = None,
