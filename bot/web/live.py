@@ -2,7 +2,7 @@
 
 One stream per page carries, while the run lasts:
 
-- ``state``: the run's status block (badge, error, buttons, task table) rendered
+- ``state``: the run's status block (badge, error, buttons, task graph, task table) rendered
   again whenever a run or task state changes — the page swaps it in;
 - ``log``: new bytes of a task's latest attempt log, as JSON
   ``{"task", "attempt", "text"}``, read from the end of what was sent before. Its

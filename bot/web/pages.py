@@ -5,8 +5,11 @@ API of :mod:`bot.web.api`. Every page passes :class:`bot.web.auth.Access` first.
 Logs are shown only from where the runner writes them, masked
 (``<data_dir>/logs/<run>/<task>.<attempt>.log``); everything shown is HTML-escaped.
 A run page shows at most the last :data:`PAGE_TAIL_BYTES` of each log, read
-from the end of the file; the whole log is served from the file in chunks.
-Neither reads a log whole into memory, whatever its size.
+from the end of the file, with "load earlier" (``/runs/<id>/logs/<task>/chunk``:
+the :data:`PAGE_TAIL_BYTES` before a byte offset); the whole log is served from
+the file in chunks. None reads a log whole into memory, whatever its size. The
+page draws the task graph coloured by state (:mod:`bot.web.dag_svg`, also in the
+live state block) and the attempts' timeline (:mod:`bot.web.gantt_svg`).
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from fastapi.responses import (
     RedirectResponse,
     Response,
 )
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from bot.services import Services
-from bot.web import ui
+from bot.web import dag_svg, gantt_svg, ui
 from bot.web.actions import Actions, Write
 from bot.web.api import api_router
 from bot.web.auth import Access, Viewer
@@ -103,7 +107,52 @@ def _log_section(services: Services, run_id: str, task_id: str) -> dict[str, Any
         return empty  # removed since, e.g. by hand
     return {"task_id": task_id, "note": attempt.reason, "cut": len(data) < size,
             "shown": size_text(PAGE_TAIL_BYTES), "size": size, "href": href,
+            "earlier": f"{href}/chunk?{urlencode({'end': size - len(data)})}",
             "text": data.decode("utf-8", errors="replace"), "attempt": attempt.attempt}
+
+
+def chunk_before(path: Path, end: int, limit: int) -> tuple[bytes, int, int]:
+    """At most ``limit`` bytes of the file before byte ``end`` (from a line start
+    when one is near), where they start and the file's size; reads no more."""
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        end = min(max(end, 0), size)
+        start = max(0, end - limit)
+        f.seek(start)
+        data = f.read(end - start)
+    if start > 0:
+        newline = data.find(b"\n", 0, 4096)
+        if newline >= 0:
+            data, start = data[newline + 1:], start + newline + 1
+    return data, start, size
+
+
+def task_needs(run: RunRecord, tasks: list[TaskRow]) -> dict[str, list[str]]:
+    """``{task: needs}`` of the run's tasks in flow order (from the flow as it ran)."""
+    try:
+        flow = flow_from_data(run.flow_data, path=run.flow_path)
+        declared = {t.id: list(t.needs) for t in flow.tasks}
+    except FlowbotError:
+        declared = {}  # the graph without edges rather than no page
+    return {t.task_id: declared.get(t.task_id, []) for t in tasks}
+
+
+def task_anchor(task_id: str) -> str:
+    return f"#task-{quote(task_id)}"
+
+
+def run_graph(drawn: dag_svg.Layout, tasks: list[TaskRow]) -> Markup:
+    """The task graph coloured by each task's state, each linking to its log."""
+    return dag_svg.render(drawn, states={t.task_id: str(t.status) for t in tasks},
+                          link=task_anchor, label="tasks of this run by state")
+
+
+def run_timeline(services: Services, run: RunRecord, needs: dict[str, list[str]]) -> Markup:
+    """The Gantt timeline of the run's attempts (waiting vs running)."""
+    origin = run.started_at or run.created_at
+    drawn = gantt_svg.bars(needs, services.store.attempts(run.id), origin)
+    return gantt_svg.render(gantt_svg.chart(list(needs), drawn, origin, services.clock.now()),
+                            link=task_anchor)
 
 
 def _plain(message: str, status: int = 200) -> PlainTextResponse:
@@ -132,13 +181,18 @@ def _duration(run: RunRecord) -> str | None:
 
 
 def state_html(services: Services, run_id: str, viewer: Viewer,
-               controls: dict[str, Any]) -> tuple[str, bool]:
-    """The run's live block (status, error, buttons, tasks) and whether the run is over."""
+               controls: dict[str, Any], drawn: dag_svg.Layout | None = None) -> tuple[str, bool]:
+    """The run's live block (status, error, buttons, graph, tasks) and whether the run
+    is over; ``drawn``: the graph's layout, computed once per stream."""
     run = services.store.get_run(run_id)
     if run is None:
         return "", True
-    tasks = [_task(t, run.id) for t in services.store.task_rows(run.id)]
-    body = ui.render("_run_state.html", viewer, run=run, tasks=tasks, **controls).body
+    rows = services.store.task_rows(run.id)
+    if drawn is None:
+        drawn = dag_svg.layout(task_needs(run, rows))
+    tasks = [_task(t, run.id) for t in rows]
+    body = ui.render("_run_state.html", viewer, run=run, tasks=tasks,
+                     graph=run_graph(drawn, rows), **controls).body
     return bytes(body).decode(), run.status.terminal
 
 
@@ -146,6 +200,7 @@ def run_page(services: Services, run: RunRecord, viewer: Viewer,
              controls: dict[str, Any]) -> Response:
     """The run page; ``controls``: ``can_write`` and ``csrf`` (bot.web.actions)."""
     tasks = services.store.task_rows(run.id)
+    needs = task_needs(run, tasks)
     logs = [_log_section(services, run.id, t.task_id) for t in tasks]
     cursor = {log["task_id"]: (log["attempt"], log["size"]) for log in logs if log["attempt"]}
     web = services.settings.github_web_url
@@ -156,6 +211,8 @@ def run_page(services: Services, run: RunRecord, viewer: Viewer,
         times=_times(run, services.clock.now()), duration=_duration(run),
         inputs=_inputs_text(run.inputs), files=_files(run.inputs),
         tasks=[_task(t, run.id) for t in tasks], logs=logs,
+        graph=run_graph(dag_svg.layout(needs), tasks),
+        timeline=run_timeline(services, run, needs),
         live=f"/runs/{quote(run.id)}/live?{urlencode({'from': cursor_text(cursor)})}",
         **controls)
 
@@ -229,8 +286,10 @@ def pages_router(services: Services, access: Access) -> APIRouter:
         controls = actions.form_context(request, viewer, run.repo)
         cursor = parse_cursor(request.headers.get("last-event-id")
                               or request.query_params.get("from"))
+        drawn = dag_svg.layout(task_needs(run, services.store.task_rows(run.id)))
         return live_response(request, RunFeed(
-            services, run.id, cursor, lambda: state_html(services, run_id, viewer, controls)))
+            services, run.id, cursor,
+            lambda: state_html(services, run_id, viewer, controls, drawn)))
 
     async def writer_of(run_id: str, request: Request) -> tuple[RunRecord, Write] | Response:
         """The run a write button acts on and its writer, or the refusal."""
@@ -276,5 +335,29 @@ def pages_router(services: Services, access: Access) -> APIRouter:
             return _plain(NO_LOG.format(task_id=task_id), 404)
         return FileResponse(found[0], media_type="text/plain; charset=utf-8",
                             headers=NOSNIFF, content_disposition_type="inline")
+
+    @router.get("/runs/{run_id}/logs/{task_id}/chunk", response_class=HTMLResponse)
+    def log_chunk(run_id: str, task_id: str, request: Request, end: int = 0) -> Response:
+        """The :data:`PAGE_TAIL_BYTES` of a task's latest log before byte ``end``
+        ("load earlier" on the run page; a link to the chunk before that)."""
+        seen = seen_run(run_id, request)
+        if isinstance(seen, Response):
+            return seen
+        viewer, run = seen
+        found = log_file(services, run_id, task_id)
+        if found is None:
+            return _plain(NO_LOG.format(task_id=task_id), 404)
+        try:
+            data, start, size = chunk_before(found[0], end, PAGE_TAIL_BYTES)
+        except OSError:
+            return _plain(NO_LOG.format(task_id=task_id), 404)
+        href = f"/runs/{quote(run_id)}/logs/{quote(task_id)}"
+        return ui.render(
+            "log_chunk.html", viewer, section="/runs", run=run, task_id=task_id,
+            text=data.decode("utf-8", errors="replace"), start=start, end=start + len(data),
+            size=size, href=href, attempt=found[1].attempt,
+            earlier=f"{href}/chunk?{urlencode({'end': start})}" if start > 0 else None,
+            later=(f"{href}/chunk?{urlencode({'end': start + len(data) + PAGE_TAIL_BYTES})}"
+                   if start + len(data) < size else None))
 
     return router
