@@ -54,6 +54,9 @@ RERUN_FAILED = "Cannot run again"
 NO_COMMIT = "run {run_id} was started from local files (no commit): start it again with flowbot run"
 NO_RUNS = "this flowbot runs no flows (no run service)"
 NO_SOURCE = "cannot read {repo} at {commit}: {problem}"
+FILE_GONE = ('input "{name}": its file ({source}) was not a repository path and '
+             "was removed with run {run_id}, so it cannot be sent again; start a new run "
+             "from the flow page's Run form or with /run, giving the file")
 NO_LOG = "no log for task {task_id}"
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}  # plain text stays plain in every browser
 PAGE_TAIL_BYTES = 64 * 1024  # of each log on a run page; the whole log is a link away
@@ -217,6 +220,21 @@ def run_page(services: Services, run: RunRecord, viewer: Viewer,
         **controls)
 
 
+def rerun_inputs(run: RunRecord) -> dict[str, object]:
+    """``run``'s inputs as given again: a file input read from a repository path
+    (``@path``) is read again at the run's commit; one that was attachment or upload
+    raises FlowbotError naming it (its copy went with the run)."""
+    inputs: dict[str, object] = {}
+    for name, value in run.inputs.items():
+        if isinstance(value, dict) and is_record(value):
+            source = str(value["source"])
+            if not source.startswith("@"):
+                raise FlowbotError(FILE_GONE.format(name=name, source=source, run_id=run.id))
+            value = source
+        inputs[name] = value
+    return inputs
+
+
 def rerun_of(services: Services, run: RunRecord, viewer: Viewer) -> str:
     """Start ``run`` again: its flow as it ran, at its commit, with its inputs; the new
     run's id. Raises FlowbotError (InputError, SecretMissing …) with nothing recorded."""
@@ -224,6 +242,7 @@ def rerun_of(services: Services, run: RunRecord, viewer: Viewer) -> str:
         raise FlowbotError(NO_COMMIT.format(run_id=run.id))
     if services.runs is None:
         raise FlowbotError(NO_RUNS)
+    inputs = rerun_inputs(run)
     flow = flow_from_data(run.flow_data, path=run.flow_path)
     try:
         clone_url = f"{services.settings.github_web_url}/{run.repo}.git"
@@ -231,7 +250,7 @@ def rerun_of(services: Services, run: RunRecord, viewer: Viewer) -> str:
     except (git.GitCommandError, OSError) as exc:
         raise FlowbotError(NO_SOURCE.format(repo=run.repo, commit=run.commit[:12],
                                             problem=type(exc).__name__)) from None
-    submission = services.runs.submit(flow, dict(run.inputs), repo=run.repo, commit=run.commit,
+    submission = services.runs.submit(flow, inputs, repo=run.repo, commit=run.commit,
                                       source=source,
                                       trigger=Trigger(TriggerType.MANUAL, viewer.name))
     log.info("run started again from its page", extra={
