@@ -34,6 +34,7 @@ from bot.repos import Mirrors
 from bot.services import RepoClients, Services, run_page_url
 from bot.settings import Settings
 from bot.web.metrics import Metrics
+from runner.backends import make_backend
 from runner.backends.base import Backend
 from runner.clock import Clock, SystemClock
 from runner.errors import BackendError
@@ -48,20 +49,6 @@ from runner.state.store import RunStore
 log = logging.getLogger(__name__)
 
 ENGINE_POLL_SECONDS = 5.0
-
-
-def make_backend(settings: Settings, owner: str) -> Backend:
-    """The execution backend named by ``FLOWBOT_BACKEND``, with the operator's limits."""
-    if settings.backend == "process":
-        from runner.backends.process_backend import ProcessBackend
-
-        process: Backend = ProcessBackend(owner=owner)
-        return process
-    from runner.backends.docker_backend import DockerBackend
-
-    docker: Backend = DockerBackend(owner=owner, limits=settings.task_limits(),
-                                    reconnect_seconds=settings.engine_reconnect_seconds)
-    return docker
 
 
 def default_github(settings: Settings) -> GitHubClients:
@@ -182,7 +169,8 @@ def _run_service(settings: Settings, store: RunStore, backend: Backend | None, c
     ``listeners``."""
     data_dir = settings.data_dir.resolve()
     owner = owner_for(data_dir)
-    backend = backend or make_backend(settings, owner)
+    backend = backend or make_backend(settings.backend, owner,
+                                      **settings.backend_options(settings.backend))
     limits = settings.task_limits() if backend.name == "docker" else None
     return RunService(store, backend, data_dir, settings.secret_values(), clock,
                       settings.max_parallel_tasks, listeners=listeners, owner=owner,

@@ -87,6 +87,14 @@ class Settings:
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'flowbot.db'}"
 
+    def backend_options(self, name: str) -> dict[str, Any]:
+        """Constructor options of backend ``name`` (``runner.backends.make_backend``):
+        the operator's container defaults, bounds and reconnect time for docker."""
+        if name != "docker":
+            return {}  # the process backend takes none
+        return {"limits": self.task_limits(),
+                "reconnect_seconds": self.engine_reconnect_seconds}
+
     def task_limits(self) -> TaskLimits:
         """The container defaults and bounds (checked; ConfigError names the variable)."""
         return TaskLimits(

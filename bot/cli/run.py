@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.cli.runview import LiveView, summary_table
 from bot.settings import Settings
-from runner.backends.base import Backend
+from runner.backends import make_backend
 from runner.clock import SystemClock
 from runner.errors import FlowbotError, InputError
 from runner.model.flows import Flow, InputType
@@ -124,20 +124,6 @@ def _repo_root(flow_file: Path, given: Path | None) -> Path:
     return folder.parent if folder.name == "flows" else folder
 
 
-def _backend(name: str, settings: Settings, owner: str) -> Backend:
-    if name == "process":  # it warns loudly itself that nothing is isolated
-        from runner.backends.process_backend import ProcessBackend
-
-        process: Backend = ProcessBackend(owner=owner)
-        return process
-    from runner.backends.docker_backend import DockerBackend
-
-    # the operator's container defaults and bounds, as `flowbot serve` applies them
-    docker: Backend = DockerBackend(owner=owner, limits=settings.task_limits(),
-                                    reconnect_seconds=settings.engine_reconnect_seconds)
-    return docker
-
-
 def _run(args: argparse.Namespace, settings: Settings, flow: Flow,
          inputs: dict[str, object]) -> int:
     data_dir = (args.data_dir or settings.data_dir).resolve()
@@ -146,7 +132,8 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow,
     store = RunStore(connect(replace(settings, data_dir=data_dir).db_url), SystemClock())
     owner = owner_for(data_dir)
     view = LiveView(sys.stdout, flow)
-    backend = _backend(args.backend or settings.backend, settings, owner)
+    name = args.backend or settings.backend
+    backend = make_backend(name, owner, **settings.backend_options(name))
     service = RunService(store, backend, data_dir,
                          settings.secret_values(), SystemClock(), settings.max_parallel_tasks,
                          listeners=[view.on_event], owner=owner,
