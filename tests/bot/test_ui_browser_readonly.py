@@ -18,8 +18,7 @@ from sqlalchemy.engine import Engine
 from bot.github.client import HttpPolicy, PyGithubClients
 from bot.services import RepoClients, Services
 from bot.web.actions import CSRF_FIELD
-from runner.running.logstore import log_path
-from runner.state.records import Status, Trigger, TriggerType
+from runner.state.records import Status
 from tests.bot.test_ui_browser import browser  # noqa: F401  (a fixture)
 from tests.bot.ui_kit import (
     MINE,
@@ -28,6 +27,7 @@ from tests.bot.ui_kit import (
     add_run,
     arrange_github,
     free_port,
+    running_run,
     served,
     ui_app,
     ui_services,
@@ -48,17 +48,6 @@ class ReadOnly:
     theirs: str  # a finished run of open/tools, where ana writes
 
 
-def _running(svc: Services) -> str:
-    registered = svc.registry.get(MINE, "nightly")
-    assert registered is not None
-    run = svc.store.create_run(registered.flow, repo=MINE, commit="a" * 40,
-                               trigger=Trigger(TriggerType.MANUAL, "bob"), inputs={})
-    path = log_path(svc.settings.data_dir, run.id, "build", 1)
-    path.parent.mkdir(parents=True)
-    path.write_text("compiling\n")
-    svc.store.set_run_status(run.id, Status.RUNNING, expect=[Status.QUEUED])
-    svc.store.start_attempt(run.id, "build", 1, str(path))
-    return run.id
 
 
 @pytest.fixture
@@ -75,7 +64,7 @@ def bot(sqlite_engine: Engine, tmp_path: Path, fake_github: FakeGitHub) -> Itera
                                               policy=HttpPolicy.fast()), svc.deliveries)
     failed = add_run(svc, Status.FAILED)
     theirs = add_run(svc, Status.SUCCESS, repo=PUBLIC, flow_id="lint")
-    running = _running(svc)
+    running = running_run(svc, actor="bob")
     with served(ui_app(svc), port) as url:
         yield ReadOnly(url, svc, running, failed, theirs)
 

@@ -12,10 +12,9 @@ from sqlalchemy.engine import Engine
 
 from bot.services import Services
 from bot.web.actions import CSRF_FIELD
-from runner.running.logstore import log_path
-from runner.state.records import Status, Trigger, TriggerType
+from runner.state.records import Status
 from runner.validation.validate import validate_files
-from tests.bot.ui_kit import MINE, USER, add_run, arrange_github, ui_app, ui_services
+from tests.bot.ui_kit import MINE, add_run, arrange_github, running_run, ui_app, ui_services
 from tests.fakegithub.server import FakeGitHub
 from tests.fakes import FakeRuns, TestClient
 
@@ -56,16 +55,8 @@ tasks:
 def _running(svc: Services) -> str:
     """A run of ``daily`` whose task is running, its log written so far."""
     svc.registry.sync(MINE, "b" * 40, validate_files({"flows/daily.yml": DAILY}).flows)
-    registered = svc.registry.get(MINE, "daily")
-    assert registered is not None
-    run = svc.store.create_run(registered.flow, repo=MINE, commit="b" * 40,
-                               trigger=Trigger(TriggerType.MANUAL, USER), inputs={"day": "tue"})
-    path = log_path(svc.settings.data_dir, run.id, "build", 1)
-    path.parent.mkdir(parents=True)
-    path.write_text("first\n")
-    svc.store.set_run_status(run.id, Status.RUNNING, expect=[Status.QUEUED])
-    svc.store.start_attempt(run.id, "build", 1, str(path))
-    return run.id
+    return running_run(svc, flow_id="daily", log="first\n", commit="b" * 40,
+                       inputs={"day": "tue"})
 
 
 def test_a_finished_runs_stream_sends_state_log_and_end(

@@ -71,26 +71,45 @@ def ui_services(engine: Engine, data_dir: Path, fake: FakeGitHub | None,
     return svc
 
 
-def add_run(svc: Services, status: Status, repo: str = MINE, flow_id: str = "nightly",
-            log: str = "compiling\ndone\n") -> str:
-    """A finished run of ``flow_id`` with a log for its task."""
+def _logged_run(svc: Services, repo: str, flow_id: str, log: str, *, commit: str,
+                actor: str, inputs: dict[str, object]) -> tuple[str, Path]:
+    """A new run of ``flow_id`` and its task's log file holding ``log``."""
     registered = svc.registry.get(repo, flow_id)
     assert registered is not None
-    run = svc.store.create_run(registered.flow, repo=repo, commit="a" * 40,
-                               trigger=Trigger(TriggerType.MANUAL, USER), inputs={"day": "mon"})
+    run = svc.store.create_run(registered.flow, repo=repo, commit=commit,
+                               trigger=Trigger(TriggerType.MANUAL, actor), inputs=inputs)
     path = log_path(svc.settings.data_dir, run.id, "build", 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(log)
-    svc.store.start_attempt(run.id, "build", 1, str(path))
-    svc.store.finish_attempt(run.id, "build", 1, status, exit_code=0 if
+    return run.id, path
+
+
+def running_run(svc: Services, repo: str = MINE, flow_id: str = "nightly",
+                log: str = "compiling\n", *, commit: str = "a" * 40, actor: str = USER,
+                inputs: dict[str, object] | None = None) -> str:
+    """A run of ``flow_id`` whose task ``build`` is running, its log written so far."""
+    run_id, path = _logged_run(svc, repo, flow_id, log, commit=commit, actor=actor,
+                               inputs=inputs or {})
+    svc.store.set_run_status(run_id, Status.RUNNING, expect=[Status.QUEUED])
+    svc.store.start_attempt(run_id, "build", 1, str(path))
+    return run_id
+
+
+def add_run(svc: Services, status: Status, repo: str = MINE, flow_id: str = "nightly",
+            log: str = "compiling\ndone\n") -> str:
+    """A finished run of ``flow_id`` with a log for its task."""
+    run_id, path = _logged_run(svc, repo, flow_id, log, commit="a" * 40, actor=USER,
+                               inputs={"day": "mon"})
+    svc.store.start_attempt(run_id, "build", 1, str(path))
+    svc.store.finish_attempt(run_id, "build", 1, status, exit_code=0 if
                              status is Status.SUCCESS else 1)
     runs = svc.runs
     assert isinstance(runs, FakeRuns)
-    runs.finish(run.id, status, failed_task=None if status is Status.SUCCESS else "build")
+    runs.finish(run_id, status, failed_task=None if status is Status.SUCCESS else "build")
     clock = svc.clock
     assert isinstance(clock, FakeClock)
     clock.advance(60)  # the next run is newer: the order of runs is their creation order
-    return run.id
+    return run_id
 
 
 def free_port() -> int:
