@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.backends.base import Backend
+from runner.backends.base import Backend, Capabilities
 from runner.errors import ConfigError
 
 BACKENDS = ("docker", "process")
@@ -30,4 +30,20 @@ def make_backend(name: str, owner: str, **options: Any) -> Backend:
         from runner.backends.docker_backend import DockerBackend
 
         return DockerBackend(owner=owner, **options)
+    raise ConfigError("backend", UNKNOWN_BACKEND.format(name=name))
+
+
+def capabilities_of(name: str) -> Capabilities:
+    """What the backend called ``name`` can honour, without reaching any engine.
+
+    Raises ConfigError for an unknown name.
+    """
+    if name == "process":
+        from runner.backends.process_backend import ProcessBackend
+
+        return ProcessBackend.capabilities()
+    if name == "docker":
+        from runner.backends.docker_backend import DockerBackend
+
+        return DockerBackend.capabilities()
     raise ConfigError("backend", UNKNOWN_BACKEND.format(name=name))

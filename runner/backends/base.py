@@ -20,6 +20,31 @@ LABEL_TASK = "dev.flowbot.task"
 LABEL_ATTEMPT = "dev.flowbot.attempt"
 LABEL_OWNER = "dev.flowbot.owner"  # which flowbot data dir owns it
 
+DEFAULT_POOL = "default"  # the pool of a task that names none
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can honour, known without reaching its engine.
+
+    A class-level answer (pull-request validation runs where no engine is), so
+    validation can refuse a flow the configured backend would run with weaker
+    isolation or could not place, instead of running it anyway.
+    """
+
+    network_none: bool  # ``network: none`` gives the task no network at all
+    pids_limit: bool  # the operator's pids limit (FLOWBOT_TASK_PIDS) is enforced
+    no_new_privileges: bool  # setuid binaries cannot raise a task's privileges
+    read_only_root: bool  # the root filesystem can be made read-only
+    resource_limits: bool  # ``resources.cpus`` / ``resources.memory`` are enforced
+    # The pools a task may name: None means any pool (placed by node label),
+    # else exactly these (``frozenset({"default"})`` for a single host).
+    pools: frozenset[str] | None = frozenset({DEFAULT_POOL})
+
+    def accepts_pool(self, pool: str) -> bool:
+        """Whether a task with ``pool: <pool>`` can be placed by this backend."""
+        return self.pools is None or pool in self.pools
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -40,6 +65,7 @@ class TaskSpec:
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     labels: dict[str, str] = field(default_factory=dict)
     inputs: Path | None = None  # host dir of the run's file inputs, mounted read-only
+    pool: str = DEFAULT_POOL  # the worker pool the task must run in (``pool:``)
 
 
 @dataclass(frozen=True)
@@ -61,6 +87,10 @@ class Backend(Protocol):
     # Where ``TaskSpec.inputs`` appears to the task (``/inputs``), or None when the
     # task sees host paths (the process backend): file inputs' values follow it.
     inputs_mount: str | None
+
+    def capabilities(self) -> Capabilities:
+        """What this backend can honour. Implemented as a classmethod: the answer
+        must not need the engine (pull-request validation runs without one)."""
 
     def prepare(self, spec: TaskSpec) -> None:
         """Make the image available following ``spec.pull``; raise BackendError with a

@@ -50,10 +50,12 @@ from docker.models.containers import Container
 from docker.utils import parse_repository_tag
 
 from runner.backends.base import (
+    DEFAULT_POOL,
     LABEL_ATTEMPT,
     LABEL_OWNER,
     LABEL_RUN,
     LABEL_TASK,
+    Capabilities,
     Existing,
     TaskSpec,
 )
@@ -123,6 +125,13 @@ class DockerBackend:
 
     name = "docker"
     inputs_mount: str | None = "/inputs"
+
+    @classmethod
+    def capabilities(cls) -> Capabilities:
+        """Every isolation the engine offers, on this one host: the default pool only."""
+        return Capabilities(network_none=True, pids_limit=True, no_new_privileges=True,
+                            read_only_root=True, resource_limits=True,
+                            pools=frozenset({DEFAULT_POOL}))
 
     def __init__(
         self,

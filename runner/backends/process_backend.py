@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from runner.backends.base import Existing, TaskSpec
+from runner.backends.base import DEFAULT_POOL, Capabilities, Existing, TaskSpec
 from runner.errors import BackendError
 from runner.model.flows import PullPolicy
 
@@ -58,6 +58,14 @@ class ProcessBackend:
 
     name = "process"
     inputs_mount: str | None = None  # file inputs are read at their host paths
+
+    @classmethod
+    def capabilities(cls) -> Capabilities:
+        """None of the isolation: a host process shares flowbot's network, files and
+        limits. One host, so the default pool only."""
+        return Capabilities(network_none=False, pids_limit=False, no_new_privileges=False,
+                            read_only_root=False, resource_limits=False,
+                            pools=frozenset({DEFAULT_POOL}))
 
     def __init__(self, owner: str = "default") -> None:
         self.owner = owner
