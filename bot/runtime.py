@@ -36,7 +36,7 @@ from bot.settings import Settings
 from bot.web.metrics import Metrics
 from runner.backends import make_backend
 from runner.backends.base import Backend
-from runner.clock import Clock, SystemClock
+from runner.clock import Clock, clock_from_setting
 from runner.errors import BackendError
 from runner.running.service import Listener, RunService, owner_for
 from runner.scheduling.fire_sink import RunSink
@@ -123,7 +123,7 @@ class Runtime:
 def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
                   clock: Clock | None = None, backend: Backend | None = None) -> Runtime:
     """Everything ``flowbot serve`` runs, from ``settings``."""
-    clock = clock or SystemClock()
+    clock = clock or clock_from_setting(settings.clock)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = connect(settings.db_url)

@@ -64,6 +64,7 @@ class Settings:
     input_file_max_bytes: int = 10 * 1024 * 1024  # a file input (repo path, attachment, local)
     validate_memory_mb: int = 1024  # address space a PR's validation child may add; 0: no child
     validate_seconds: float = 120.0  # wall time of that child before it is killed
+    clock: str = ""  # rehearsals and tests: <start>@<real anchor>x<rate>; empty: real time
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from runner.clock import Clock
+from runner.clock import Clock, real_seconds
 from runner.errors import FireDeclined, FlowbotError
 from runner.scheduling.catchup import ON_TIME_GRACE, Decision, decide
 from runner.scheduling.fires import Fire, FireState, SkipReason
@@ -124,7 +124,8 @@ class Scheduler:
     def _sleep(self, earliest: datetime | None, stop: threading.Event) -> None:
         delay = MAX_SLEEP
         if earliest is not None:
-            delay = min(MAX_SLEEP, max(0.0, (earliest - self._clock.now()).total_seconds()))
+            ahead = real_seconds(self._clock, (earliest - self._clock.now()).total_seconds())
+            delay = min(MAX_SLEEP, max(0.0, ahead))
         waited = 0.0
         while waited < delay and not stop.is_set():
             step = min(0.5, delay - waited)  # short steps so stop is noticed promptly
