@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from runner.model.flows import DEFAULT_POOL as DEFAULT_POOL  # backends name it from here
 from runner.model.flows import PullPolicy
 
 # Labels every container carries, so the engine can find, reap and report them.
@@ -19,8 +20,6 @@ LABEL_RUN = "dev.flowbot.run"
 LABEL_TASK = "dev.flowbot.task"
 LABEL_ATTEMPT = "dev.flowbot.attempt"
 LABEL_OWNER = "dev.flowbot.owner"  # which flowbot data dir owns it
-
-DEFAULT_POOL = "default"  # the pool of a task that names none
 
 
 @dataclass(frozen=True)

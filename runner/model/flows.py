@@ -17,6 +17,8 @@ from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
+DEFAULT_POOL = "default"  # the pool of a task when neither it nor its flow names one
+
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -111,6 +113,7 @@ class Task:
     pull: PullPolicy = PullPolicy.IF_NOT_PRESENT
     workdir: str = "/workspace"
     description: str = ""
+    pool: str = DEFAULT_POOL  # the task's own ``pool:``, else the flow's, else "default"
 
     @property
     def source(self) -> str:
@@ -155,6 +158,7 @@ class Flow:
     timeout: float | None = None
     errors: tuple[Task, ...] = ()
     notify: Notify = Notify()
+    pool: str = DEFAULT_POOL  # the flow-level ``pool:``, the default of its tasks
     path: str = ""
     data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -218,7 +222,8 @@ def _resources(value: dict[str, Any] | None) -> Resources:
     return Resources(cpus=value.get("cpus"), memory=value.get("memory"))
 
 
-def task_from_data(data: dict[str, Any]) -> Task:
+def task_from_data(data: dict[str, Any], pool: str = DEFAULT_POOL) -> Task:
+    """Build a :class:`Task`; ``pool`` is the flow's, used when the task names none."""
     get = data.get
     commands, env, needs = get("commands"), get("env"), get("needs")
     return _made(
@@ -237,6 +242,7 @@ def task_from_data(data: dict[str, Any]) -> Task:
         pull=_PULL[get("pull", "if-not-present")],
         workdir=get("workdir", "/workspace"),
         description=get("description", ""),
+        pool=get("pool", pool),
     )
 
 
@@ -270,10 +276,11 @@ def flow_from_data(data: dict[str, Any], path: str = "") -> Flow:
     """Build a :class:`Flow` from data that passed :mod:`runner.validation.validate`."""
     concurrency = data.get("concurrency")
     notify = data.get("notify") or {}
+    pool = data.get("pool", DEFAULT_POOL)
     return _made(
         Flow,
         id=data["id"],
-        tasks=tuple(task_from_data(t) for t in data["tasks"]),
+        tasks=tuple(task_from_data(t, pool) for t in data["tasks"]),
         description=data.get("description", ""),
         labels=dict(data.get("labels") or {}),
         inputs={name: _input(name, spec) for name, spec in (data.get("inputs") or {}).items()},
@@ -286,11 +293,12 @@ def flow_from_data(data: dict[str, Any], path: str = "") -> Flow:
             else None
         ),
         timeout=_duration(data.get("timeout")),
-        errors=tuple(task_from_data(t) for t in data.get("errors") or ()),
+        errors=tuple(task_from_data(t, pool) for t in data.get("errors") or ()),
         notify=Notify(
             status=bool(notify.get("status", True)),
             issue_on_failure=bool(notify.get("issue_on_failure", True)),
         ),
+        pool=pool,
         path=path,
         data=data,
     )

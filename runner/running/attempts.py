@@ -94,7 +94,7 @@ def start(env: AttemptEnv, task: Task, attempt: int, context: Mapping[str, Any],
             cpus=task.resources.cpus, memory=task.resources.memory, pull=task.pull,
             labels={LABEL_RUN: env.run_id, LABEL_TASK: task.id,
                     LABEL_ATTEMPT: str(attempt), LABEL_OWNER: env.owner},
-            inputs=files if files.is_dir() else None,
+            inputs=files if files.is_dir() else None, pool=task.pool,
         )
         if task.pull is PullPolicy.ALWAYS or spec.image not in env.prepared:
             env.backend.prepare(spec)

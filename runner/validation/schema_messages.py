@@ -54,6 +54,7 @@ _TOO_MANY_WORDS = {  # top-level list -> (noun, limit sentence, what to do)
 }
 
 DURATION_PATTERN = "^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+POOL_PATTERN = "^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"  # a node label value, lowercase
 _ID_RULE = 'must be 1 to 64 lowercase letters, digits, "-" or "_", starting with a letter or digit'
 PATTERN_RULES = {
     "^[a-z0-9][a-z0-9_-]{0,63}$": _ID_RULE,
@@ -69,6 +70,10 @@ PATTERN_RULES = {
         "is not a memory size; write a number with an optional unit k, m or g, like 512m or 2g"
     ),
     "^/": 'must be an absolute path (starting with "/")',
+    POOL_PATTERN: (
+        'is not a pool name: 1 to 63 lowercase letters, digits, "-", "_" or ".", '
+        "starting and ending with a letter or digit, like gpu or big-mem"
+    ),
 }
 
 _TYPE_NAMES = {

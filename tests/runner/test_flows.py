@@ -81,3 +81,17 @@ def test_flows_built_from_data_equal_the_constructors_and_set_every_field() -> N
         with pytest.raises(dataclasses.FrozenInstanceError):
             flow.tasks[0].id = "changed"  # type: ignore[misc]
     assert kinds == {Flow, Task, InputSpec, ScheduleTrigger}
+
+
+POOLED = {"id": "f", "pool": "gpu", "tasks": [
+    {"id": "train", "image": "busybox", "commands": ["true"]},
+    {"id": "report", "image": "busybox", "commands": ["true"], "pool": "default"},
+], "errors": [{"id": "page", "image": "busybox", "commands": ["true"]}]}
+
+
+def test_a_task_runs_in_its_own_pool_else_the_flows_else_the_default() -> None:
+    flow = flow_from_data(POOLED)
+    assert flow.pool == "gpu"
+    assert [t.pool for t in (*flow.tasks, *flow.errors)] == ["gpu", "default", "gpu"]
+    plain = flow_from_data({"id": "f", "tasks": [{"id": "t", "image": "b", "script": "true"}]})
+    assert (plain.pool, plain.tasks[0].pool) == ("default", "default")

@@ -174,3 +174,28 @@ tasks:
   - {id: c, image: busybox, commands: ['echo {{ tasks.a.outputs.x }}'], needs: [b]}
 """
     assert validate_text("f.yml", text, now=NOW).diagnostics == []
+
+
+POOLS = b"""\
+id: train
+pool: GPU
+tasks:
+  - id: fit
+    image: busybox:latest
+    pool: big-mem_
+    commands: ["true"]
+"""
+
+
+def test_pool_names_are_checked_where_they_are_written() -> None:
+    report = validate_text("flows/train.yml", POOLS, now=NOW)
+    rule = ('is not a pool name: 1 to 63 lowercase letters, digits, "-", "_" or ".", '
+            "starting and ending with a letter or digit, like gpu or big-mem")
+    assert [str(d) for d in report.diagnostics] == [
+        f'flows/train.yml:2:7: error: pool: "GPU" {rule}',
+        f'flows/train.yml:6:11: error: tasks[0].pool: "big-mem_" {rule}',
+    ]
+    fixed = validate_text("flows/train.yml", POOLS.replace(b"GPU", b"gpu").replace(
+        b"big-mem_", b"big.mem-2"), now=NOW)
+    assert fixed.ok and fixed.flow is not None
+    assert (fixed.flow.pool, fixed.flow.task("fit").pool) == ("gpu", "big.mem-2")
