@@ -3,6 +3,9 @@
 Exit codes: 0 all valid (warnings allowed), 1 some file invalid, 2 usage or
 I/O error (e.g. a path that does not exist). ``--plan`` adds, for every
 schedule trigger of a valid flow, its next fire times in its timezone.
+``--backend NAME`` also refuses what that backend cannot honour (``network:
+none`` on swarm, a pool other than ``default`` on docker), as pull-request
+validation does for the bot's configured backend.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from runner.backends import BACKENDS, capabilities_of
 from runner.clock import SystemClock
 from runner.model.flows import Flow
 from runner.scheduling import cron
+from runner.validation.capability_check import Target
 from runner.validation.validate import Diagnostic, RepoReport, validate_paths
 
 DEFAULT_DIR = Path("flows")
@@ -42,6 +47,8 @@ def add_parser(sub: Any) -> None:
         "--plan", action="store_true", help=f"show the next {PLAN_COUNT} fire times of schedules"
     )
     parser.add_argument("--now", help="ISO date-time to plan from (default: the current time)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="also check what this backend can honour (network: none, pool:)")
     parser.set_defaults(handler=_handle)
 
 
@@ -56,7 +63,8 @@ def _handle(args: argparse.Namespace) -> int:
         message = NO_DEFAULT_DIR if not args.paths else MISSING_PATH.format(path=missing[0])
         print(message, file=sys.stderr)
         return 2
-    report = validate_paths(paths, now=now)
+    target = Target(args.backend, capabilities_of(args.backend)) if args.backend else None
+    report = validate_paths(paths, now=now, target=target)
     plan = _plan(report.flows, now) if args.plan else []
     if args.format == "json":
         print(json.dumps(_json(report, plan), indent=2))

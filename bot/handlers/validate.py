@@ -18,8 +18,10 @@ from bot.handlers import render
 from bot.intake.router import Event, Router
 from bot.repos import FlowsTooLarge
 from bot.services import Services
+from runner.backends import capabilities_of
 from runner.errors import DuplicateFlowId
 from runner.scheduling.registry import Plan, plan
+from runner.validation.capability_check import Target
 from runner.validation.diagnostics import Diagnostic, Severity
 from runner.validation.validate import RepoReport, validate_files
 from runner.validation.validate_sandbox import validate_isolated
@@ -49,13 +51,15 @@ def head_source(pull: dict[str, Any], base_repo: dict[str, Any]) -> tuple[str, s
 
 
 def _validate(files: dict[str, bytes], services: Services) -> RepoReport:
-    """The PR's flows, validated in a child process with hard limits (when set)."""
+    """The PR's flows, validated in a child process with hard limits (when set), against
+    what the configured backend can honour (known without reaching its engine)."""
     settings = services.settings
+    target = Target(settings.backend, capabilities_of(settings.backend))
     if settings.validate_memory_mb <= 0:
-        return validate_files(files, now=services.clock.now())
+        return validate_files(files, now=services.clock.now(), target=target)
     return validate_isolated(files, now=services.clock.now(),
                              memory_bytes=settings.validate_memory_mb << 20,
-                             seconds=settings.validate_seconds)
+                             seconds=settings.validate_seconds, target=target)
 
 
 def _head_flows(event: Event, services: Services, client: RepoClient, pull: dict[str, Any],

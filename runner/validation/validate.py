@@ -21,7 +21,8 @@ from pathlib import Path
 
 from runner.loading import yamlload
 from runner.model.flows import Flow, flow_from_data
-from runner.validation import repair, schema_messages, semantic
+from runner.validation import capability_check, repair, schema_messages, semantic
+from runner.validation.capability_check import Target
 from runner.validation.diagnostics import (
     REPO_OVER_TIME,
     Budget,
@@ -128,15 +129,18 @@ class RepoReport:
 
 
 def validate_text(
-    path: str, data: bytes | str, *, now: datetime | None = None, budget: Budget | None = None
+    path: str, data: bytes | str, *, now: datetime | None = None, budget: Budget | None = None,
+    target: Target | None = None,
 ) -> FileReport:
     """Validate one flow file's content; ``path`` is only used in messages.
 
     ``now`` anchors the time-dependent checks (a schedule that never fires, DST
     warnings for the coming year); it defaults to the current time. ``budget``
     bounds the work on one file (default: :class:`~runner.validation.diagnostics.Budget`).
+    ``target``: the backend flows will run on; what it cannot honour is an error.
     """
-    return _validate_text(path, data, now or datetime.now(UTC), budget or _BUDGET)
+    return _validate_text(path, data, now or datetime.now(UTC), budget or _BUDGET,
+                          target=target)
 
 
 def _validate_text(
@@ -145,6 +149,7 @@ def _validate_text(
     moment: datetime,
     budget: Budget,
     repo_deadline: float = float("inf"),
+    target: Target | None = None,
 ) -> FileReport:
     started = budget.clock()
     if started > repo_deadline:  # the repository's time ran out before this file
@@ -157,6 +162,8 @@ def _validate_text(
     if loaded.data is not None:  # YAML-level problems that leave data hide nothing else
         try:
             flow = _check(loaded.data, report, moment, path)
+            if flow is not None and target is not None:
+                capability_check.report(flow, target, report)
         except OverBudget as exc:  # a bounded answer for hostile or absurd files
             log.warning("validation stopped: %s", exc, extra={"flow_path": path})
             report.diagnostics.append(
@@ -233,15 +240,17 @@ def _inputs_by_name(data: dict[str, object]) -> dict[str, object]:
 
 
 def validate_files(
-    files: Mapping[str, bytes], *, now: datetime | None = None, budget: Budget | None = None
+    files: Mapping[str, bytes], *, now: datetime | None = None, budget: Budget | None = None,
+    target: Target | None = None,
 ) -> RepoReport:
     """Validate several files (path -> content) and check flow ids are unique across them.
 
-    ``budget`` applies to each file on its own, and to all of them together."""
+    ``budget`` applies to each file on its own, and to all of them together; ``target``
+    as for :func:`validate_text`."""
     moment = now or datetime.now(UTC)  # one instant for all files, so results agree
     per_file = budget or _BUDGET
     repo_deadline = per_file.clock() + per_file.repo_seconds
-    reports = [_validate_text(path, data, moment, per_file, repo_deadline)
+    reports = [_validate_text(path, data, moment, per_file, repo_deadline, target)
                for path, data in files.items()]
     _check_unique_flow_ids(reports)
     for report in reports:
@@ -302,8 +311,10 @@ def _read(path: Path) -> bytes:
     return data
 
 
-def validate_paths(paths: Sequence[Path], *, now: datetime | None = None) -> RepoReport:
-    """Validate files and directories; unreadable files become error diagnostics."""
+def validate_paths(paths: Sequence[Path], *, now: datetime | None = None,
+                   target: Target | None = None) -> RepoReport:
+    """Validate files and directories; unreadable files become error diagnostics.
+    ``target`` as for :func:`validate_text`."""
     contents: dict[str, bytes] = {}
     unreadable: list[FileReport] = []
     for path in flow_files(paths):
@@ -315,7 +326,7 @@ def validate_paths(paths: Sequence[Path], *, now: datetime | None = None) -> Rep
             )
             diagnostic = Diagnostic(str(path), 1, 1, Severity.ERROR, reason)
             unreadable.append(FileReport(str(path), [diagnostic]))
-    report = validate_files(contents, now=now)
+    report = validate_files(contents, now=now, target=target)
     report.files.extend(unreadable)
     report.files.sort(key=lambda f: f.path)
     return report

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from runner.validation import schema_messages
+from runner.validation.capability_check import Target
 from runner.validation.diagnostics import Diagnostic, Severity
 from runner.validation.validate import FileReport, RepoReport, validate_files
 
@@ -42,22 +43,24 @@ _MEMORY = "memory"  # what the child sends when it ran out of memory
 
 
 def validate_isolated(
-    files: Mapping[str, bytes], *, now: datetime, memory_bytes: int, seconds: float
+    files: Mapping[str, bytes], *, now: datetime, memory_bytes: int, seconds: float,
+    target: Target | None = None,
 ) -> RepoReport:
     """:func:`validate_files` in a child limited to ``memory_bytes`` more address
     space than it starts with and ``seconds`` of wall time. Over either, every file
     gets an error diagnostic saying which limit and what to do. (Free heap the
     calling process still maps counts as room too: the cap stops gigabytes, not
-    megabytes.)"""
+    megabytes.) ``target``: the backend the flows will run on, as plain data (the child
+    never reaches an engine)."""
     if not files or not hasattr(os, "fork"):
-        return validate_files(files, now=now)  # nothing to isolate, or no way to
+        return validate_files(files, now=now, target=target)  # nothing to isolate, or no way to
     schema_messages.fast_check()  # compiled once here, not again in every child
     schema_messages.validator()
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read)
-        _child(write, files, now, memory_bytes)
+        _child(write, files, now, memory_bytes, target)
     os.close(write)
     try:
         payload = _read_until(read, time.monotonic() + seconds)
@@ -112,11 +115,12 @@ def _outcome(payload: bytes | None, status: int) -> RepoReport | str:
     return f"unexpected answer {type(result).__name__}"
 
 
-def _child(fd: int, files: Mapping[str, bytes], now: datetime, memory_bytes: int) -> None:
+def _child(fd: int, files: Mapping[str, bytes], now: datetime, memory_bytes: int,
+           target: Target | None) -> None:
     code = 0
     try:
         _limit_address_space(memory_bytes)
-        payload = _answer(files, now)
+        payload = _answer(files, now, target)
         with os.fdopen(fd, "wb") as out:
             out.write(payload)
     except BaseException:  # nothing may escape into the parent's code in this process
@@ -125,10 +129,10 @@ def _child(fd: int, files: Mapping[str, bytes], now: datetime, memory_bytes: int
         os._exit(code)
 
 
-def _answer(files: Mapping[str, bytes], now: datetime) -> bytes:
+def _answer(files: Mapping[str, bytes], now: datetime, target: Target | None) -> bytes:
     """The pickled report, or the out-of-memory answer."""
     try:
-        return pickle.dumps(validate_files(files, now=now))
+        return pickle.dumps(validate_files(files, now=now, target=target))
     except MemoryError:
         pass  # not answered in here: the traceback still holds the memory that ran out
     return pickle.dumps(_MEMORY)

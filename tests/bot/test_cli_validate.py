@@ -137,3 +137,21 @@ def test_template_flows_pass(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.rstrip().endswith("3 flows valid")
     assert "plan: revenue / daily: 0 10 * * * in Europe/Berlin" in out
+
+
+def test_backend_names_what_that_backend_cannot_honour(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (repo / "flows" / "gpu.yml").write_text(GOOD.replace("id: good", "id: gpu\npool: gpu"))
+    assert main(["validate"]) == 0  # backend-neutral by default
+    capsys.readouterr()
+    assert main(["validate", "--backend", "docker"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        'flows/gpu.yml:2:7: error: pool: "gpu" cannot be placed by the docker backend, which '
+        'runs only the "default" pool; remove pool: (or set it to default), or run flowbot '
+        "with FLOWBOT_BACKEND=swarm on nodes labelled flowbot.pool=gpu",
+        "1 of 1 flow invalid",
+    ]
+    with pytest.raises(SystemExit):
+        main(["validate", "--backend", "kubernetes"])
+    assert "invalid choice: 'kubernetes'" in capsys.readouterr().err

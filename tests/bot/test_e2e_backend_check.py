@@ -1,0 +1,67 @@
+"""A pull request's flow that the configured backend cannot honour fails validation:
+the sticky comment, read back from the fake GitHub over HTTP, names each field at its
+position and why, and the commit status fails. The check needs no engine."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.bot.e2e_support import Bot, Origin, make_bot
+from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
+from tests.fakegithub.server import FakeGitHub
+from tests.fakes import pull_request_event
+
+ISOLATED = """id: train
+pool: gpu
+tasks:
+  - id: fetch
+    image: busybox:latest
+    network: none
+    commands: [echo fetched]
+"""
+
+
+@pytest.fixture
+def bot(tmp_path: Path, fake_github: FakeGitHub) -> Iterator[Bot]:
+    made = make_bot(tmp_path, fake_github, Origin(tmp_path / "origin"), backend="process")
+    made.runtime.start()
+    try:
+        yield made
+    finally:
+        made.runtime.stop()
+
+
+def _over_http(fake: FakeGitHub, path: str) -> list[dict[str, object]]:
+    request = urllib.request.Request(
+        f"{fake.url}/repos/{FAKE_REPO}/{path}",
+        headers={"Authorization": f"token {FAKE_TOKEN}", "Accept": "application/vnd.github+json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return list(json.load(answer))
+
+
+def test_the_sticky_comment_names_what_the_process_backend_cannot_honour(bot: Bot) -> None:
+    bot.origin.commit({"README.md": "flows\n"}, "base")
+    head = bot.origin.commit({"flows/train.yml": ISOLATED}, "a GPU flow", branch="feature")
+    number = bot.fake.add_pull(FAKE_REPO, head_sha=head)
+    bot.deliver("pull_request", pull_request_event("opened", number, head, repo=FAKE_REPO,
+                                                   clone_url=str(bot.origin.path)))
+    bot.settle()
+
+    [comment] = [c["body"] for c in _over_http(bot.fake, f"issues/{number}/comments")]
+    assert isinstance(comment, str)
+    assert ('`flows/train.yml:2:7` error: pool: "gpu" cannot be placed by the process '
+            'backend, which runs only the "default" pool; remove pool: (or set it to '
+            "default), or run flowbot with FLOWBOT_BACKEND=swarm on nodes labelled "
+            "flowbot.pool=gpu") in comment
+    assert ('`flows/train.yml:6:14` error: tasks[0].network: "none" cannot be honoured by '
+            "the process backend: tasks run as host processes, on flowbot's own network; "
+            "remove it, or run flowbot with FLOWBOT_BACKEND=docker") in comment
+    states = [s["state"] for s in _over_http(bot.fake, f"commits/{head}/statuses")
+              if s["context"] == "flowbot/validate"]
+    assert states[0] == "failure"  # newest first
