@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -69,12 +70,19 @@ def postgres_url() -> Iterator[str]:
     if not base:
         _missing("PostgreSQL (FLOWBOT_TEST_POSTGRES_URL)")
     assert base is not None
-    name = f"flowbot_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with fresh_database(base, f"flowbot_test_{os.getpid()}_{uuid.uuid4().hex[:8]}") as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(server_url: str, name: str) -> Iterator[str]:
+    """A new, empty database ``name`` on the server of ``server_url``: its URL, and
+    the database dropped at the end (also with connections still open)."""
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:

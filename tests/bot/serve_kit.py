@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,12 @@ def _free_port() -> int:
 
 
 class Served:
-    def __init__(self, data_dir: Path, fake: FakeGitHub) -> None:
+    """One ``flowbot serve`` process; ``extra`` adds to (or replaces) its settings,
+    e.g. ``FLOWBOT_DATABASE_URL``; ``wait=False`` returns before it answers
+    (call :meth:`wait_healthy`)."""
+
+    def __init__(self, data_dir: Path, fake: FakeGitHub, extra: Mapping[str, str] | None = None,
+                 *, wait: bool = True) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "FLOWBOT_DATA_DIR": str(data_dir), "FLOWBOT_WEBHOOK_SECRET": SECRET,
@@ -54,9 +59,14 @@ class Served:
                "FLOWBOT_PUBLIC_URL": "http://flowbot.test", "FLOWBOT_HOST": "127.0.0.1",
                "FLOWBOT_PORT": str(self.port)}
         env.pop("FLOWBOT_DATABASE_URL", None)
+        env.update(extra or {})
         self.log = (data_dir / f"serve-{self.port}.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, "-c", SERVE], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_healthy()
+
+    def wait_healthy(self) -> None:
         wait_until(self._healthy, 60, "the service to answer", interval=0.1)
 
     def _healthy(self) -> bool:
@@ -66,10 +76,10 @@ class Served:
         except httpx.HTTPError:
             return False
 
-    def deliver(self, event: str, payload: dict[str, Any]) -> int:
+    def deliver(self, event: str, payload: dict[str, Any], delivery: str | None = None) -> int:
         body = json.dumps(payload).encode()
         return httpx.post(self.url + "/webhook", content=body, timeout=5, headers={
-            "X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
             "X-Hub-Signature-256": sign(SECRET, body)}).status_code
 
     def kill(self) -> None:
