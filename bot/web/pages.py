@@ -15,6 +15,7 @@ live state block) and the attempts' timeline (:mod:`bot.web.gantt_svg`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from bot.web.actions import Actions, Write
 from bot.web.api import api_router
 from bot.web.auth import Access, Viewer
 from bot.web.home import repo_blocks
-from bot.web.live import RunFeed, cursor_text, live_response, parse_cursor
+from bot.web.live import Snapshot, cursor_text, hub_of, live_response, parse_cursor
 from bot.web.timefmt import exact, relative
 from runner.errors import FlowbotError
 from runner.model.flows import flow_from_data
@@ -150,12 +151,21 @@ def run_graph(drawn: dag_svg.Layout, tasks: list[TaskRow]) -> Markup:
                           link=task_anchor, label="tasks of this run by state")
 
 
-def run_timeline(services: Services, run: RunRecord, needs: dict[str, list[str]]) -> Markup:
+def run_timeline(run: RunRecord, needs: dict[str, list[str]], attempts: Sequence[AttemptRow],
+                 now: datetime) -> Markup:
     """The Gantt timeline of the run's attempts (waiting vs running)."""
     origin = run.started_at or run.created_at
-    drawn = gantt_svg.bars(needs, services.store.attempts(run.id), origin)
-    return gantt_svg.render(gantt_svg.chart(list(needs), drawn, origin, services.clock.now()),
+    drawn = gantt_svg.bars(needs, attempts, origin)
+    return gantt_svg.render(gantt_svg.chart(list(needs), drawn, origin, now),
                             link=task_anchor)
+
+
+def timeline_html(services: Services, needs: dict[str, list[str]], snap: Snapshot) -> str:
+    """The live timeline block (``_run_timeline.html``) of what a tick read."""
+    if snap.run is None:
+        return ""
+    timeline = run_timeline(snap.run, needs, snap.attempts, services.clock.now())
+    return bytes(ui.render("_run_timeline.html", None, timeline=timeline).body).decode()
 
 
 def _plain(message: str, status: int = 200) -> PlainTextResponse:
@@ -183,20 +193,18 @@ def _duration(run: RunRecord) -> str | None:
     return f"{(run.finished_at - run.started_at).total_seconds():.1f}s"
 
 
-def state_html(services: Services, run_id: str, viewer: Viewer,
-               controls: dict[str, Any], drawn: dag_svg.Layout | None = None) -> tuple[str, bool]:
-    """The run's live block (status, error, buttons, graph, tasks) and whether the run
-    is over; ``drawn``: the graph's layout, computed once per stream."""
-    run = services.store.get_run(run_id)
+def state_html(viewer: Viewer, controls: dict[str, Any], drawn: dag_svg.Layout,
+               snap: Snapshot) -> str:
+    """The run's live block (status, error, buttons, graph, tasks) of what a tick read;
+    ``drawn``: the graph's layout, computed once per stream."""
+    run = snap.run
     if run is None:
-        return "", True
-    rows = services.store.task_rows(run.id)
-    if drawn is None:
-        drawn = dag_svg.layout(task_needs(run, rows))
+        return ""
+    rows = list(snap.tasks)
     tasks = [_task(t, run.id) for t in rows]
     body = ui.render("_run_state.html", viewer, run=run, tasks=tasks,
                      graph=run_graph(drawn, rows), **controls).body
-    return bytes(body).decode(), run.status.terminal
+    return bytes(body).decode()
 
 
 def run_page(services: Services, run: RunRecord, viewer: Viewer,
@@ -215,7 +223,8 @@ def run_page(services: Services, run: RunRecord, viewer: Viewer,
         inputs=_inputs_text(run.inputs), files=_files(run.inputs),
         tasks=[_task(t, run.id) for t in tasks], logs=logs,
         graph=run_graph(dag_svg.layout(needs), tasks),
-        timeline=run_timeline(services, run, needs),
+        timeline=run_timeline(run, needs, services.store.attempts(run.id),
+                              services.clock.now()),
         live=f"/runs/{quote(run.id)}/live?{urlencode({'from': cursor_text(cursor)})}",
         **controls)
 
@@ -305,10 +314,13 @@ def pages_router(services: Services, access: Access) -> APIRouter:
         controls = actions.form_context(request, viewer, run.repo)
         cursor = parse_cursor(request.headers.get("last-event-id")
                               or request.query_params.get("from"))
-        drawn = dag_svg.layout(task_needs(run, services.store.task_rows(run.id)))
-        return live_response(request, RunFeed(
-            services, run.id, cursor,
-            lambda: state_html(services, run_id, viewer, controls, drawn)))
+        needs = task_needs(run, services.store.task_rows(run.id))
+        drawn = dag_svg.layout(needs)
+        return live_response(
+            request, hub_of(request, services), run.id, cursor,
+            state=lambda snap: state_html(viewer, controls, drawn, snap),
+            state_key=(viewer, controls.get("can_write"), controls.get("csrf")),
+            timeline=lambda snap: timeline_html(services, needs, snap))
 
     async def writer_of(run_id: str, request: Request) -> tuple[RunRecord, Write] | Response:
         """The run a write button acts on and its writer, or the refusal."""

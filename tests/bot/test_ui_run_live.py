@@ -66,11 +66,13 @@ def test_a_finished_runs_stream_sends_state_log_and_end(
     answer = client.get(f"/runs/{run_id}/live")
     assert answer.headers["content-type"].startswith("text/event-stream")
     events = _events(answer.text)
-    assert [e["event"] for e in events] == ["state", "log", "end"]
+    assert [e["event"] for e in events] == ["state", "timeline", "log", "end"]
     assert 'id="run-status">failed' in events[0]["data"]
-    log = json.loads(events[1]["data"])
+    assert events[1]["data"].startswith('<div id="run-timeline">')
+    assert 'class="gantt-running st-failed" data-task="build"' in events[1]["data"]
+    log = json.loads(events[2]["data"])
     assert (log["task"], log["attempt"], log["text"]) == ("build", 1, LOG)
-    assert events[1]["id"] == f"build=1%3A{len(LOG.encode())}"
+    assert events[2]["id"] == f"build=1%3A{len(LOG.encode())}"
 
 
 def test_a_reconnect_resumes_at_its_last_event_id(local: tuple[Services, TestClient]) -> None:
@@ -79,10 +81,10 @@ def test_a_reconnect_resumes_at_its_last_event_id(local: tuple[Services, TestCli
     offset = len("compiling\n")
     resumed = _events(client.get(f"/runs/{run_id}/live",
                                  headers={"Last-Event-ID": f"build=1:{offset}"}).text)
-    assert json.loads(resumed[1]["data"])["text"] == LOG[offset:]
+    assert json.loads(resumed[2]["data"])["text"] == LOG[offset:]
     done = _events(client.get(f"/runs/{run_id}/live",
                               params={"from": f"build=1:{len(LOG.encode())}"}).text)
-    assert [e["event"] for e in done] == ["state", "end"]  # nothing left to send
+    assert [e["event"] for e in done] == ["state", "timeline", "end"]  # no log left to send
 
 
 def test_a_running_run_page_goes_live_and_still_works_without_js(
