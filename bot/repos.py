@@ -4,6 +4,12 @@ when a wanted commit is missing. Flows are read from the object store, and a
 run is given the mirror and its commit (``runner/running/workspace.py`` copies that
 tree out): nothing is ever checked out into a shared work tree.
 
+Replicas share the data dir, so a mirror is shared between processes too: every
+clone or fetch of one repository holds an ``fcntl`` lock on the file
+``<name>.git.lock`` next to the mirror (as well as a thread lock within the
+process), so two processes never run git on one mirror at once and the second
+finds the first's clone or fetch done.
+
 For https remotes the token travels as an ``http.extraHeader`` passed through
 git's environment (``GIT_CONFIG_*``): never in the repository's config, the
 remote URL, a log line or an error message.
@@ -12,6 +18,7 @@ remote URL, a log line or an error message.
 from __future__ import annotations
 
 import base64
+import fcntl
 import logging
 import re
 import shutil
@@ -102,7 +109,7 @@ class Mirrors:
         if token is not None:
             self._tokens[path] = token
         with self._lock(path):
-            if not (path / "HEAD").exists():
+            if not (path / "HEAD").exists():  # checked under the lock: another may have cloned
                 self._clone(full_name, clone_url, path)
             elif want is not None and _SHA.fullmatch(want) \
                     and not _has_commit(git.Repo(path), want):
@@ -180,9 +187,21 @@ class Mirrors:
                        GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}")
         return env
 
-    def _lock(self, path: Path) -> threading.Lock:
+    @contextmanager
+    def _lock(self, path: Path) -> Iterator[None]:
+        """Hold ``path``'s mirror for one clone or fetch: the thread lock of this
+        process, then the ``fcntl`` lock of ``<mirror>.lock`` shared with other processes
+        on the same data dir (released by the kernel if the process dies)."""
         with self._locks_guard:
-            return self._locks.setdefault(path, threading.Lock())
+            local = self._locks.setdefault(path, threading.Lock())
+        with local:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path.with_name(path.name + ".lock"), "a+b") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # waits for the other process
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _read_bounded(tree: git.Tree, directory: str) -> dict[str, bytes]:
