@@ -173,11 +173,11 @@ class Replicas:
 
 
 def containers(run_id: str) -> list[str]:
-    """Names of the Docker containers (running or not) labelled with the run."""
+    """Ids of the Docker containers (running or not) labelled with the run."""
     client = docker.from_env()
     try:
-        return [c.name for c in client.containers.list(
-            all=True, filters={"label": f"{LABEL_RUN}={run_id}"})]
+        found = client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+        return [str(c["Id"]) for c in found]  # listed, not inspected: one may go meanwhile
     finally:
         client.close()
 
