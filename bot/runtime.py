@@ -38,7 +38,7 @@ from runner.backends import make_backend
 from runner.backends.base import Backend
 from runner.clock import Clock, clock_from_setting
 from runner.errors import BackendError
-from runner.running.service import Listener, RunService, owner_for
+from runner.running.service import Listener, RunService, installation_for, owner_for
 from runner.scheduling.fire_sink import RunSink
 from runner.scheduling.registry import Registry
 from runner.scheduling.scheduler import Scheduler
@@ -168,7 +168,7 @@ def _run_service(settings: Settings, store: RunStore, backend: Backend | None, c
     """The run service over ``backend`` (else the one ``settings`` name), telling
     ``listeners``."""
     data_dir = settings.data_dir.resolve()
-    owner = owner_for(data_dir)
+    owner = installation_for(settings.db_url)  # every replica on the database labels alike
     backend = backend or make_backend(settings.backend, owner,
                                       **settings.backend_options(settings.backend))
     limits = settings.task_limits() if backend.name == "docker" else None

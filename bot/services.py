@@ -23,6 +23,7 @@ from bot.settings import Settings
 from bot.web.metrics import Metrics
 from runner.clock import Clock
 from runner.model.flows import Flow
+from runner.running.logstore import FileLogs, LogStore
 from runner.running.service import Submission
 from runner.scheduling.registry import Registry
 from runner.scheduling.schedule_store import ScheduleStore
@@ -119,6 +120,12 @@ class Services:
     wake_scheduler: threading.Event = field(default_factory=threading.Event)
     on_delivery: Callable[[], None] | None = None  # wakes the delivery workers
     metrics: Metrics = field(default_factory=Metrics)  # /metrics: one registry per bot
+    log_store: LogStore | None = None  # task logs (None: files under the data dir)
+
+    @property
+    def logs(self) -> LogStore:
+        """Where every page, comment and command reads task logs from."""
+        return self.log_store if self.log_store is not None else FileLogs(self.settings.data_dir)
 
     @property
     def github(self) -> GitHubClients:

@@ -229,11 +229,10 @@ def _summary(runtime: Any, run: Any) -> None:
     last = ran[-1:]
     if last:
         from bot.web.pages import PAGE_TAIL_BYTES
-        from runner.running.logstore import log_tail
 
         services = runtime.services
-        text = log_tail(services.store, services.settings.data_dir, run.id, last[0].task_id,
-                        PAGE_TAIL_BYTES) or ""
+        text = services.logs.text_tail(services.store, run.id, last[0].task_id,
+                                       PAGE_TAIL_BYTES) or ""
         print(f"\n   output of {last[0].task_id}:")
         print("\n".join(f"   | {line}" for line in text.splitlines()[-10:]))
 

@@ -24,6 +24,7 @@ from runner.clock import SystemClock
 from runner.errors import FlowbotError, InputError
 from runner.model.flows import Flow, InputType
 from runner.running.inputs import FileSource, coerce_inputs
+from runner.running.logstore import make_log_store
 from runner.running.service import RunService, owner_for
 from runner.state.db import connect
 from runner.state.records import RunRecord, Status, Trigger, TriggerType
@@ -139,7 +140,8 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow,
                          listeners=[view.on_event], owner=owner,
                          limits=settings.task_limits() if backend.name == "docker" else None,
                          log_max_bytes=settings.log_max_bytes,
-                         input_file_max_bytes=settings.input_file_max_bytes)
+                         input_file_max_bytes=settings.input_file_max_bytes,
+                         logs=make_log_store(store.engine, data_dir))
     source = _repo_root(args.flow_file, args.repo)
     submission = service.submit(flow, inputs, repo=f"local:{source.name}", commit=None,
                                 source=source, trigger=Trigger(TriggerType.CLI, getpass.getuser()))

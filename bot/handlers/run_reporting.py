@@ -32,7 +32,7 @@ from bot.handlers.run_reports import RunReport, RunReports
 from bot.services import RepoClients, run_page_url
 from bot.settings import Settings
 from runner.model.flows import flow_from_data
-from runner.running.logstore import log_tail
+from runner.running.logstore import FileLogs, LogStore
 from runner.state.records import RunEvent, RunRecord, Status, TaskRow, TriggerType
 from runner.state.store import RunStore
 
@@ -105,8 +105,9 @@ class RunReporting:
     """Reports every run event to where the run reports (:mod:`bot.handlers.run_reports`)."""
 
     def __init__(self, settings: Settings, store: RunStore, clients: RepoClients,
-                 reports: RunReports) -> None:
+                 reports: RunReports, logs: LogStore | None = None) -> None:
         self._settings, self._store, self._clients = settings, store, clients
+        self._logs = logs if logs is not None else FileLogs(settings.data_dir)
         self.reports = reports
         self.locks = _RunLocks()
         self.pacer = EditPacer(store.clock, settings.reply_edit_seconds, self.locks.hold)
@@ -163,8 +164,7 @@ class RunReporting:
                 and row.status is Status.SUCCESS]
 
     def _log_tail(self, run: RunRecord, row: TaskRow) -> str | None:
-        return log_tail(self._store, self._settings.data_dir, run.id, row.task_id,
-                        LOG_TAIL_BYTES)
+        return self._logs.text_tail(self._store, run.id, row.task_id, LOG_TAIL_BYTES)
 
     def _post_status(self, client: RepoClient, run: RunRecord, sha: str) -> None:
         client.create_status(sha, state_of(run.status),

@@ -34,7 +34,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -42,7 +41,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 
 from bot.services import Services
-from runner.running.logstore import log_path
+from runner.running.logstore import LogKey, LogStore
 from runner.state.records import AttemptRow, RunRecord, TaskRow
 
 log = logging.getLogger(__name__)
@@ -88,33 +87,22 @@ class LogRef:
     run_id: str
     task_id: str
     attempt: int
-    path: Path
+    logs: LogStore  # files, or the database on PostgreSQL (any replica reads any log)
 
 
 def latest_attempts(attempts: tuple[AttemptRow, ...] | list[AttemptRow],
-                    data_dir: Path) -> dict[str, LogRef]:
-    """Each task's latest attempt with a log (only where the runner writes it: a path
+                    logs: LogStore) -> dict[str, LogRef]:
+    """Each task's latest attempt with a log (only one the log store recorded: a path
     recorded elsewhere is never read)."""
-    latest: dict[str, LogRef] = {}
-    for row in attempts:
-        if not row.log_path:
-            continue
-        path = log_path(data_dir, row.run_id, row.task_id, row.attempt)
-        if Path(row.log_path).resolve() == path.resolve():
-            if row.task_id not in latest or latest[row.task_id].attempt < row.attempt:
-                latest[row.task_id] = LogRef(row.run_id, row.task_id, row.attempt, path)
-    return latest
+    return {task: LogRef(row.run_id, row.task_id, row.attempt, logs)
+            for task, row in logs.latest_attempts(attempts).items()}
 
 
 def read_from(ref: LogRef, offset: int, limit: int = CHUNK_BYTES) -> bytes:
     """At most ``limit`` bytes of ``ref``'s log from byte ``offset``, ending on a whole
-    UTF-8 character. The live view's only read of log bytes."""
-    try:
-        with ref.path.open("rb") as f:
-            f.seek(offset)
-            return whole_chars(f.read(limit))
-    except OSError:
-        return b""  # not written yet, or removed
+    UTF-8 character. The live view's only read of log bytes (nothing yet: empty)."""
+    key = LogKey(ref.run_id, ref.task_id, ref.attempt)
+    return whole_chars(ref.logs.read(key, offset, offset + limit))
 
 
 @dataclass(frozen=True)
@@ -218,8 +206,7 @@ class RunPoller:
 
     def _read_logs(self, snap: Snapshot, watchers: list[Watcher]) -> dict[str, _Part]:
         parts: dict[str, _Part] = {}
-        for task, ref in latest_attempts(snap.attempts, self._hub.services.settings.data_dir
-                                         ).items():
+        for task, ref in latest_attempts(snap.attempts, self._hub.services.logs).items():
             attempt, offset = self.cursor.get(task, (0, 0))
             if attempt != ref.attempt:  # new to the stream: start where its viewers are
                 offset = max((o for w in watchers for a, o in [w.cursor.get(task, (0, 0))]

@@ -2,12 +2,13 @@
 on the base layout (:mod:`bot.web.ui`); :func:`pages_router` also carries the JSON
 API of :mod:`bot.web.api`. Every page passes :class:`bot.web.auth.Access` first.
 
-Logs are shown only from where the runner writes them, masked
-(``<data_dir>/logs/<run>/<task>.<attempt>.log``); everything shown is HTML-escaped.
+Logs are read only through the log store (:class:`runner.running.logstore.LogStore`:
+files under the data dir, or the database on PostgreSQL, so any replica serves
+any log), only as the runner recorded them, masked; everything shown is HTML-escaped.
 A run page shows at most the last :data:`PAGE_TAIL_BYTES` of each log, read
-from the end of the file, with "load earlier" (``/runs/<id>/logs/<task>/chunk``:
-the :data:`PAGE_TAIL_BYTES` before a byte offset); the whole log is served from
-the file in chunks. None reads a log whole into memory, whatever its size. The
+from its end, with "load earlier" (``/runs/<id>/logs/<task>/chunk``:
+the :data:`PAGE_TAIL_BYTES` before a byte offset); the whole log is streamed
+in bounded reads. None reads a log whole into memory, whatever its size. The
 page draws the task graph coloured by state (:mod:`bot.web.dag_svg`, also in the
 live state block) and the attempts' timeline (:mod:`bot.web.gantt_svg`).
 """
@@ -17,18 +18,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import git
 from fastapi import APIRouter
 from fastapi.responses import (
-    FileResponse,
     HTMLResponse,
     PlainTextResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
@@ -45,7 +45,7 @@ from bot.web.timefmt import exact, relative
 from runner.errors import FlowbotError
 from runner.model.flows import flow_from_data
 from runner.running.input_files import is_record
-from runner.running.logstore import latest_log, size_text, tail_bytes
+from runner.running.logstore import LogKey, size_text
 from runner.state.records import AttemptRow, RunRecord, TaskRow, Trigger, TriggerType
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,10 @@ def started_by(trigger: Trigger) -> str:
     return text.format(actor=trigger.actor, type=trigger.type.value)
 
 
-def log_file(services: Services, run_id: str, task_id: str) -> tuple[Path, AttemptRow] | None:
-    """The latest attempt's log file of a task, only from the data dir's logs."""
-    return latest_log(services.store, services.settings.data_dir, run_id, task_id)
+def log_file(services: Services, run_id: str, task_id: str) -> tuple[LogKey, AttemptRow] | None:
+    """The latest attempt's log of a task, only one the log store itself recorded."""
+    found = services.logs.latest(services.store, run_id, task_id)
+    return None if found is None else (LogKey.of(found), found)
 
 
 def _log_section(services: Services, run_id: str, task_id: str) -> dict[str, Any]:
@@ -104,31 +105,13 @@ def _log_section(services: Services, run_id: str, task_id: str) -> dict[str, Any
     found = log_file(services, run_id, task_id)
     if found is None:
         return empty
-    path, attempt = found
-    try:
-        data, size = tail_bytes(path, PAGE_TAIL_BYTES)
-    except OSError:
-        return empty  # removed since, e.g. by hand
+    key, attempt = found
+    data, start = services.logs.tail(key, PAGE_TAIL_BYTES)
+    size = start + len(data)
     return {"task_id": task_id, "note": attempt.reason, "cut": len(data) < size,
             "shown": size_text(PAGE_TAIL_BYTES), "size": size, "href": href,
             "earlier": f"{href}/chunk?{urlencode({'end': size - len(data)})}",
             "text": data.decode("utf-8", errors="replace"), "attempt": attempt.attempt}
-
-
-def chunk_before(path: Path, end: int, limit: int) -> tuple[bytes, int, int]:
-    """At most ``limit`` bytes of the file before byte ``end`` (from a line start
-    when one is near), where they start and the file's size; reads no more."""
-    with path.open("rb") as f:
-        size = f.seek(0, 2)
-        end = min(max(end, 0), size)
-        start = max(0, end - limit)
-        f.seek(start)
-        data = f.read(end - start)
-    if start > 0:
-        newline = data.find(b"\n", 0, 4096)
-        if newline >= 0:
-            data, start = data[newline + 1:], start + newline + 1
-    return data, start, size
 
 
 def task_needs(run: RunRecord, tasks: list[TaskRow]) -> dict[str, list[str]]:
@@ -364,8 +347,11 @@ def pages_router(services: Services, access: Access) -> APIRouter:
         found = log_file(services, run_id, task_id)
         if found is None:
             return _plain(NO_LOG.format(task_id=task_id), 404)
-        return FileResponse(found[0], media_type="text/plain; charset=utf-8",
-                            headers=NOSNIFF, content_disposition_type="inline")
+        size = services.logs.size(found[0])  # what is written now; a running task adds more
+        return StreamingResponse(services.logs.iterate(found[0], size),
+                                 media_type="text/plain; charset=utf-8",
+                                 headers={**NOSNIFF, "Content-Length": str(size),
+                                          "Content-Disposition": "inline"})
 
     @router.get("/runs/{run_id}/logs/{task_id}/chunk", response_class=HTMLResponse)
     def log_chunk(run_id: str, task_id: str, request: Request, end: int = 0) -> Response:
@@ -378,10 +364,7 @@ def pages_router(services: Services, access: Access) -> APIRouter:
         found = log_file(services, run_id, task_id)
         if found is None:
             return _plain(NO_LOG.format(task_id=task_id), 404)
-        try:
-            data, start, size = chunk_before(found[0], end, PAGE_TAIL_BYTES)
-        except OSError:
-            return _plain(NO_LOG.format(task_id=task_id), 404)
+        data, start, size = services.logs.chunk_before(found[0], end, PAGE_TAIL_BYTES)
         href = f"/runs/{quote(run_id)}/logs/{quote(task_id)}"
         return ui.render(
             "log_chunk.html", viewer, section="/runs", run=run, task_id=task_id,

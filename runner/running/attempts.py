@@ -25,10 +25,12 @@ from runner.model.flows import PullPolicy, Task
 from runner.running.logstore import (
     CUT,
     DEFAULT_MAX_BYTES,
+    FileLogs,
+    LogKey,
     LogResult,
     LogSink,
+    LogStore,
     collect,
-    log_path,
     size_text,
 )
 from runner.running.masking import Masker
@@ -73,13 +75,18 @@ class AttemptEnv:
     stop_status: Callable[[], Status | None]
     prepared: set[str] = field(default_factory=set)  # images made available this run
     log_max_bytes: int = DEFAULT_MAX_BYTES  # per attempt (FLOWBOT_LOG_MAX_BYTES)
+    logs: LogStore | None = None  # where attempt logs go (None: files under data_dir)
+
+    @property
+    def log_store(self) -> LogStore:
+        return self.logs if self.logs is not None else FileLogs(self.data_dir)
 
 
 def start(env: AttemptEnv, task: Task, attempt: int, context: Mapping[str, Any],
           base_env: Mapping[str, str], flow_env: Mapping[str, str]) -> Outcome:
     """Run attempt number ``attempt`` of ``task`` from the start."""
-    path = log_path(env.data_dir, env.run_id, task.id, attempt)
-    env.store.start_attempt(env.run_id, task.id, attempt, str(path))
+    location = env.log_store.location(LogKey(env.run_id, task.id, attempt))
+    env.store.start_attempt(env.run_id, task.id, attempt, location)
     workspace = repo_dir(env.data_dir, env.run_id)
     try:
         if not workspace.is_dir():
@@ -110,11 +117,11 @@ def follow(env: AttemptEnv, task: Task, attempt: int, handle: str) -> Outcome:
     """Collect a started (or re-attached) attempt to its end."""
     if not env.register(task.id, handle):
         env.backend.kill(handle)  # the run was stopped while this one started
-    path = log_path(env.data_dir, env.run_id, task.id, attempt)
+    key = LogKey(env.run_id, task.id, attempt)
     logged = LogResult()
     pump = threading.Thread(
         target=collect, name=f"logs-{task.id}", daemon=True,
-        args=(env.backend.logs(handle), path, env.secrets.values(), task.id, env.sink),
+        args=(env.backend.logs(handle), env.log_store, key, env.secrets.values(), env.sink),
         kwargs={"max_bytes": env.log_max_bytes, "result": logged})
     pump.start()
     try:

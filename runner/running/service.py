@@ -4,6 +4,12 @@
 queues the run with its own copy of the repository; worker threads
 (:meth:`RunService.start`) or :meth:`RunService.execute` run it; ``cancel`` and
 ``reconcile`` work on runs in any state. Listeners hear about every change.
+
+Several replicas (processes) may share one database: a run is executed by the
+replica whose claim stamped it (``runs.owner``); a flow's concurrency is counted
+under :class:`runner.state.locks.FlowLocks`; a cancel for a run another replica
+executes is recorded and that replica's poller acts on it; :meth:`RunService.adopt`
+takes over the runs of replicas that died.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from runner.backends.base import Backend, Existing
 from runner.backends.limits import TaskLimits
@@ -38,6 +46,7 @@ from runner.running.workspace import (
     remove_stale_staging,
     staging_dir,
 )
+from runner.state.locks import FlowLocks
 from runner.state.records import EventKind, RunEvent, RunRecord, Status, Trigger, TriggerType
 from runner.state.store import RunStore
 
@@ -52,6 +61,7 @@ _UNRECORDED = "the end of a task could not be recorded (is the data disk full?)"
 _WRITE_RETRY_FIRST, _WRITE_RETRY_MAX = 0.2, 5.0  # seconds between tries of the final write
 _STALE_STAGING = 600.0  # seconds after which an unplaced staging dir is a crash's leftover
 _POLL = 5.0  # seconds: also notice runs queued by other processes sharing the database
+_CANCEL_POLL = 1.0  # seconds between looks for cancels asked of this replica elsewhere
 
 
 def _cause(exc: BaseException) -> str:
@@ -64,6 +74,13 @@ def owner_for(data_dir: Path) -> str:
     return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
 
 
+def installation_for(db_url: str) -> str:
+    """The owner label of containers started by every replica sharing the database at
+    ``db_url``: its address without the password, hashed (a new password keeps it)."""
+    address = make_url(db_url).set(password=None).render_as_string(hide_password=False)
+    return hashlib.sha256(address.encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class Submission:
     """The result of :meth:`RunService.submit`: queued, or already decided."""
@@ -74,10 +91,13 @@ class Submission:
 
 
 class RunService:
+    """``owner`` labels the containers (the installation: every replica on one
+    database); ``replica`` is this process, stamped on the runs it executes."""
+
     def __init__(
         self, store: RunStore, backend: Backend, data_dir: Path, secrets: Mapping[str, str],
         clock: Clock, max_parallel: int = 4, listeners: Iterable[Listener] = (), *,
-        owner: str = "default", sleeper: Sleeper = event_sleep,
+        owner: str = "default", replica: str = "local", sleeper: Sleeper = event_sleep,
         run_url: Callable[[str], str] = lambda run_id: "",
         limits: TaskLimits | None = None, log_max_bytes: int = DEFAULT_MAX_BYTES,
         input_file_max_bytes: int = input_files.DEFAULT_MAX_BYTES,
@@ -87,6 +107,8 @@ class RunService:
         self.log_max_bytes = log_max_bytes  # kept of each attempt's log (FLOWBOT_LOG_MAX_BYTES)
         self.limits = limits  # the operator's bounds on what a flow's tasks may ask for
         self.clock, self.max_parallel, self.owner = clock, max_parallel, owner
+        self.replica = replica
+        self._locks = FlowLocks(store.engine)
         self._secrets = dict(secrets)
         self._listeners = list(listeners)
         self._sleeper, self._run_url = sleeper, run_url
@@ -94,7 +116,9 @@ class RunService:
         self._wake = threading.Condition(self._lock)
         self._executions: dict[str, Execution] = {}
         self._workers: list[threading.Thread] = []
-        self._stopping = False
+        self._stopping = self._cancel_on_stop = False
+        self._generation = 0  # bumped by every wake-up, so a worker never misses one
+        self._poll_stop = threading.Event()
         # preparations a crash interrupted (their runs were never recorded)
         remove_stale_staging(data_dir, _STALE_STAGING, time.time())
 
@@ -129,26 +153,35 @@ class RunService:
                                      problem, request_key)
             values = input_files.stage_files(files, staged / "repo", staged / "inputs",
                                              self.input_file_max_bytes)
-            with self._lock:
+            # count and insert as one step for every replica (a skipped run is not active)
+            with self._locks.hold(repo, flow.id):
                 blocked = self._apply_concurrency(flow, repo)
-                if blocked is not None:
-                    return self._decided(flow, values, repo, commit, trigger, Status.SKIPPED,
-                                         blocked, request_key)
-                run, new = self.store.create_run_once(flow, repo=repo, commit=commit,
-                                                      trigger=trigger, inputs=values,
-                                                      request_key=request_key)
-                if not new:
-                    return Submission(run.id, run.status, run.error)  # a racing replay won
-                try:
-                    place_staged(staged, self.data_dir, run.id)
-                except OSError as exc:
-                    reason = _UNPREPARED.format(problem=exc)
-                    self._end_unstarted(run.id, Status.FAILED, reason)
-                    return Submission(run.id, Status.FAILED, reason)
-                self._wake.notify_all()
+                admitted = None if blocked is not None else self._admit(
+                    flow, values, repo, commit, trigger, request_key, staged)
         finally:
             shutil.rmtree(staged, ignore_errors=True)  # still there unless it was placed
-        log.info("run queued", extra={"run": run.id, "repo": repo, "flow": flow.id})
+        if admitted is None:
+            return self._decided(flow, values, repo, commit, trigger, Status.SKIPPED,
+                                 str(blocked), request_key)
+        if admitted.status is Status.QUEUED:
+            self._poke()
+            log.info("run queued", extra={"run": admitted.run_id, "repo": repo, "flow": flow.id})
+        return admitted
+
+    def _admit(self, flow: Flow, values: Mapping[str, Any], repo: str, commit: str | None,
+               trigger: Trigger, request_key: str | None, staged: Path) -> Submission:
+        """Record the run as queued and move its files in place (under the flow's lock,
+        so no replica claims it before its files are there)."""
+        run, new = self.store.create_run_once(flow, repo=repo, commit=commit, trigger=trigger,
+                                              inputs=values, request_key=request_key)
+        if not new:
+            return Submission(run.id, run.status, run.error)  # a racing replay won
+        try:
+            place_staged(staged, self.data_dir, run.id)
+        except OSError as exc:
+            reason = _UNPREPARED.format(problem=exc)
+            self._end_unstarted(run.id, Status.FAILED, reason)
+            return Submission(run.id, Status.FAILED, reason)
         return Submission(run.id, Status.QUEUED)
 
     def _stage(self, source: Path, commit: str | None, staged: Path, repo: str,
@@ -192,20 +225,24 @@ class RunService:
 
     # --- executing ----------------------------------------------------------
     def execute(self, run_id: str, sink: LogSink | None = None) -> RunRecord:
-        """Run a queued run (or resume a running one) in this thread, to its end."""
+        """Run a queued run (or resume a running one) in this thread, to its end; the
+        run becomes this replica's."""
         run = self.store.get_run(run_id)
         if run is None:
             raise FlowbotError(f"no run with id {run_id}")
         if run.status is Status.QUEUED:
-            self.store.set_run_status(run_id, Status.RUNNING, expect=[Status.QUEUED])
+            self.store.set_run_status(run_id, Status.RUNNING, expect=[Status.QUEUED],
+                                      owner=self.replica)
+        elif run.status is Status.RUNNING:
+            self.store.take_over(run_id, run.owner, self.replica)  # resumed here
         return self._execute(run_id, sink=sink)
 
     def _execute(self, run_id: str, *, sink: LogSink | None = None,
                  adopt: Mapping[tuple[str, int], Existing] = {}) -> RunRecord:
         run = self.store.get_run(run_id)
         assert run is not None
-        if run.status is not Status.RUNNING:
-            return run  # cancelled (or finished) before it could start
+        if run.status is not Status.RUNNING or run.owner != self.replica:
+            return run  # cancelled (or finished) before it could start, or not ours
         flow = flow_from_data(run.flow_data, run.flow_path)
         secrets = {n: self._secrets[n] for n in flow.secrets if n in self._secrets}
         execution = self._execution(run, flow, secrets, sink, adopt)
@@ -213,6 +250,8 @@ class RunService:
             if run.id in self._executions:
                 raise FlowbotError(f"run {run.id} is already being executed")
             self._executions[run.id] = execution
+            if self._stopping and self._cancel_on_stop:
+                execution.cancel()  # claimed while stop(cancel_running=True) looked
         self._emit(RunEvent(run.id, EventKind.STARTED, status=Status.RUNNING))
         try:
             status, failed, error = execution.execute()
@@ -229,8 +268,7 @@ class RunService:
         masked = Masker(list(secrets.values())).mask(error) if error else None
         self._record_end(run.id, status, masked, failed)
         self._emit(RunEvent(run.id, EventKind.FINISHED, status=status))
-        with self._wake:
-            self._wake.notify_all()
+        self._poke()  # a slot of the flow's limit is free
         final = self.store.get_run(run.id)
         assert final is not None
         return final
@@ -283,13 +321,18 @@ class RunService:
 
     # --- control ------------------------------------------------------------
     def cancel(self, run_id: str) -> bool:
-        """Cancel a queued or running run; False if it had already ended."""
+        """Cancel a run from any replica; False if it had already ended. A queued run
+        ends at once, and so does one this replica executes; for one another replica
+        executes the request is recorded, and that replica's poller (:meth:`start`)
+        cancels it within about a second."""
         with self._lock:
             execution = self._executions.get(run_id)
         if execution is not None:
             execution.cancel()
             return True
-        return self._end_unstarted(run_id, Status.CANCELLED, _CANCELLED_QUEUED)
+        if self._end_unstarted(run_id, Status.CANCELLED, _CANCELLED_QUEUED):
+            return True
+        return self.store.request_cancel(run_id)  # running elsewhere (or just claimed)
 
     def _end_unstarted(self, run_id: str, status: Status, reason: str) -> bool:
         if not self.store.set_run_status(run_id, status, expect=[Status.QUEUED], error=reason):
@@ -300,10 +343,28 @@ class RunService:
         self._emit(RunEvent(run_id, EventKind.FINISHED, status=status))
         return True
 
-    def reconcile(self, block: bool = False) -> list[str]:
-        """Bring runs recorded as running back to a truthful state after a restart;
-        returns their ids. Resumed runs continue in background threads unless ``block``."""
-        plans = reconciling.plan(self.store, self.backend, self.owner)
+    def adopt(self, dead_replicas: Sequence[str], block: bool = False) -> list[str]:
+        """Take over the runs the replicas ``dead_replicas`` were executing, and running
+        runs without an owner (from before replicas), and bring them to a truthful
+        state (:mod:`runner.running.reconcile`); returns their ids. Runs of live
+        replicas are never touched. Resumed runs continue in background threads
+        unless ``block``."""
+        dead = set(dead_replicas)
+        return self._adopt(lambda run: run.owner is None or run.owner in dead, block)
+
+    def reconcile(self, block: bool = False, live: Collection[str] = ()) -> list[str]:
+        """Adopt every running run whose replica is not in ``live``: what one process
+        does at its start (runs its previous life left, this replica's id included),
+        before :meth:`start`. Replicas sharing a database call :meth:`adopt` with the
+        replicas found dead instead."""
+        alive = set(live)
+        return self._adopt(lambda run: run.owner not in alive, block)
+
+    def _adopt(self, adoptable: Callable[[RunRecord], bool], block: bool) -> list[str]:
+        with self._lock:
+            local = set(self._executions)  # executing here: nothing to adopt
+        plans = reconciling.plan(self.store, self.backend, self.owner, self.replica,
+                                 lambda run: run.id not in local and adoptable(run))
         threads = [threading.Thread(target=self._execute, args=(p.run_id,),
                                     kwargs={"adopt": p.adopt}, name=f"resume-{p.run_id}")
                    for p in plans]
@@ -316,48 +377,95 @@ class RunService:
 
     # --- workers ------------------------------------------------------------
     def start(self, workers: int = 2) -> None:
-        """Start ``workers`` threads that execute queued runs, oldest first."""
-        self._stopping = False
+        """Start ``workers`` threads that execute queued runs, oldest first, and the
+        poller of cancels other replicas record for this replica's runs."""
+        self._stopping = self._cancel_on_stop = False
+        self._poll_stop.clear()
         for number in range(workers):
             thread = threading.Thread(target=self._work, name=f"run-worker-{number}", daemon=True)
             thread.start()
             self._workers.append(thread)
+        poller = threading.Thread(target=self._poll_cancels, name="run-cancels", daemon=True)
+        poller.start()
+        self._workers.append(poller)
 
     def stop(self, cancel_running: bool = False) -> None:
         """Stop taking queued runs; wait for the running ones (or cancel them first)."""
         with self._wake:
-            self._stopping = True
+            self._stopping, self._cancel_on_stop = True, cancel_running
             self._wake.notify_all()
             running = list(self._executions.values())
         if cancel_running:
             for execution in running:
                 execution.cancel()
+        self._poll_stop.set()
         for thread in self._workers:
             thread.join()
         self._workers.clear()
+
+    def _poke(self) -> None:
+        """Wake the workers: a run was queued or a slot freed."""
+        with self._wake:
+            self._generation += 1
+            self._wake.notify_all()
 
     def _work(self) -> None:
         while True:
             with self._wake:
                 if self._stopping:
                     return  # asked to stop
-                run = self._claim()
-                if run is None:
-                    self._wake.wait(_POLL)
-                    continue
-            self._execute(run.id)
+                seen = self._generation
+            run = self._claim()  # not under self._lock: it waits for flow locks
+            if run is not None:
+                self._execute(run.id)
+                continue
+            with self._wake:
+                if self._generation == seen and not self._stopping:
+                    self._wake.wait(_POLL)  # nothing to take until a poke (or another process)
 
     def _claim(self) -> RunRecord | None:
+        """The oldest queued run its flow's limit lets start, now running as this
+        replica's; counting and claiming hold the flow's lock, for every replica."""
         for run in self.store.runs_with_status(Status.QUEUED):
+            if self._stopping:
+                return None  # stop() came while looking
             concurrency = flow_from_data(run.flow_data, run.flow_path).concurrency
-            if concurrency is not None:
+            if concurrency is None:
+                if self._take(run.id):
+                    return run
+                continue  # another worker took it
+            with self._locks.hold(run.repo, run.flow_id):
                 running = [r for r in self.store.active_runs(run.repo, run.flow_id)
                            if r.status is Status.RUNNING]
-                if len(running) >= concurrency.limit:
-                    continue  # waits for a slot
-            if self.store.set_run_status(run.id, Status.RUNNING, expect=[Status.QUEUED]):
-                return run
+                if len(running) < concurrency.limit and self._take(run.id):
+                    return run
         return None
+
+    def _take(self, run_id: str) -> bool:
+        return self.store.set_run_status(run_id, Status.RUNNING, expect=[Status.QUEUED],
+                                         owner=self.replica)
+
+    def _poll_cancels(self) -> None:
+        """Cancel the runs this replica executes that someone asked another to cancel."""
+        done: set[str] = set()  # cancelled already: their requests stay until they end
+        while not self._poll_stop.wait(_CANCEL_POLL):
+            try:
+                asked = set(self.store.cancel_requests(self.replica))
+            except Exception as exc:  # the database away: ask again in a second
+                log.warning("cannot read cancel requests", extra={"reason": _cause(exc)})
+                continue
+            done &= asked
+            for run_id in asked - done:
+                with self._lock:
+                    execution = self._executions.get(run_id)
+                if execution is None:
+                    continue  # claimed but not started yet: next time
+                log.info("cancelling a run as asked of another replica", extra={"run": run_id})
+                try:
+                    execution.cancel()
+                    done.add(run_id)
+                except Exception:  # the engine away: try again in a second
+                    log.exception("cannot cancel a run", extra={"run": run_id})
 
     def _emit(self, event: RunEvent) -> None:
         for listener in self._listeners:

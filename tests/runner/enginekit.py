@@ -16,6 +16,7 @@ from runner.backends.base import LABEL_OWNER
 from runner.backends.docker_backend import DockerBackend
 from runner.clock import SystemClock
 from runner.model.flows import flow_from_data
+from runner.running.logstore import LogKey, LogStore
 from runner.running.service import RunService
 from runner.state.records import RunEvent, RunRecord, Trigger, TriggerType
 from runner.state.store import RunStore
@@ -54,13 +55,15 @@ class Kit:
                                    source=self.source, trigger=MANUAL)
 
     def log(self, run_id: str, task_id: str, attempt: int = 1) -> str:
+        """The attempt's whole log, read through the service's log store."""
         rows = [a for a in self.store.attempts(run_id, task_id) if a.attempt == attempt]
-        assert rows and rows[0].log_path
-        return Path(rows[0].log_path).read_text()
+        assert rows and rows[0].log_path and self.service.logs.owns(rows[0])
+        return b"".join(self.service.logs.iterate(LogKey.of(rows[0]))).decode()
 
 
 def make_kit(tmp_path: Path, engine: Any, client: docker.DockerClient,
-             secrets: Mapping[str, str] | None = None, max_parallel: int = 4) -> Kit:
+             secrets: Mapping[str, str] | None = None, max_parallel: int = 4,
+             logs: LogStore | None = None) -> Kit:
     source = tmp_path / "repo"
     source.mkdir(exist_ok=True)
     (source / "data.csv").write_text("a,b\n1,2\n")
@@ -70,7 +73,7 @@ def make_kit(tmp_path: Path, engine: Any, client: docker.DockerClient,
     sleeper = RecordingSleeper()
     service = RunService(store, DockerBackend(client=client, owner=owner), tmp_path / "data",
                          dict(secrets or {}), SystemClock(), max_parallel,
-                         listeners=[events.append], owner=owner, sleeper=sleeper)
+                         listeners=[events.append], owner=owner, sleeper=sleeper, logs=logs)
     return Kit(service, store, source, owner, events, sleeper)
 
 

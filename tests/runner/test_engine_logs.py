@@ -1,15 +1,33 @@
 """Task logs on the real Docker engine: fast output is stored whole (the engine
 may end a followed log stream before its end when the task exits), and past
-the per-attempt cap a log is cut with a note in it and on the attempt."""
+the per-attempt cap a log is cut with a note in it and on the attempt; in files
+(the SQLite default) and in the database (PostgreSQL)."""
 
 from __future__ import annotations
 
-import pytest
-from enginekit import Kit, task
+from pathlib import Path
 
+import docker
+import pytest
+from enginekit import Kit, make_kit, task
+
+from runner.running.logstore import make_log_store
+from runner.state.db import connect
 from runner.state.records import Status
 
 pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(params=["files", pytest.param("database", marks=pytest.mark.postgres)])
+def kit(request: pytest.FixtureRequest, tmp_path: Path, docker_client: docker.DockerClient,
+        busybox_image: str) -> Kit:
+    """The run service with the log store its database gets in ``flowbot serve``."""
+    url = (f"sqlite:///{tmp_path / 'flowbot.db'}" if request.param == "files"
+           else request.getfixturevalue("postgres_url"))
+    engine = connect(url)
+    request.addfinalizer(engine.dispose)
+    return make_kit(tmp_path, engine, docker_client,
+                    logs=make_log_store(engine, tmp_path / "data"))
 
 
 def test_fast_output_is_stored_whole(kit: Kit) -> None:
