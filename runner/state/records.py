@@ -64,6 +64,8 @@ class RunRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    owner: str | None = None  # the replica executing it; None while queued
+    cancel_requested_at: datetime | None = None  # asked of a replica not executing it
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,11 @@ runs = sa.Table(
     sa.Index("ix_runs_created_id", "created_at", "id"),
     sa.Index("ix_runs_repo_flow_created", "repo", "flow_id", "created_at", "id"),
     sa.Index("ix_runs_repo_created", "repo", "created_at", "id"),
+    # runs_0004: the replica executing the run (NULL while queued) and a cancel asked
+    # of a replica that does not execute it.
+    sa.Column("owner", sa.String(128)),
+    sa.Column("cancel_requested_at", _TS),
+    sa.Index("ix_runs_status_owner", "status", "owner"),
 )
 
 run_tasks = sa.Table(
@@ -126,6 +131,7 @@ def run_record(row: Any) -> RunRecord:
         inputs=json.loads(row.inputs_json), status=Status(row.status), error=row.error,
         failed_task=row.failed_task, created_at=created,
         started_at=aware(row.started_at), finished_at=aware(row.finished_at),
+        owner=row.owner, cancel_requested_at=aware(row.cancel_requested_at),
     )
 
 

@@ -2,7 +2,9 @@
 
 Each status change is one transaction that also appends to ``run_transitions``,
 and can be conditional on the current status (compare-and-set), so two workers
-cannot both claim a queued run. Works on SQLite and PostgreSQL alike.
+cannot both claim a queued run. A run records the replica executing it (``owner``)
+and a cancel asked of another replica (``cancel_requested_at``). Works on SQLite and
+PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -182,9 +184,11 @@ class RunStore:
     def set_run_status(
         self, run_id: str, to: Status, *, expect: Iterable[Status] | None = None,
         error: str | None = None, failed_task: str | None = None, reason: str | None = None,
+        owner: str | None = None,
     ) -> bool:
         """Move the run to ``to``; with ``expect``, only from one of those statuses.
-        Returns whether the change happened."""
+        ``owner`` stamps the replica that executes it (a claim). Returns whether the
+        change happened."""
         now = self.clock.now()
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(runs.c.status, runs.c.started_at)
@@ -203,12 +207,42 @@ class RunStore:
                 values["error"] = error
             if failed_task is not None:
                 values["failed_task"] = failed_task
+            if owner is not None:
+                values["owner"] = owner
             done = conn.execute(runs.update().values(**values).where(
                 runs.c.id == run_id, runs.c.status == current.value))
             if done.rowcount != 1:
                 return False  # lost a race between read and write
             self._log(conn, run_id, None, None, current, to, reason or error, now)
         return True
+
+    # --- replicas: who executes a run, and cancels asked of another ----------
+    def take_over(self, run_id: str, previous: str | None, owner: str) -> bool:
+        """Stamp the running run ``run_id`` of replica ``previous`` (None: a run from
+        before replicas) as ``owner``'s. Conditional on ``previous``, so of two replicas
+        adopting the same run only one wins; False for the other."""
+        was = runs.c.owner.is_(None) if previous is None else runs.c.owner == previous
+        with self.engine.begin() as conn:
+            done = conn.execute(runs.update().values(owner=owner).where(
+                runs.c.id == run_id, runs.c.status == Status.RUNNING.value, was))
+        return done.rowcount == 1
+
+    def request_cancel(self, run_id: str) -> bool:
+        """Record a cancel for the replica executing ``run_id`` to act on; False unless
+        the run is running. The first request's time is kept."""
+        asked = sa.func.coalesce(runs.c.cancel_requested_at, self.clock.now())
+        with self.engine.begin() as conn:
+            done = conn.execute(runs.update().values(cancel_requested_at=asked).where(
+                runs.c.id == run_id, runs.c.status == Status.RUNNING.value))
+        return done.rowcount == 1
+
+    def cancel_requests(self, owner: str) -> list[str]:
+        """Ids of the running runs of replica ``owner`` that someone asked to cancel."""
+        query = sa.select(runs.c.id).where(
+            runs.c.status == Status.RUNNING.value, runs.c.owner == owner,
+            runs.c.cancel_requested_at.is_not(None)).order_by(runs.c.id)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
 
     # --- tasks and attempts -------------------------------------------------
     def task_rows(self, run_id: str) -> list[TaskRow]:

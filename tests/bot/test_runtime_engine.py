@@ -21,7 +21,7 @@ from bot.settings import Settings
 from bot.web.api import ENGINE_AWAY
 from runner.backends.base import LABEL_OWNER
 from runner.backends.docker_backend import DockerBackend
-from runner.running.service import owner_for
+from runner.running.service import installation_for
 from runner.state.records import Status
 from tests.bot.e2e_support import SECRET, Bot, Origin
 from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
@@ -50,7 +50,7 @@ def bot_without_engine(tmp_path: Path, fake_github: FakeGitHub, busybox_image: s
     data_dir = tmp_path / "data"
     settings = Settings(data_dir=data_dir, webhook_secret=SECRET, github_api_url=fake_github.url,
                         github_token=FAKE_TOKEN, public_url="http://flowbot.test", workers=2)
-    backend = DockerBackend(client=proxy.client(), owner=owner_for(data_dir))
+    backend = DockerBackend(client=proxy.client(), owner=installation_for(settings.db_url))
     github = PyGithubClients(fake_github.url, token=FAKE_TOKEN, policy=HttpPolicy.fast())
     runtime = build_runtime(settings, github=github, backend=backend)
     runtime.engine_poll = 0.2
@@ -64,7 +64,7 @@ def bot_without_engine(tmp_path: Path, fake_github: FakeGitHub, busybox_image: s
         runtime.stop()
         proxy.close()
         gc.collect()  # sockets the SDK leaked while the engine was away, under this module's filter
-        by_owner = {"label": f"{LABEL_OWNER}={owner_for(data_dir)}"}
+        by_owner = {"label": f"{LABEL_OWNER}={installation_for(settings.db_url)}"}
         for container in docker_client.containers.list(all=True, filters=by_owner):
             container.remove(force=True)
 
