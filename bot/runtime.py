@@ -38,6 +38,7 @@ from runner.backends import make_backend
 from runner.backends.base import Backend
 from runner.clock import Clock, clock_from_setting
 from runner.errors import BackendError
+from runner.running.logstore import LogStore, make_log_store
 from runner.running.service import Listener, RunService, installation_for, owner_for
 from runner.scheduling.fire_sink import RunSink
 from runner.scheduling.registry import Registry
@@ -137,9 +138,10 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     github = github or default_github(settings)
     _observe_github(github, metrics)
     clients = RepoClients(github, deliveries)
-    reporting = RunReporting(settings, store, clients, RunReports(engine))
+    logs = make_log_store(engine, data_dir)  # in the database on PostgreSQL: every replica
+    reporting = RunReporting(settings, store, clients, RunReports(engine), logs)
     runs = _run_service(settings, store, backend, clock,
-                        [reporting.listen, metrics.run_listener(store)])
+                        [reporting.listen, metrics.run_listener(store)], logs)
     gate = EngineGate(runs, store, notify=reporting.report)
     router = build_router()
     workers = Workers(deliveries, lambda event: router.dispatch(event, services),
@@ -150,6 +152,7 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
         registry=registry, schedules=schedules,
         store=store, clients=clients, repos=mirrors, runs=gate, reporting=reporting,
         router=router, wake_scheduler=wake, on_delivery=workers.notify, metrics=metrics,
+        log_store=logs,
     )
     sink = RunSink(registry, store, runs, lambda repo, sha: mirrors.path_of(repo))
     scheduler = Scheduler(schedules, sink, clock, wake=wake, lateness=metrics.fire_late)
@@ -164,7 +167,7 @@ def _observe_github(github: GitHubClients, metrics: Metrics) -> None:
 
 
 def _run_service(settings: Settings, store: RunStore, backend: Backend | None, clock: Clock,
-                 listeners: list[Listener]) -> RunService:
+                 listeners: list[Listener], logs: LogStore) -> RunService:
     """The run service over ``backend`` (else the one ``settings`` name), telling
     ``listeners``."""
     data_dir = settings.data_dir.resolve()
@@ -176,7 +179,7 @@ def _run_service(settings: Settings, store: RunStore, backend: Backend | None, c
                       settings.max_parallel_tasks, listeners=listeners, owner=owner,
                       limits=limits, run_url=partial(run_page_url, settings),
                       log_max_bytes=settings.log_max_bytes,
-                      input_file_max_bytes=settings.input_file_max_bytes)
+                      input_file_max_bytes=settings.input_file_max_bytes, logs=logs)
 
 
 def _instance_id(data_dir: Path) -> str:

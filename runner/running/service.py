@@ -36,7 +36,7 @@ from runner.running import reconcile as reconciling
 from runner.running.attempts import AttemptEnv
 from runner.running.engine import Execution, Sleeper, event_sleep
 from runner.running.inputs import coerce_inputs, input_env
-from runner.running.logstore import DEFAULT_MAX_BYTES, LogSink
+from runner.running.logstore import DEFAULT_MAX_BYTES, FileLogs, LogSink, LogStore
 from runner.running.masking import Masker
 from runner.running.workspace import (
     inputs_dir,
@@ -101,10 +101,12 @@ class RunService:
         run_url: Callable[[str], str] = lambda run_id: "",
         limits: TaskLimits | None = None, log_max_bytes: int = DEFAULT_MAX_BYTES,
         input_file_max_bytes: int = input_files.DEFAULT_MAX_BYTES,
+        logs: LogStore | None = None,
     ) -> None:
         self.store, self.backend, self.data_dir = store, backend, data_dir
         self.input_file_max_bytes = input_file_max_bytes  # FLOWBOT_INPUT_FILE_MAX_BYTES
         self.log_max_bytes = log_max_bytes  # kept of each attempt's log (FLOWBOT_LOG_MAX_BYTES)
+        self.logs = logs if logs is not None else FileLogs(data_dir)  # where attempt logs go
         self.limits = limits  # the operator's bounds on what a flow's tasks may ask for
         self.clock, self.max_parallel, self.owner = clock, max_parallel, owner
         self.replica = replica
@@ -297,7 +299,7 @@ class RunService:
                    sink: LogSink | None, adopt: Mapping[tuple[str, int], Existing]) -> Execution:
         env = AttemptEnv(self.store, self.backend, self.data_dir, self.owner, run.id, secrets,
                          sink, register=lambda _t, _h: True, stop_status=lambda: None,
-                         log_max_bytes=self.log_max_bytes)
+                         log_max_bytes=self.log_max_bytes, logs=self.logs)
         trigger = run.trigger
         values = input_files.task_values(run.inputs, inputs_dir(self.data_dir, run.id),
                                          self.backend.inputs_mount)
