@@ -21,6 +21,11 @@ LABEL_TASK = "dev.flowbot.task"
 LABEL_ATTEMPT = "dev.flowbot.attempt"
 LABEL_OWNER = "dev.flowbot.owner"  # which flowbot data dir owns it
 
+UNPLACEABLE = (
+    'cannot start task {task}: the {backend} backend cannot place pool "{pool}" '
+    "(it runs only: {pools}); remove pool: from the flow, or run flowbot with FLOWBOT_BACKEND=swarm"
+)
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -43,6 +48,14 @@ class Capabilities:
     def accepts_pool(self, pool: str) -> bool:
         """Whether a task with ``pool: <pool>`` can be placed by this backend."""
         return self.pools is None or pool in self.pools
+
+    def unplaceable(self, spec: TaskSpec, backend: str) -> str | None:
+        """Why ``backend`` cannot start ``spec`` in its pool, or None when it can."""
+        if self.accepts_pool(spec.pool):
+            return None
+        pools = ", ".join(sorted(self.pools or ()))
+        return UNPLACEABLE.format(task=spec.task_id, backend=backend, pool=spec.pool,
+                                  pools=pools)
 
 
 @dataclass(frozen=True)

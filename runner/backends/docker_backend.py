@@ -174,6 +174,9 @@ class DockerBackend:
         problem = self.limits.request_problem(spec.task_id, spec.cpus, spec.memory, "the flow")
         if problem is not None:  # admission refuses these already; never start one anyway
             raise BackendError(OVER_LIMIT.format(run_id=spec.run_id, problem=problem))
+        unplaceable = self.capabilities().unplaceable(spec, self.name)
+        if unplaceable is not None:  # the same: a pool this host is not
+            raise BackendError(unplaceable)
         # Docker would silently create a missing bind source as a root-owned directory.
         if not spec.workspace.is_dir():
             raise BackendError(NO_WORKSPACE.format(path=spec.workspace))

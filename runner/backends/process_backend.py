@@ -84,6 +84,9 @@ class ProcessBackend:
         log.warning(IGNORED.format(what=what, run_id=spec.run_id), extra={"run": spec.run_id})
 
     def start(self, spec: TaskSpec) -> str:
+        unplaceable = self.capabilities().unplaceable(spec, self.name)
+        if unplaceable is not None:  # admission refuses these already; never start one anyway
+            raise BackendError(unplaceable)
         self.prepare(spec)  # the warning also when a caller skips prepare
         try:
             process = subprocess.Popen(
