@@ -13,7 +13,7 @@ from urllib.parse import quote
 from sqlalchemy import and_, or_, select
 
 from bot.services import Services
-from bot.web.timefmt import exact, relative
+from bot.web.timefmt import exact, iso, relative
 from runner.model.flows import Flow, InputSpec, InputType
 from runner.scheduling import cron
 from runner.scheduling.registry import RegisteredFlow
@@ -31,6 +31,7 @@ DST_NOTES = 4  # at most, per trigger
 class Moment:
     relative: str
     title: str  # exact, in the trigger's timezone and in UTC
+    iso: str  # UTC, for <time datetime> (shown in the browser's zone)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def github_links(services: Services, repo: str, registered: RegisteredFlow) -> d
 
 def moment(at: datetime, now: datetime, tz: str = "UTC") -> Moment:
     title = exact(at, tz) if tz == "UTC" else f"{exact(at, tz)} · {exact(at)}"
-    return Moment(relative(at, now), title)
+    return Moment(relative(at, now), title, iso(at))
 
 
 def _upcoming(expr: str, tz: str, first: datetime | None, now: datetime) -> list[datetime]:

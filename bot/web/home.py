@@ -9,7 +9,7 @@ from datetime import datetime
 from bot.services import Services
 from bot.web.api import registered_repos
 from bot.web.auth import Viewer
-from bot.web.timefmt import exact, relative
+from bot.web.timefmt import exact, iso, relative
 from runner.state.records import RunRecord
 
 RECENT_RUNS = 10  # marks per flow
@@ -29,7 +29,8 @@ class FlowLine:
     paused: bool
     marks: list[Mark]
     next_fire: str | None  # relative
-    next_fire_title: str | None  # exact, in the trigger's timezone
+    next_fire_title: str | None  # exact, in the trigger's timezone and in UTC
+    next_fire_iso: str | None  # UTC, for <time datetime> (shown in the browser's zone)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class RepoBlock:
 def _mark(run: RunRecord, now: datetime) -> Mark:
     return Mark(run.id, str(run.status),
                 f"{run.status} · {relative(run.created_at, now)} · {exact(run.created_at)}")
+
+
+def _fire_title(at: datetime, zone: str) -> str:
+    return exact(at) if zone == "UTC" else f"{exact(at, zone)} · {exact(at)}"
 
 
 def _next_fires(services: Services, repo: str) -> dict[str, tuple[datetime, str]]:
@@ -70,6 +75,6 @@ def repo_blocks(services: Services, viewer: Viewer) -> list[RepoBlock]:
                 flow.id, flow.description or "", registered.paused,
                 [_mark(run, now) for run in reversed(recent)],
                 relative(fire[0], now) if fire else None,
-                exact(fire[0], fire[1]) if fire else None))
+                _fire_title(*fire) if fire else None, iso(fire[0]) if fire else None))
         blocks.append(RepoBlock(repo, lines))
     return blocks

@@ -24,6 +24,12 @@ def relative(moment: datetime, now: datetime) -> str:
     return "now" if span < 30 else ("in under a minute" if seconds > 0 else "under a minute ago")
 
 
+def iso(moment: datetime) -> str:
+    """The moment in UTC as ISO 8601 (a ``<time datetime>``; the browser shows it in
+    its own zone, see ``static/local-time.js``)."""
+    return _utc(moment).astimezone(UTC).isoformat()
+
+
 def exact(moment: datetime, zone: str = "UTC") -> str:
     """``2026-03-01 13:00 CET (Europe/Paris)``; UTC as ``2026-03-01 12:00 UTC``."""
     local = _utc(moment).astimezone(ZoneInfo(zone))

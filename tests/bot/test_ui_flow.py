@@ -69,7 +69,7 @@ def test_the_page_shows_source_graph_triggers_and_dst_notes(writer: tuple) -> No
                                                  r'<rect x="(\d+)"', svg)}
     assert xs["build"] == xs["lint"] < xs["test"] < xs["ship"]  # layers: longest needs path
     trigger = html.split('data-trigger="nightly"', 1)[1].split("</tr>", 1)[0]
-    times = re.findall(r'<time title="([^"]+)">([^<]+)</time>', trigger)
+    times = re.findall(r'<time datetime="[^"]+" title="([^"]+)">([^<]+)</time>', trigger)
     assert len(times) == 3
     # 2026-03-01 12:00 UTC: the next 02:30 in Paris is 2026-03-02 01:30 UTC
     assert times[0] == ("2026-03-02 02:30 CET (Europe/Paris) · 2026-03-02 01:30 UTC", "in 13 h")
