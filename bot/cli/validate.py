@@ -19,10 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from runner.backends import BACKENDS, capabilities_of
+from runner.backends.fit import Target
 from runner.clock import SystemClock
 from runner.model.flows import Flow
 from runner.scheduling import cron
-from runner.validation.capability_check import Target
 from runner.validation.validate import Diagnostic, RepoReport, validate_paths
 
 DEFAULT_DIR = Path("flows")

@@ -19,9 +19,9 @@ from bot.intake.router import Event, Router
 from bot.repos import FlowsTooLarge
 from bot.services import Services
 from runner.backends import capabilities_of
+from runner.backends.fit import Target
 from runner.errors import DuplicateFlowId
 from runner.scheduling.registry import Plan, plan
-from runner.validation.capability_check import Target
 from runner.validation.diagnostics import Diagnostic, Severity
 from runner.validation.validate import RepoReport, validate_files
 from runner.validation.validate_sandbox import validate_isolated

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+from runner.backends.fit import Target
 from runner.loading import yamlload
 from runner.model.flows import Flow, flow_from_data
 from runner.validation import capability_check, repair, schema_messages, semantic
-from runner.validation.capability_check import Target
 from runner.validation.diagnostics import (
     REPO_OVER_TIME,
     Budget,

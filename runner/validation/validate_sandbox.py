@@ -23,8 +23,8 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 
+from runner.backends.fit import Target
 from runner.validation import schema_messages
-from runner.validation.capability_check import Target
 from runner.validation.diagnostics import Diagnostic, Severity
 from runner.validation.validate import FileReport, RepoReport, validate_files
 

@@ -9,9 +9,9 @@ import pytest
 from runner.backends import capabilities_of
 from runner.backends.base import Capabilities
 from runner.backends.docker_backend import DockerBackend
+from runner.backends.fit import Target, refusal
 from runner.backends.process_backend import ProcessBackend
 from runner.model.flows import flow_from_data
-from runner.validation.capability_check import Target, refusal
 from runner.validation.validate import validate_text
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
