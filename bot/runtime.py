@@ -3,9 +3,12 @@
 :func:`build_runtime` opens (and migrates) the database and builds the run
 store, registry, schedules, run service (Docker or process backend), the
 scheduler, GitHub clients and git mirrors, and the delivery workers.
-:meth:`Runtime.start` first repairs what a crash left (deliveries in flight go
-back to the queue, runs left running are reconciled and reported), then starts
-the workers and the scheduler; :meth:`Runtime.stop` ends them. Without the Docker
+:meth:`Runtime.start` first registers this process as a replica and adopts what
+dead replicas left, its own previous life included (deliveries in flight go back
+to the queue, recorded fires start, runs left running are reconciled and
+reported: :mod:`bot.adoption`), then starts the workers, the scheduler and the
+replica thread (heartbeat, adoption of replicas that die later);
+:meth:`Runtime.stop` ends them and marks the replica stopped. Without the Docker
 engine everything but the run workers starts: runs queue with a note
 (:mod:`bot.engine_gate`) and the engine is asked again every ``engine_poll``
 seconds until reconciling succeeds.
@@ -14,13 +17,12 @@ seconds until reconciling succeeds.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
+from bot.adoption import Adoption
 from bot.engine_gate import EngineGate
 from bot.github.interfaces import GitHubClients
 from bot.handlers import build_router
@@ -39,12 +41,13 @@ from runner.backends.base import Backend
 from runner.clock import Clock, clock_from_setting
 from runner.errors import BackendError
 from runner.running.logstore import LogStore, make_log_store
-from runner.running.service import Listener, RunService, installation_for, owner_for
+from runner.running.service import Listener, RunService, installation_for
 from runner.scheduling.fire_sink import RunSink
 from runner.scheduling.registry import Registry
 from runner.scheduling.scheduler import Scheduler
 from runner.scheduling.sql_schedule_store import SqlScheduleStore
 from runner.state.db import connect
+from runner.state.replicas import ReplicaRegistry
 from runner.state.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -66,7 +69,9 @@ class Runtime:
     workers: Workers
     gate: EngineGate | None = None
     engine_poll: float = ENGINE_POLL_SECONDS  # how often an absent engine is asked again
+    adoption: Adoption | None = None  # this process as a replica (None: no replicas)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _engine_ready: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def dispatch(self, event: Event) -> None:
@@ -76,17 +81,27 @@ class Runtime:
     def start(self) -> None:
         """Start everything; without the engine, runs wait until it answers (engine_gate)."""
         self._stop.clear()
+        if self.adoption is not None:
+            self.adoption.first_pass()  # dead replicas' deliveries and fires, before workers
         if self._reconcile():
-            self.runs.start(self.services.settings.max_parallel_tasks)
+            self._start_runs()
         else:
             self._spawn(self._await_engine, "flowbot-engine-wait")
         self.workers.start()
         self._spawn(lambda: self.scheduler.run_forever(self._stop), "flowbot-scheduler")
+        if self.adoption is not None:
+            adoption = self.adoption
+            self._spawn(lambda: adoption.run_forever(self._stop, self._engine_ready.is_set),
+                        "flowbot-replica")
+
+    def _start_runs(self) -> None:
+        self.runs.start(self.services.settings.max_parallel_tasks)
+        self._engine_ready.set()
 
     def _reconcile(self) -> bool:
         """Reconcile runs a crash left running; False while the engine does not answer."""
         try:
-            resumed = self.runs.reconcile()  # runs a crash left running end truthfully
+            resumed = self._adopt_runs()  # runs a crash left running end truthfully
         except BackendError as exc:
             log.warning("the execution backend does not answer; runs wait for it",
                         extra={"reason": str(exc)})
@@ -99,11 +114,16 @@ class Runtime:
             log.info("reconciled runs left by the previous process", extra={"runs": resumed})
         return True
 
+    def _adopt_runs(self) -> list[str]:
+        if self.adoption is None:
+            return self.runs.reconcile()  # no replicas: this process's own runs
+        return self.adoption.adopt_runs()
+
     def _await_engine(self) -> None:
         while not self._stop.wait(self.engine_poll):
             if self._reconcile():
                 if not self._stop.is_set():
-                    self.runs.start(self.services.settings.max_parallel_tasks)
+                    self._start_runs()
                 return  # the engine answers: the run workers take over
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -119,6 +139,9 @@ class Runtime:
             thread.join(10)
         self._threads.clear()
         self.runs.stop()
+        self._engine_ready.clear()
+        if self.adoption is not None:
+            self.adoption.stop()  # after the threads: no heartbeat revives it
 
 
 def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
@@ -127,13 +150,15 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     clock = clock or clock_from_setting(settings.clock)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    engine = connect(settings.db_url)
+    engine = connect(settings.db_url, exclusive=True)  # SQLite: this process only
+    replicas = ReplicaRegistry(engine, heartbeat_seconds=settings.replica_heartbeat_seconds,
+                               lease_seconds=settings.replica_lease_seconds)
     wake = threading.Event()
     store = RunStore(engine, clock)
-    schedules = SqlScheduleStore(engine, clock, instance_id=_instance_id(data_dir), wake=wake)
+    schedules = SqlScheduleStore(engine, clock, instance_id=replicas.id, wake=wake)
     registry = Registry(engine, clock, wake=wake, schedules=schedules)
     mirrors = Mirrors(data_dir, settings.github_token)
-    deliveries = DeliveryStore(engine, clock)
+    deliveries = DeliveryStore(engine, clock, replica=replicas.id)
     metrics = Metrics()  # this bot's own registry: /metrics
     github = github or default_github(settings)
     _observe_github(github, metrics)
@@ -141,7 +166,7 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     logs = make_log_store(engine, data_dir)  # in the database on PostgreSQL: every replica
     reporting = RunReporting(settings, store, clients, RunReports(engine), logs)
     runs = _run_service(settings, store, backend, clock,
-                        [reporting.listen, metrics.run_listener(store)], logs)
+                        [reporting.listen, metrics.run_listener(store)], logs, replicas.id)
     gate = EngineGate(runs, store, notify=reporting.report)
     router = build_router()
     workers = Workers(deliveries, lambda event: router.dispatch(event, services),
@@ -152,11 +177,12 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
         registry=registry, schedules=schedules,
         store=store, clients=clients, repos=mirrors, runs=gate, reporting=reporting,
         router=router, wake_scheduler=wake, on_delivery=workers.notify, metrics=metrics,
-        log_store=logs,
+        log_store=logs, replicas=replicas,
     )
     sink = RunSink(registry, store, runs, lambda repo, sha: mirrors.path_of(repo))
     scheduler = Scheduler(schedules, sink, clock, wake=wake, lateness=metrics.fire_late)
-    return Runtime(services, runs, scheduler, workers, gate)
+    adoption = Adoption(replicas, deliveries, scheduler, runs, workers.notify)
+    return Runtime(services, runs, scheduler, workers, gate, adoption=adoption)
 
 
 def _observe_github(github: GitHubClients, metrics: Metrics) -> None:
@@ -167,9 +193,9 @@ def _observe_github(github: GitHubClients, metrics: Metrics) -> None:
 
 
 def _run_service(settings: Settings, store: RunStore, backend: Backend | None, clock: Clock,
-                 listeners: list[Listener], logs: LogStore) -> RunService:
-    """The run service over ``backend`` (else the one ``settings`` name), telling
-    ``listeners``."""
+                 listeners: list[Listener], logs: LogStore, replica: str) -> RunService:
+    """The run service of ``replica`` over ``backend`` (else the one ``settings``
+    name), telling ``listeners``."""
     data_dir = settings.data_dir.resolve()
     owner = installation_for(settings.db_url)  # every replica on the database labels alike
     backend = backend or make_backend(settings.backend, owner,
@@ -179,8 +205,6 @@ def _run_service(settings: Settings, store: RunStore, backend: Backend | None, c
                       settings.max_parallel_tasks, listeners=listeners, owner=owner,
                       limits=limits, run_url=partial(run_page_url, settings),
                       log_max_bytes=settings.log_max_bytes,
-                      input_file_max_bytes=settings.input_file_max_bytes, logs=logs)
+                      input_file_max_bytes=settings.input_file_max_bytes, logs=logs,
+                      replica=replica)
 
-
-def _instance_id(data_dir: Path) -> str:
-    return f"{socket.gethostname()}:{owner_for(data_dir)}"

@@ -28,6 +28,7 @@ from runner.running.service import Submission
 from runner.scheduling.registry import Registry
 from runner.scheduling.schedule_store import ScheduleStore
 from runner.state.records import RunRecord, Trigger
+from runner.state.replicas import ReplicaRegistry
 from runner.state.store import RunStore
 
 
@@ -120,6 +121,7 @@ class Services:
     wake_scheduler: threading.Event = field(default_factory=threading.Event)
     on_delivery: Callable[[], None] | None = None  # wakes the delivery workers
     metrics: Metrics = field(default_factory=Metrics)  # /metrics: one registry per bot
+    replicas: ReplicaRegistry | None = None  # this process among the replicas (serve)
     log_store: LogStore | None = None  # task logs (None: files under the data dir)
 
     @property

@@ -65,6 +65,8 @@ class Settings:
     validate_memory_mb: int = 1024  # address space a PR's validation child may add; 0: no child
     validate_seconds: float = 120.0  # wall time of that child before it is killed
     clock: str = ""  # rehearsals and tests: <start>@<real anchor>x<rate>; empty: real time
+    replica_heartbeat_seconds: float = 2.0  # how often this replica renews its lease
+    replica_lease_seconds: float = 10.0  # a replica silent this long is dead: others adopt it
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -4,9 +4,11 @@
 answering; the primary key makes a redelivered id a no-op, except that a
 redelivery of a delivery that failed for good queues it again. Workers claim
 pending deliveries with a compare-and-set on ``status`` (so two workers, or two
-replicas on PostgreSQL, never process one delivery), and on start-up every
-delivery left ``processing`` by a crash goes back to ``pending``: nothing
-acknowledged is lost.
+replicas on PostgreSQL, never process one delivery). Each claim is stamped
+with the claiming replica's id (``claimed_by``); when a replica dies, the one
+that adopts it puts exactly that replica's ``processing`` deliveries back to
+``pending`` (:meth:`DeliveryStore.requeue_claimed_by`), never a live replica's:
+nothing acknowledged is lost, nothing is handled twice while its replica lives.
 
 Order of claiming: by *turn*, then priority (commands, then pushes and the
 rest, then pull request validation), then arrival. Each repository has a lane
@@ -51,6 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from runner.clock import Clock
 from runner.state.db import metadata
@@ -76,10 +79,12 @@ deliveries_table = Table(
     Column("pr_number", Integer),
     Column("head_sha", String(64)),
     Column("pr_updated_at", DateTime(timezone=True)),
+    Column("claimed_by", String(200)),  # the replica processing it (runner.state.replicas)
     Index("ix_webhook_deliveries_status", "status", "received_at"),
     Index("ix_webhook_deliveries_claim", "status", "turn", "priority", "received_at"),
     Index("ix_webhook_deliveries_lane", "repo", "priority", "status", "turn"),
     Index("ix_webhook_deliveries_pull", "repo", "pr_number"),
+    Index("ix_webhook_deliveries_claimed_by", "status", "claimed_by"),
 )
 
 # Within a turn, lower is claimed first: a command someone waits for, then pushes
@@ -169,11 +174,14 @@ def _same_repo(repo: str | None) -> Any:
 
 
 class DeliveryStore:
-    """Records, claims and finishes webhook deliveries."""
+    """Records, claims and finishes webhook deliveries; claims are stamped with
+    ``replica``, the id of this process among the replicas (None: unnamed, as in
+    tools and tests that run no replicas)."""
 
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+    def __init__(self, engine: Engine, clock: Clock, *, replica: str | None = None) -> None:
         self._engine = engine
         self._clock = clock
+        self._replica = replica
         # SQLite has one writer: taking turns here is far cheaper than its busy-wait sleeps
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
             threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext())
@@ -297,7 +305,8 @@ class DeliveryStore:
                 return []  # nothing due
             rows = conn.execute(
                 update(t).where(t.c.id.in_(ids), t.c.status == DeliveryStatus.PENDING.value)
-                .values(status=DeliveryStatus.PROCESSING.value, attempts=t.c.attempts + 1)
+                .values(status=DeliveryStatus.PROCESSING.value, attempts=t.c.attempts + 1,
+                        claimed_by=self._replica)
                 .returning(*t.c)).all()
         return sorted((_row(r) for r in rows), key=lambda d: (d.turn, d.priority, d.received_at))
 
@@ -356,17 +365,24 @@ class DeliveryStore:
             found = conn.execute(query).scalar()
         return None if found is None else str(found)
 
-    def requeue_unfinished(self) -> int:
-        """After a crash: deliveries left processing go back to pending. Returns how many."""
+    def requeue_claimed_by(self, dead: Sequence[str], *, unclaimed: bool = False) -> int:
+        """Deliveries the ``dead`` replicas left processing go back to pending (due at
+        once, keeping their turn), and with ``unclaimed`` also those processing under
+        no replica id (claimed before replicas had ids, or by an unnamed store: pass
+        it only when no other replica lives). Returns how many."""
         t = deliveries_table
+        processing = t.c.status == DeliveryStatus.PROCESSING.value
+        whose: ColumnElement[bool] = t.c.claimed_by.in_(list(dead))
+        if unclaimed:
+            whose = or_(whose, t.c.claimed_by.is_(None))
         with self._writing() as conn:
             count = conn.execute(
-                update(t)
-                .where(t.c.status == DeliveryStatus.PROCESSING.value)
-                .values(status=DeliveryStatus.PENDING.value)
+                update(t).where(processing, whose)
+                .values(status=DeliveryStatus.PENDING.value, claimed_by=None)
             ).rowcount
         if count:
-            log.info("requeued unfinished deliveries", extra={"count": count})
+            log.info("requeued deliveries of dead replicas",
+                     extra={"count": count, "dead": list(dead)})
         return int(count)
 
     def installation_for(self, repo: str) -> int | None:

@@ -147,7 +147,8 @@ class Workers:
         return self._monotonic() - self._last_delivery < BUSY_SECONDS
 
     def start(self) -> None:
-        self._store.requeue_unfinished()  # work a crash interrupted is done again
+        # work a crash interrupted is requeued by the replica that adopts the
+        # crashed one (bot.runtime), never here: other replicas' claims are live
         self._stop.clear()
         for number in range(self._count):
             thread = threading.Thread(

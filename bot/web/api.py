@@ -251,7 +251,8 @@ def _health_route(router: APIRouter, services: Services) -> None:
     """``GET /healthz``: 503 when the database or the data dir fails."""
 
     @router.get("/healthz", tags=["health"], summary="Health of the database and data dir",
-                response_description="ok (engine: a note while Docker does not answer)",
+                response_description="ok, this replica's id and how many replicas are live "
+                                     "(engine: a note while Docker does not answer)",
                 responses={503: {"description": "the database or the data dir fails"}})
     def healthz() -> Response:
         try:
@@ -263,9 +264,17 @@ def _health_route(router: APIRouter, services: Services) -> None:
         if problem is not None:
             return JSONResponse({"ok": False, "error": "data dir not writable",
                                  "reason": problem}, status_code=503)
+        answer: dict[str, Any] = {"ok": True, **_replicas(services)}
         if getattr(services.runs, "away", False):  # validation still works: not a 503
-            return JSONResponse({"ok": True, "engine": ENGINE_AWAY})
-        return JSONResponse({"ok": True})
+            answer["engine"] = ENGINE_AWAY
+        return JSONResponse(answer)
+
+
+def _replicas(services: Services) -> dict[str, Any]:
+    """This replica's id and how many replicas hold a lease (none without replicas)."""
+    if services.replicas is None:
+        return {}  # tests and tools that run no replica
+    return {"replica": services.replicas.id, "replicas": len(services.replicas.live())}
 
 
 def described(path: str) -> bool:

@@ -64,6 +64,13 @@ def orphans(instance_id: str, claimed_before: datetime, *, own: bool) -> Select[
     return select(schedule_fires).where(t.state == FireState.FIRED.value, orphaned)
 
 
+def orphans_of(dead: Sequence[str]) -> Select[Any]:
+    """Fires still ``fired`` recorded (or last taken over) by the ``dead`` replicas."""
+    t = schedule_fires.c
+    return select(schedule_fires).where(t.state == FireState.FIRED.value,
+                                        t.instance_id.in_(list(dead)))
+
+
 def take_over(conn: Connection, rows: Sequence[Any], instance_id: str, now: datetime
               ) -> list[Fire]:
     """Claim the orphaned fire ``rows`` for ``instance_id``; those it won (another

@@ -101,6 +101,10 @@ class ScheduleStore(Protocol):
         instance's own from an earlier life (``own``) and any whose claim is older
         than ``lease``. Each is taken by one instance only."""
 
+    def adopt(self, dead: Sequence[str], now: datetime) -> list[Fire]:
+        """Take over the fires left in state ``fired`` by the ``dead`` instances
+        (replicas another replica adopted). Each is taken by one instance only."""
+
     def record_outcomes(self, fires: Sequence[Fire]) -> None:
         """Record the final state of started, skipped or failed ``fires`` (still
         ``fired`` in the store), and point each schedule at its latest run."""

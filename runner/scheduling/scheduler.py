@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -54,9 +54,13 @@ class Scheduler:
     """Fires due schedule slots exactly once into ``sink``.
 
     Several instances may share one PostgreSQL database, each with its own
-    ``store`` (its ``instance_id`` unique among live instances and stable across
-    restarts of one instance). ``wake`` is the event the store sets on pause
-    and resume; setting it makes :meth:`run_forever` re-read its next wake-up.
+    ``store`` (its ``instance_id`` unique among live instances: in ``flowbot
+    serve`` the replica id, new each start). Fires a dead replica recorded but
+    did not start are started by the replica that adopts it (:meth:`adopt`);
+    the claim lease (:data:`LEASE`, :meth:`recover`) stays as the fallback for
+    fires whose sink failed and for instances that never had a replica id.
+    ``wake`` is the event the store sets on pause and resume; setting it makes
+    :meth:`run_forever` re-read its next wake-up.
     ``lateness``, if given, is told how many seconds after its slot each fire is
     handed to the sink (the bot's metrics; the scheduler knows nothing of them).
     """
@@ -99,6 +103,16 @@ class Scheduler:
         if taken:
             log.warning("recovering %d fires recorded but not started", len(taken),
                         extra={"instance": self._instance_id})
+        return self._start(taken)
+
+    def adopt(self, dead: Sequence[str], now: datetime | None = None) -> list[Fire]:
+        """Start the fires the ``dead`` replicas recorded but did not start (each
+        once: the store hands each fire to one adopter, and the sink is idempotent
+        on the fire's key). Returns them in their final state."""
+        taken = self._store.adopt(dead, now or self._clock.now())
+        if taken:
+            log.warning("adopting %d fires of dead replicas", len(taken),
+                        extra={"instance": self._instance_id, "dead": list(dead)})
         return self._start(taken)
 
     def next_wakeup(self) -> datetime | None:

@@ -6,7 +6,8 @@ claiming), each decision's slots are inserted under the unique fire key
 (:func:`runner.scheduling.fires.record_fires`; a conflicting slot belongs to whoever
 inserted it first) and ``next_fire_at`` advances by compare-and-set. Only
 after that commit does the scheduler start anything, so a crash leaves fires
-in state ``fired`` for :meth:`SqlScheduleStore.reclaim`.
+in state ``fired`` for the replica that adopts the crashed one
+(:meth:`SqlScheduleStore.adopt`) or, failing that, :meth:`SqlScheduleStore.reclaim`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from runner.clock import Clock
 from runner.model.flows import Flow
 from runner.scheduling import cron
 from runner.scheduling.catchup import Decision
-from runner.scheduling.fire_claims import advance, fire_values, orphans, record_outcomes, take_over
+from runner.scheduling.fire_claims import (
+    advance,
+    fire_values,
+    orphans,
+    orphans_of,
+    record_outcomes,
+    take_over,
+)
 from runner.scheduling.fires import (
     Fire,
     FireState,
@@ -142,6 +150,13 @@ class SqlScheduleStore:
         query = orphans(self._instance_id, now - lease, own=own)
         with self._engine.begin() as conn:
             rows = conn.execute(self._locked(query)).all()
+            return take_over(conn, rows, self._instance_id, now)
+
+    def adopt(self, dead: Sequence[str], now: datetime) -> list[Fire]:
+        if not dead:
+            return []  # no dead replica: nothing to take over
+        with self._engine.begin() as conn:
+            rows = conn.execute(self._locked(orphans_of(dead))).all()
             return take_over(conn, rows, self._instance_id, now)
 
     def record_outcomes(self, fires: Sequence[Fire]) -> None:

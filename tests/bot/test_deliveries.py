@@ -52,7 +52,8 @@ def test_unfinished_work_is_requeued_after_a_crash(db_engine: Engine) -> None:
     store = _store(db_engine)
     _record(store, "d1")
     [claimed] = store.claim(1)
-    assert store.requeue_unfinished() == 1  # as on the next start
+    assert store.requeue_claimed_by([]) == 0  # claimed under no replica id: not unless asked
+    assert store.requeue_claimed_by([], unclaimed=True) == 1  # as on the next start, alone
     [again] = store.claim(1)
     assert again.id == claimed.id and again.attempts == 2
     assert again.payload["repository"]["full_name"] == "o/r"

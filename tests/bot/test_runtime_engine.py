@@ -107,4 +107,5 @@ def test_serve_starts_validates_and_queues_runs_until_the_engine_answers(
     assert (final.status, final.error) == (Status.SUCCESS, "")
     reply = bot.fake.comments(FAKE_REPO, issue)[-1]
     assert "success" in reply and "Waiting for the Docker engine" not in reply
-    assert bot.client.get("/healthz").json() == {"ok": True}
+    health = bot.client.get("/healthz").json()
+    assert health == {"ok": True, "replica": health["replica"], "replicas": 1}

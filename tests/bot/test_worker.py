@@ -75,6 +75,7 @@ def test_threads_take_work_left_by_a_crash(sqlite_engine: Engine) -> None:
     store = _store(sqlite_engine)
     seen: list[str] = []
     store.claim(3)  # a previous process took them all and died
+    store.requeue_claimed_by([], unclaimed=True)  # as its adopter does (bot.adoption)
     done = threading.Event()
     router = _router(seen)
 
