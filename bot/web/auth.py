@@ -3,11 +3,12 @@
 With ``FLOWBOT_OAUTH_CLIENT_ID`` set, people sign in through GitHub's OAuth web
 flow (Authlib) and see only the repositories GitHub lets them read. The session
 cookie (Starlette's, signed with ``FLOWBOT_SESSION_SECRET``, HttpOnly, SameSite=Lax,
-expiring after ``FLOWBOT_SESSION_MAX_AGE_SECONDS``) holds a random session id, the
-login and the readable repositories with when they were checked: never a token.
-The user's GitHub token stays in this process (:class:`Access`), to check the
-repositories again every ``FLOWBOT_ACCESS_TTL_SECONDS``; a restarted bot has
-forgotten it, so its sessions sign in again once their check is due.
+expiring after ``FLOWBOT_SESSION_MAX_AGE_SECONDS``) holds only a random session id:
+never a token. The session itself is a database row (:mod:`bot.web.sessions`), so
+every replica, and a restarted bot, serves it: the login, the readable repositories
+with when they were checked, and the user's GitHub token encrypted at rest, used to
+check the repositories again every ``FLOWBOT_ACCESS_TTL_SECONDS``. The row expires
+with the cookie; signing out deletes it, everywhere at once.
 
 Without OAuth (the demo, a laptop) pages and the read API answer only requests
 from the loopback address. ``Authorization: Bearer <FLOWBOT_API_TOKEN>`` reads
@@ -20,10 +21,9 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-import secrets
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from bot.services import Services
 from bot.settings import Settings
+from bot.web.sessions import SessionStore, WebSession
 from runner.errors import ConfigError
 from runner.scheduling.registry import registered_flows
 from runner.state.run_tables import runs
@@ -142,8 +143,8 @@ class Access:
         self._services = services
         self._settings = services.settings
         self.oauth = oauth_configured(self._settings)
-        self._tokens: dict[str, str] = {}  # session id -> the user's GitHub token
-        self._lock = threading.Lock()
+        self._sessions = SessionStore(services.engine, self._settings.session_secret,
+                                      self._settings.session_max_age_seconds)
 
     def viewer(self, scope: Any, session: dict[str, Any] | None) -> Viewer | None:
         """The viewer of a request (its ASGI scope and session); None: refused."""
@@ -152,12 +153,20 @@ class Access:
         if not self.oauth:
             client = scope.get("client")
             return LOCAL if client and is_loopback(client[0]) else None
-        if session is None or "login" not in session:
+        if session is None or "sid" not in session:
             return None  # not signed in
-        if self._now() - float(session.get("checked", 0)) > self._settings.access_ttl_seconds:
-            if not self._recheck(session):
+        session_id = str(session["sid"])
+        stored = self._sessions.get(session_id, self._now())
+        if stored is None:
+            session.clear()  # expired, or signed out (on any replica)
+            return None
+        repos: frozenset[str] | None = stored.repos
+        age = (self._now() - stored.checked_at).total_seconds()
+        if age > self._settings.access_ttl_seconds:
+            repos = self._recheck(session, session_id, stored)
+            if repos is None:
                 return None
-        return Viewer(session["login"], frozenset(session.get("repos", ())), signed_in=True)
+        return Viewer(stored.login, repos, signed_in=True)
 
     def sign_in(self, session: dict[str, Any], token: str) -> str | None:
         """Start a session for the holder of ``token``: its login, or None if refused."""
@@ -165,31 +174,29 @@ class Access:
         login = user.login()
         if login is None:
             return None
-        sid = secrets.token_urlsafe(24)
-        with self._lock:
-            self._tokens[sid] = token
+        repos = user.readable(known_repos(self._services))
         session.clear()
-        session.update(sid=sid, login=login, checked=self._now(),
-                       repos=sorted(user.readable(known_repos(self._services))))
+        session["sid"] = self._sessions.create(login, token, repos, self._now())
         log.info("signed in", extra={"login": login})
         return login
 
     def sign_out(self, session: dict[str, Any]) -> None:
-        with self._lock:
-            self._tokens.pop(str(session.get("sid", "")), None)
+        """End the session: its row goes (every replica forgets it), the cookie empties."""
+        if "sid" in session:
+            self._sessions.delete(str(session["sid"]))
         session.clear()
 
-    def _recheck(self, session: dict[str, Any]) -> bool:
-        """Check the session's repositories again with the user's token (kept here)."""
-        with self._lock:
-            token = self._tokens.get(str(session.get("sid", "")))
-        user = GitHubUser(self._settings.github_api_url, token) if token else None
-        if user is None or user.login() != session.get("login"):
-            self.sign_out(session)  # token forgotten (restart) or revoked: sign in again
-            return False
-        session.update(checked=self._now(),
-                       repos=sorted(user.readable(known_repos(self._services))))
-        return True
+    def _recheck(self, session: dict[str, Any], session_id: str,
+                 stored: WebSession) -> frozenset[str] | None:
+        """The session's repositories checked again with the user's token (None: the
+        token was revoked or is another user's now, and the session is over)."""
+        user = GitHubUser(self._settings.github_api_url, stored.token)
+        if user.login() != stored.login:
+            self.sign_out(session)  # revoked: sign in again
+            return None
+        repos = user.readable(known_repos(self._services))
+        self._sessions.rechecked(session_id, repos, self._now())
+        return repos
 
     def _bearer_ok(self, scope: Any) -> bool:
         expected = self._settings.api_token
@@ -199,5 +206,5 @@ class Access:
         header = headers.get(b"authorization")
         return header is not None and token_ok(expected, header.decode("latin-1"))
 
-    def _now(self) -> float:
-        return self._services.clock.now().timestamp()
+    def _now(self) -> datetime:
+        return self._services.clock.now()
