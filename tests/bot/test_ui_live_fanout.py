@@ -94,3 +94,24 @@ def test_fifty_viewers_share_one_poller_and_each_gets_every_line(
         assert shared.catchup_reads == 1
         hub = app.state.live_hub
         wait_until(lambda: hub.poller(run_id) is None, 30, "the poller to go with its viewers")
+
+
+def _no_poller(hub: LiveHub, run_id: str) -> bool:
+    return hub.poller(run_id) is None
+
+
+def test_viewers_leaving_mid_run_take_the_poller_with_them(
+        sqlite_engine: Engine, tmp_path: Path) -> None:
+    svc = ui_services(sqlite_engine, tmp_path, None)
+    run_id = running_run(svc, log=FIRST)
+    app = ui_app(svc)
+    with served(app, free_port()) as base:
+        for _ in range(2):  # the second viewer gets a poller of its own again
+            with httpx.stream("GET", f"{base}/runs/{run_id}/live", timeout=30) as answer:
+                lines = answer.iter_lines()
+                assert next(line for line in lines if line.startswith("event: ")) \
+                    == "event: state"
+                hub = app.state.live_hub
+                assert isinstance(hub, LiveHub) and hub.poller(run_id) is not None
+            wait_until(partial(_no_poller, hub, run_id), 30,
+                       "the poller to stop once its only viewer left")
