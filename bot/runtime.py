@@ -180,7 +180,8 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
         log_store=logs, replicas=replicas,
     )
     sink = RunSink(registry, store, runs, lambda repo, sha: mirrors.path_of(repo))
-    scheduler = Scheduler(schedules, sink, clock, wake=wake, lateness=metrics.fire_late)
+    scheduler = Scheduler(schedules, sink, clock, wake=wake, lateness=metrics.fire_late,
+                          live=lambda: [replica.id for replica in replicas.live()])
     adoption = Adoption(replicas, deliveries, scheduler, runs, workers.notify)
     return Runtime(services, runs, scheduler, workers, gate, adoption=adoption)
 

@@ -7,7 +7,7 @@ each claimed schedule, taking over orphaned fires, and recording outcomes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -54,14 +54,17 @@ def _last_fire(row: Any, decision: Decision) -> datetime:
     return max(decision.last_slot, as_utc(row.last_fire_at))
 
 
-def orphans(instance_id: str, claimed_before: datetime, *, own: bool) -> Select[Any]:
+def orphans(instance_id: str, claimed_before: datetime, *, own: bool,
+            spare: Collection[str] = ()) -> Select[Any]:
     """Fires still ``fired`` whose claim is older than ``claimed_before``, or (``own``)
-    claimed by ``instance_id`` in an earlier life."""
+    claimed by ``instance_id`` in an earlier life; never those of the ``spare``
+    instances (live replicas: theirs are theirs, or their adopter's)."""
     t = schedule_fires.c
     orphaned = t.claimed_at < claimed_before
     if own:
         orphaned = orphaned | (t.instance_id == instance_id)
-    return select(schedule_fires).where(t.state == FireState.FIRED.value, orphaned)
+    query = select(schedule_fires).where(t.state == FireState.FIRED.value, orphaned)
+    return query.where(t.instance_id.not_in(list(spare))) if spare else query
 
 
 def orphans_of(dead: Sequence[str]) -> Select[Any]:

@@ -14,7 +14,7 @@ schedule and records what it decided (:class:`runner.scheduling.catchup.Decision
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -96,10 +96,12 @@ class ScheduleStore(Protocol):
         transaction. A slot another instance recorded first is left out. Returns
         the fires this call recorded, oldest slot first per schedule."""
 
-    def reclaim(self, now: datetime, lease: timedelta, *, own: bool) -> list[Fire]:
+    def reclaim(self, now: datetime, lease: timedelta, *, own: bool,
+                spare: Collection[str] = ()) -> list[Fire]:
         """Take over fires left in state ``fired`` (claimed, never started): this
         instance's own from an earlier life (``own``) and any whose claim is older
-        than ``lease``. Each is taken by one instance only."""
+        than ``lease``, except those of the ``spare`` instances (live replicas).
+        Each is taken by one instance only."""
 
     def adopt(self, dead: Sequence[str], now: datetime) -> list[Fire]:
         """Take over the fires left in state ``fired`` by the ``dead`` instances

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -63,6 +63,9 @@ class Scheduler:
     :meth:`run_forever` re-read its next wake-up.
     ``lateness``, if given, is told how many seconds after its slot each fire is
     handed to the sink (the bot's metrics; the scheduler knows nothing of them).
+    ``live``, if given, names the live instances (replicas) whose fires the lease
+    fallback leaves alone: under a fast rehearsal clock a live replica's fire
+    can look older than the lease while its sink is still starting it.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class Scheduler:
         wake: threading.Event | None = None,
         misfire_grace: float = ON_TIME_GRACE.total_seconds(),
         lateness: Callable[[float], None] | None = None,
+        live: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self._store = store
         self._sink = sink
@@ -82,6 +86,7 @@ class Scheduler:
         self._wake = wake if wake is not None else threading.Event()
         self._grace = timedelta(seconds=misfire_grace)
         self._lateness = lateness
+        self._live = live
 
     def wake(self) -> None:
         """Make :meth:`run_forever` re-read the earliest next fire now."""
@@ -97,9 +102,11 @@ class Scheduler:
 
     def recover(self, now: datetime | None = None, *, own: bool = True) -> list[Fire]:
         """Start fires left in state ``fired`` by a crash: this instance's earlier
-        life (``own``) or any instance whose lease expired. Each starts once."""
+        life (``own``) or any instance, not live, whose claim is older than
+        :data:`LEASE`. Each starts once."""
         now = now or self._clock.now()
-        taken = self._store.reclaim(now, LEASE, own=own)
+        spare = set(self._live()) - {self._instance_id} if self._live is not None else set()
+        taken = self._store.reclaim(now, LEASE, own=own, spare=spare)
         if taken:
             log.warning("recovering %d fires recorded but not started", len(taken),
                         extra={"instance": self._instance_id})

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -146,8 +146,9 @@ class SqlScheduleStore:
                   extra={"instance": self._instance_id})
         return fires
 
-    def reclaim(self, now: datetime, lease: timedelta, *, own: bool) -> list[Fire]:
-        query = orphans(self._instance_id, now - lease, own=own)
+    def reclaim(self, now: datetime, lease: timedelta, *, own: bool,
+                spare: Collection[str] = ()) -> list[Fire]:
+        query = orphans(self._instance_id, now - lease, own=own, spare=spare)
         with self._engine.begin() as conn:
             rows = conn.execute(self._locked(query)).all()
             return take_over(conn, rows, self._instance_id, now)

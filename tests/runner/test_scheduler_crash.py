@@ -113,3 +113,21 @@ def test_another_instance_takes_over_an_orphaned_fire_only_after_the_lease(
     assert [f.state for f in taken] == [FireState.STARTED]
     assert JournalSink(journal).keys() == [taken[0].key]
     assert other.recover(clock.now() + timedelta(hours=1)) == []
+
+
+def test_the_lease_fallback_leaves_a_live_replicas_fire_alone(
+    db_engine: Engine, tmp_path: Path
+) -> None:
+    clock = FakeClock(T0)
+    Registry(db_engine, clock).sync("acme/data", "c1", [make_flow("a", {"cron": "0 * * * *"})])
+    clock.advance(3600)
+    journal = tmp_path / "runs.journal"
+    assert _crash(db_engine, journal, "before-start", clock.now().isoformat()) == 17
+    live = {"solo", "other"}  # "solo" still holds its replica lease
+    other = Scheduler(SqlScheduleStore(db_engine, clock, instance_id="other"),
+                      JournalSink(journal), clock, live=lambda: live)
+    clock.advance(LEASE.total_seconds() + 1)
+
+    assert other.recover() == []  # a fast clock's "old" claim of a live replica: spared
+    live.discard("solo")  # its lease ran out (and no replica adopted it)
+    assert [f.state for f in other.recover()] == [FireState.STARTED]
