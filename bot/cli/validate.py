@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from runner.backends import BACKENDS, capabilities_of
+from runner.backends import BACKENDS
 from runner.backends.fit import Target
 from runner.clock import SystemClock
 from runner.model.flows import Flow
@@ -63,7 +63,7 @@ def _handle(args: argparse.Namespace) -> int:
         message = NO_DEFAULT_DIR if not args.paths else MISSING_PATH.format(path=missing[0])
         print(message, file=sys.stderr)
         return 2
-    target = Target(args.backend, capabilities_of(args.backend)) if args.backend else None
+    target = Target.named(args.backend) if args.backend else None
     report = validate_paths(paths, now=now, target=target)
     plan = _plan(report.flows, now) if args.plan else []
     if args.format == "json":

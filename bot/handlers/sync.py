@@ -13,6 +13,7 @@ from bot.handlers import render
 from bot.intake.router import Event, Router
 from bot.repos import FlowsTooLarge
 from bot.services import Services
+from runner.backends.fit import Target
 from runner.errors import DuplicateFlowId
 from runner.scheduling.registry import SyncResult
 from runner.validation.validate import validate_files
@@ -31,10 +32,12 @@ INVALID_NOTE = "; {count} invalid file(s) not registered: {paths}"
 def sync_commit(
     services: Services, repo: str, clone_url: str, sha: str, installation_id: int | None = None
 ) -> tuple[SyncResult, list[str]]:
-    """Validate ``flows/*.yml`` at ``sha`` and register the valid flows; also the
-    paths of the invalid files (their flows keep their last valid version)."""
+    """Validate ``flows/*.yml`` at ``sha`` (against the configured backend too) and register
+    the valid flows; also the paths of the invalid files (their flows keep their last valid
+    version)."""
     mirror = services.mirror(repo, clone_url, installation_id, want=sha)
-    report = validate_files(services.repos.read_flows(mirror, sha), now=services.clock.now())
+    report = validate_files(services.repos.read_flows(mirror, sha), now=services.clock.now(),
+                            target=Target.named(services.settings.backend))
     valid = [f.flow for f in report.files if f.flow is not None and f.ok]
     invalid = {f.path: f.path for f in report.files if not f.ok or f.flow is None}
     return services.registry.sync(repo, sha, valid, invalid), sorted(invalid)

@@ -18,7 +18,6 @@ from bot.handlers import render
 from bot.intake.router import Event, Router
 from bot.repos import FlowsTooLarge
 from bot.services import Services
-from runner.backends import capabilities_of
 from runner.backends.fit import Target
 from runner.errors import DuplicateFlowId
 from runner.scheduling.registry import Plan, plan
@@ -54,7 +53,7 @@ def _validate(files: dict[str, bytes], services: Services) -> RepoReport:
     """The PR's flows, validated in a child process with hard limits (when set), against
     what the configured backend can honour (known without reaching its engine)."""
     settings = services.settings
-    target = Target(settings.backend, capabilities_of(settings.backend))
+    target = Target.named(settings.backend)
     if settings.validate_memory_mb <= 0:
         return validate_files(files, now=services.clock.now(), target=target)
     return validate_isolated(files, now=services.clock.now(),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runner.backends import capabilities_of
 from runner.backends.base import DEFAULT_POOL, Backend, Capabilities
 from runner.model.flows import Flow, Task
 
@@ -54,6 +55,12 @@ class Target:
     @classmethod
     def of(cls, backend: Backend) -> Target:
         return cls(backend.name, backend.capabilities())
+
+    @classmethod
+    def named(cls, name: str) -> Target:
+        """The backend called ``name`` (``FLOWBOT_BACKEND``), without building it or
+        reaching its engine. Raises ConfigError for an unknown name."""
+        return cls(name, capabilities_of(name))
 
 
 @dataclass(frozen=True)

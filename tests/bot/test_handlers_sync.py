@@ -90,3 +90,15 @@ def test_other_branches_tags_and_deletions_are_ignored(
 ) -> None:
     assert _push(services, **kwargs) == []
     assert services.registry.list("acme/flows") == []
+
+
+def test_a_flow_the_backend_cannot_honour_is_not_registered(services: Services) -> None:
+    source = services.repos
+    assert isinstance(source, FakeFlowSource)
+    gpu = NIGHTLY.replace(b"tasks:", b"pool: gpu\ntasks:")  # the docker backend has no pools
+    source.commits["4" * 40] = {"flows/nightly.yml": gpu, "flows/other.yml": OTHER}
+    statuses = _push(services, after="4" * 40)
+    assert statuses[-1]["state"] == "failure"
+    assert "1 invalid file(s) not registered: flows/nightly.yml" in str(statuses[-1]["description"])
+    assert services.registry.get("acme/flows", "nightly") is None
+    assert _scheduled(services) == [("other", "hourly")]

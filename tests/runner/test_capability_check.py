@@ -75,7 +75,7 @@ EXPECTED = {
 
 
 def _target(name: str) -> Target:
-    return SWARM if name == "swarm" else Target(name, capabilities_of(name))
+    return SWARM if name == "swarm" else Target.named(name)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
