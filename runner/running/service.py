@@ -77,7 +77,7 @@ def owner_for(data_dir: Path) -> str:
 def installation_for(db_url: str) -> str:
     """The owner label of containers started by every replica sharing the database at
     ``db_url``: its address without the password, hashed (a new password keeps it)."""
-    address = make_url(db_url).set(password=None).render_as_string(hide_password=False)
+    address = make_url(db_url).render_as_string(hide_password=True)  # the password as ***
     return hashlib.sha256(address.encode()).hexdigest()[:12]
 
 
