@@ -27,6 +27,7 @@ from runner.backends.docker_backend import DockerBackend
 from runner.clock import SystemClock
 from runner.model.flows import flow_from_data
 from runner.running.service import RunService, Submission
+from runner.state.locks import FlowLocks
 from runner.state.records import RunRecord, Status
 from runner.state.run_tables import run_transitions
 from runner.state.store import RunStore
@@ -187,6 +188,25 @@ def test_a_limit_of_one_with_skip_admits_one_run_across_replicas(cluster: Cluste
             "tasks": [task("t", "true")]}
     submitted = _submit_everywhere(cluster, replicas, flow, 4)
     assert sorted(s.status for s in submitted) == [Status.QUEUED] + [Status.SKIPPED] * 7
+
+
+def test_a_replica_claims_a_limited_flows_run_only_under_the_flows_lock(
+    cluster: Cluster,
+) -> None:
+    flow = {"id": "locked", "concurrency": {"limit": 1, "policy": "queue"},
+            "tasks": [task("t", "true")]}
+    a = cluster.replica("replica-a")
+    run_id = cluster.submit(a, flow).run_id
+    waiting = sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    try:
+        with FlowLocks(cluster.engine).hold("o/r", "locked"), cluster.engine.connect() as conn:
+            a.start(workers=1)  # another replica holds the flow: A's claim must wait
+            wait_until(lambda: conn.execute(waiting).scalar() == 1, 20,
+                       "replica A's claim to wait for the flow's lock")
+            assert cluster.run(run_id).status is Status.QUEUED
+        assert cluster.final(run_id).status is Status.SUCCESS
+    finally:
+        a.stop()
 
 
 def _kill_replica_mid_task(cluster: Cluster, run_id: str, replica: str) -> None:
