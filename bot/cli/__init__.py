@@ -24,6 +24,7 @@ COMMANDS = {
     "serve": "serve GitHub webhooks, run pages and the scheduler",
     "schedules": "list schedules with their next fire times, last run and state",
     "demo": "the whole loop on the template repo, without GitHub",
+    "doctor": "check the database, Docker, GitHub credentials, webhook secret and public URL",
 }
 
 

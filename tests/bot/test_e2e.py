@@ -163,17 +163,11 @@ def test_permissions_unknown_flows_redelivery_and_signatures(bot: Bot) -> None:
 def test_as_a_github_app_a_check_run_carries_line_annotations(
     tmp_path: Path, fake_github: FakeGitHub, busybox_image: str
 ) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     from bot.github.client import HttpPolicy, PyGithubClients
+    from tests.fakegithub.fixtures import app_key_pair
     from tests.fakes import with_installation
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    private, public = app_key_pair()
     fake_github.add_app(4242, public, slug="flowbot")
     fake_github.add_installation(4242, 77)
     origin = Origin(tmp_path / "origin")

@@ -15,7 +15,7 @@ from bot.github.client import HttpPolicy, PyGithubClients, PyGithubRepoClient
 from bot.github.interfaces import Annotation, GitHubError, StatusState
 from runner.errors import ConfigError
 from tests.clock import FakeClock
-from tests.fakegithub.fixtures import FAKE_LOGIN, FAKE_REPO, FAKE_TOKEN
+from tests.fakegithub.fixtures import FAKE_LOGIN, FAKE_REPO, FAKE_TOKEN, app_key_pair
 from tests.fakegithub.server import FakeGitHub
 
 SHA = "a" * 40
@@ -219,12 +219,7 @@ APP_ID, INSTALLATION = 4242, 77
 
 @pytest.fixture(scope="module")
 def app_key() -> tuple[str, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private, public
+    return app_key_pair()
 
 
 @pytest.fixture

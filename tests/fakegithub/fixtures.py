@@ -19,6 +19,20 @@ FAKE_REPO = "octo/flows"
 FAKE_LOGIN = "flowbot"
 
 
+def app_key_pair() -> tuple[str, bytes]:
+    """A new RSA key for a GitHub App: the private PEM (flowbot's
+    FLOWBOT_GITHUB_PRIVATE_KEY) and the public PEM (``FakeGitHub.add_app``)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public
+
+
 @pytest.fixture
 def fake_github() -> Iterator[FakeGitHub]:
     fake = FakeGitHub().start()

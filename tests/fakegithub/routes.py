@@ -100,6 +100,25 @@ def get_app(ctx: Context) -> Answer:
     return 200, ctx.shape().app(app)
 
 
+@route("GET", "/app/installations")
+def list_installations(ctx: Context) -> Answer:
+    app = next(a for a in ctx.state.apps.values() if a.slug == ctx.identity.login)
+    # GitHub's description says the account is a simple user AND an enterprise (allOf)
+    account = ctx.shape().user("flowbot-org", "Organization") | {
+        "name": "flowbot-org", "slug": "flowbot-org",
+        "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z"}
+    return 200, _page(ctx, [{
+        "id": number, "app_id": app.id, "app_slug": app.slug, "target_id": number,
+        "target_type": "Organization", "account": account, "repository_selection": "all",
+        "access_tokens_url": f"{ctx.base}/app/installations/{number}/access_tokens",
+        "repositories_url": f"{ctx.base}/installation/repositories",
+        "html_url": f"{ctx.base}/_html/settings/installations/{number}",
+        "permissions": {"contents": "read"}, "events": [], "single_file_name": None,
+        "suspended_by": None, "suspended_at": None,
+        "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z"}
+        for number in sorted(app.installations)])
+
+
 @route("POST", "/app/installations/{installation_id}/access_tokens")
 def create_installation_token(ctx: Context) -> Answer:
     installation = int(ctx.params["installation_id"])

@@ -248,6 +248,8 @@ class FakeGitHub:
         ctx = routes.Context(self.state, match.path_params, record.query, record.body,
                              identity, self.url, record.path)
         status, payload = routes.dispatch(record.method, match.operation.template, ctx)
+        if identity.scopes is not None:  # GitHub lists a classic token's scopes on every answer
+            ctx.headers["X-OAuth-Scopes"] = identity.scopes
         problem = Checker.shared().check_response(match.operation, status, payload)
         if problem is not None:  # the fake itself strayed from GitHub's shapes
             with self._lock:

@@ -28,6 +28,7 @@ class Identity:
     kind: str = "User"
     installation_id: int | None = None
     expires_at: datetime | None = None
+    scopes: str | None = None  # a classic token's X-OAuth-Scopes ("repo, gist"); None: not sent
 
 
 @dataclass

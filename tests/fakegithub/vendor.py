@@ -27,6 +27,7 @@ OPERATIONS: list[tuple[str, str]] = [
     ("get", "/rate_limit"),
     ("get", "/user"),
     ("get", "/app"),
+    ("get", "/app/installations"),
     ("post", "/app/installations/{installation_id}/access_tokens"),
     ("get", "/repos/{owner}/{repo}"),
     ("get", "/repos/{owner}/{repo}/collaborators/{username}/permission"),
