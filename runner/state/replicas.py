@@ -67,6 +67,7 @@ replicas = Table(
 HEARTBEAT_SECONDS = 2.0
 LEASE_SECONDS = 10.0
 FORGET_AFTER = timedelta(days=1)  # adopted replicas' rows are deleted after this
+_OF_THIS_PROCESS: set[str] = set()  # ids registered here (a process may hold several)
 LEASE_TOO_SHORT = ("must be more than FLOWBOT_REPLICA_HEARTBEAT_SECONDS ({heartbeat:g}) so a "
                    "live replica beats before its lease runs out; got {lease:g}")
 
@@ -138,6 +139,7 @@ class ReplicaRegistry:
                 conn.execute(insert(replicas).values(
                     id=self._id, host=socket.gethostname(), pid=os.getpid(),
                     started_at=now, heartbeat_at=now))
+        _OF_THIS_PROCESS.add(self._id)
         log.info("replica registered", extra={"replica": self._id})
 
     def beat(self) -> bool:
@@ -162,7 +164,8 @@ class ReplicaRegistry:
         dead = or_(t.stopped_at.is_not(None), t.heartbeat_at < self._now(self._lease))
         if self._sqlite and holds_file_lock(self._engine):
             # the SQLite file admits one process: any other process's replica is gone
-            dead = or_(dead, t.pid != os.getpid())
+            # (by id, not pid: a container's process has the same pid every start)
+            dead = or_(dead, t.id.not_in(sorted(_OF_THIS_PROCESS)))
         return dead
 
     def take_dead(self) -> list[str]:

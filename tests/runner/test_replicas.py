@@ -111,6 +111,16 @@ def test_a_replica_adopted_while_stalled_registers_again(db_engine: Engine) -> N
     assert {r.id for r in adopter.live()} == {"stalled", "adopter"}
 
 
+# A process that registers a replica (with the default lease) and ends.
+REGISTER = """
+import sys
+from runner.state.db import connect
+from runner.state.replicas import ReplicaRegistry
+registry = ReplicaRegistry(connect(sys.argv[1]))
+registry.register()
+print(registry.id)
+"""
+
 # A replica process that registers, beats, and is then killed the hard way.
 CHILD = """
 import sys, time
@@ -153,4 +163,21 @@ def test_a_killed_replica_process_is_adopted_within_the_lease(postgres_url: str)
             child.wait(10)
         if child.stdout is not None:
             child.stdout.close()
+        engine.dispose()
+
+
+def test_on_a_held_sqlite_file_another_process_replica_is_adopted_at_once(
+    tmp_path: Path,
+) -> None:
+    from runner.state.db import connect
+
+    url = f"sqlite:///{tmp_path / 'flowbot.db'}"
+    engine = connect(url, exclusive=True)
+    try:
+        earlier = subprocess.run([sys.executable, "-c", REGISTER, url], cwd=ROOT, text=True,
+                                 capture_output=True, timeout=60, check=True).stdout.strip()
+        now = _registry(engine, "this-life")
+        assert earlier in {r.id for r in now.live()}  # its lease has not run out ...
+        assert now.take_dead() == [earlier]  # ... but only one process may use the file
+    finally:
         engine.dispose()
