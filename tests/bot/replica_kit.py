@@ -88,8 +88,10 @@ class Replicas:
         return self.members[index]
 
     def stop(self) -> None:
-        for one in [*self.members, *self.gone]:
-            one.stop()
+        """Stop every replica at once (each finishes its own shutdown)."""
+        everyone = [*self.members, *self.gone]
+        with ThreadPoolExecutor(len(everyone)) as pool:
+            list(pool.map(Served.stop, everyone))
         self.engine.dispose()
 
     def index_of_pid(self, pid: int) -> int | None:
@@ -134,7 +136,7 @@ class Replicas:
     # -- what they stored --------------------------------------------------
 
     def runs_of(self, flow_id: str) -> list[RunRecord]:
-        return [r for r in self.store.list_runs() if r.flow_id == flow_id]
+        return self.store.list_runs(flow_id=flow_id, limit=100_000)
 
     def owner_of(self, run_id: str) -> str | None:
         """The replica id stamped on the run by its claim (runs.owner)."""
