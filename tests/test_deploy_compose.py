@@ -161,6 +161,14 @@ def test_two_replicas_on_one_postgres_share_their_state(deployment: Deployment) 
                          headers={"Authorization": f"Bearer {API_TOKEN}"})
         assert runs.status_code == 200, runs.text
 
+    # flowbot doctor inside a replica: non-root, it reaches PostgreSQL and, through the
+    # docker group id it was given, the engine's socket
+    doctor = deployment.run("exec", "-T", "flowbot-2", "flowbot", "doctor", "--timeout", "2")
+    lines = doctor.stdout.splitlines()
+    assert any(text.startswith("ok       database: PostgreSQL") for text in lines), lines
+    assert any(text.startswith("ok       docker: Docker Engine") for text in lines), lines
+    assert "Traceback" not in doctor.stdout + doctor.stderr
+
     # both replicas came up the first time: the one that migrated second waited for
     # the other's migration instead of failing and being restarted
     for service in ("flowbot-1", "flowbot-2"):
