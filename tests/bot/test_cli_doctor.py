@@ -109,17 +109,18 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])  # nothing listens once closed
 
 
-def test_bad_token_missing_secret_unreachable_database_and_url(env: dict[str, str]) -> None:
+def test_bad_token_missing_secret_unreachable_database_engine_and_url(env: dict[str, str]) -> None:
     port = _closed_port()
     broken = env | {
         "FLOWBOT_GITHUB_TOKEN": "ghp_wrong0000000000000000000000000000000",
         "FLOWBOT_WEBHOOK_SECRET": "",
         "FLOWBOT_DATABASE_URL": f"postgresql+psycopg://flowbot:pw-hidden@127.0.0.1:{port}/x",
         "FLOWBOT_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "DOCKER_HOST": f"tcp://127.0.0.1:{port}",
     }
     code, lines, err = doctor(broken)
     assert code == 1
-    assert "4 problem(s) found" in err
+    assert "5 problem(s) found" in err
     database = line(lines, "database")
     assert database.startswith("problem") and "cannot connect" in database
     assert "FLOWBOT_DATABASE_URL" in database and "pw-hidden" not in database
@@ -130,7 +131,8 @@ def test_bad_token_missing_secret_unreachable_database_and_url(env: dict[str, st
     assert secret.startswith("problem") and "FLOWBOT_WEBHOOK_SECRET is not set" in secret
     public = line(lines, "public url")
     assert public.startswith("problem") and "/healthz does not answer" in public
-    assert line(lines, "docker").startswith("ok")
+    engine = line(lines, "docker")
+    assert engine.startswith("problem") and "does not answer" in engine and "DOCKER_HOST" in engine
 
 
 def test_a_token_without_repo_scope_a_short_secret_and_a_relative_url(
