@@ -55,6 +55,26 @@ def python_image(docker_client: docker.DockerClient) -> str:
     return offline_images.PYTHON
 
 
+@pytest.fixture(scope="session")
+def swarm_manager(docker_client: docker.DockerClient) -> Iterator[docker.DockerClient]:
+    """The engine as a single-node swarm manager: made one (``docker swarm init
+    --advertise-addr 127.0.0.1``) when it is in no swarm, and left again at the end
+    of the session only if this session made it."""
+    state = (docker_client.info().get("Swarm") or {}).get("LocalNodeState", "inactive")
+    created = False
+    if state == "inactive":
+        try:
+            docker_client.swarm.init(advertise_addr="127.0.0.1")
+        except docker.errors.APIError as exc:
+            _missing(f"a swarm on the Docker engine ({exc.explanation or exc})")
+        created = True
+    elif state != "active":
+        _missing(f"a swarm on the Docker engine (its node is {state})")
+    yield docker_client
+    if created:
+        docker_client.swarm.leave(force=True)
+
+
 def _reset(engine: Engine) -> None:
     with engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):

@@ -1,7 +1,7 @@
 """Execution backends: where a task's container (or process) runs.
 
-:func:`make_backend` builds one by name (``docker``, the default, or
-``process``); each module is imported only when chosen, so the process backend
+:func:`make_backend` builds one by name (``docker``, the default,
+``process`` or ``swarm``); each module is imported only when chosen, so the process backend
 works on a machine without the docker SDK's engine.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 from runner.backends.base import Backend, Capabilities
 from runner.errors import ConfigError
 
-BACKENDS = ("docker", "process")
-UNKNOWN_BACKEND = "unknown backend {name!r}; choose one of: docker, process"
+BACKENDS = ("docker", "process", "swarm")
+UNKNOWN_BACKEND = "unknown backend {name!r}; choose one of: docker, process, swarm"
 
 
 def make_backend(name: str, owner: str, **options: Any) -> Backend:
@@ -30,6 +30,10 @@ def make_backend(name: str, owner: str, **options: Any) -> Backend:
         from runner.backends.docker_backend import DockerBackend
 
         return DockerBackend(owner=owner, **options)
+    if name == "swarm":
+        from runner.backends.swarm_backend import SwarmBackend
+
+        return SwarmBackend(owner=owner, **options)
     raise ConfigError("backend", UNKNOWN_BACKEND.format(name=name))
 
 
@@ -46,4 +50,8 @@ def capabilities_of(name: str) -> Capabilities:
         from runner.backends.docker_backend import DockerBackend
 
         return DockerBackend.capabilities()
+    if name == "swarm":
+        from runner.backends.swarm_backend import SwarmBackend
+
+        return SwarmBackend.capabilities()
     raise ConfigError("backend", UNKNOWN_BACKEND.format(name=name))

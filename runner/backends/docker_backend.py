@@ -171,19 +171,10 @@ class DockerBackend:
         self._pull(spec.image)
 
     def start(self, spec: TaskSpec) -> str:
-        problem = self.limits.request_problem(spec.task_id, spec.cpus, spec.memory, "the flow")
-        if problem is not None:  # admission refuses these already; never start one anyway
-            raise BackendError(OVER_LIMIT.format(run_id=spec.run_id, problem=problem))
         unplaceable = self.capabilities().unplaceable(spec, self.name)
-        if unplaceable is not None:  # the same: a pool this host is not
+        if unplaceable is not None:  # admission refuses these already: a pool this host is not
             raise BackendError(unplaceable)
-        # Docker would silently create a missing bind source as a root-owned directory.
-        if not spec.workspace.is_dir():
-            raise BackendError(NO_WORKSPACE.format(path=spec.workspace))
-        if not spec.output_file.is_file():
-            spec.output_file.parent.mkdir(parents=True, exist_ok=True)
-            spec.output_file.touch()
-        self._hand_over(spec)
+        self.ready_host_paths(spec)
         container = self._create(spec)
         self._remove_leftovers()
         try:
@@ -193,6 +184,20 @@ class DockerBackend:
             raise
         log.info("started container %s", container.short_id, extra=_context(spec))
         return str(container.id)
+
+    def ready_host_paths(self, spec: TaskSpec) -> None:
+        """Check the task's resource request and workspace, create its output file and
+        hand both to the task user (the swarm backend's first step too)."""
+        problem = self.limits.request_problem(spec.task_id, spec.cpus, spec.memory, "the flow")
+        if problem is not None:  # admission refuses these already; never start one anyway
+            raise BackendError(OVER_LIMIT.format(run_id=spec.run_id, problem=problem))
+        # Docker would silently create a missing bind source as a root-owned directory.
+        if not spec.workspace.is_dir():
+            raise BackendError(NO_WORKSPACE.format(path=spec.workspace))
+        if not spec.output_file.is_file():
+            spec.output_file.parent.mkdir(parents=True, exist_ok=True)
+            spec.output_file.touch()
+        self._hand_over(spec)
 
     def logs(self, handle: str) -> Iterator[bytes]:
         container = self._container(handle)

@@ -1,4 +1,4 @@
-"""The two backends under test, each cleaned up after its test."""
+"""The three backends under test, each cleaned up after its test."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from runner.backends.base import LABEL_OWNER
 from runner.backends.docker_backend import DockerBackend
 from runner.backends.process_backend import ProcessBackend
+from runner.backends.swarm_backend import SwarmBackend
 
 
 @pytest.fixture
@@ -26,6 +27,8 @@ def owner(docker_client: docker.DockerClient) -> Iterator[str]:
     """A fresh owner label; every container carrying it is removed afterwards."""
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
+    for service in docker_client.services.list(filters={"label": f"{LABEL_OWNER}={name}"}):
+        service.remove()
     for container in docker_client.containers.list(
         all=True, filters={"label": f"{LABEL_OWNER}={name}"}
     ):
@@ -36,3 +39,11 @@ def owner(docker_client: docker.DockerClient) -> Iterator[str]:
 def docker_backend(docker_client: docker.DockerClient, owner: str,
                    busybox_image: str) -> DockerBackend:
     return DockerBackend(client=docker_client, owner=owner, pids_limit=64)
+
+
+@pytest.fixture
+def swarm_backend(swarm_manager: docker.DockerClient, owner: str,
+                  busybox_image: str) -> SwarmBackend:
+    """Polls fast and gives up on a pending task after 3 s (tests of missing pools)."""
+    return SwarmBackend(client=swarm_manager, owner=owner, pending_seconds=3.0,
+                        poll_seconds=0.05)

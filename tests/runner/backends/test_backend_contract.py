@@ -1,6 +1,7 @@
 """What every backend promises the engine (``runner.backends.base.Backend``),
-checked on each: exit codes, environment, working directory, the outputs file,
-logs while a task runs, waiting with a timeout, kill, existing and remove."""
+checked on each (process, docker, and swarm on a real single-node swarm): exit
+codes, environment, working directory, the outputs file, logs while a task
+runs, waiting with a timeout, kill, existing and remove."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ import pytest
 
 from runner.backends.docker_backend import DockerBackend
 from runner.backends.process_backend import ProcessBackend
+from runner.backends.swarm_backend import SwarmBackend
 from runner.errors import BackendError
 from tests.runner.backends.backendkit import WAIT_SECONDS, run, spec
 
-Backend = ProcessBackend | DockerBackend
+Backend = ProcessBackend | DockerBackend | SwarmBackend
 KILLED = 137  # 128 + SIGKILL, as a shell reports it
 
 
-@pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker),
+                        pytest.param("swarm", marks=[pytest.mark.docker, pytest.mark.swarm])])
 def backend(request: pytest.FixtureRequest) -> Backend:
     return request.getfixturevalue(f"{request.param}_backend")  # type: ignore[no-any-return]
 

@@ -85,5 +85,5 @@ def test_make_backend_builds_by_name_and_rejects_unknown_names() -> None:
     with pytest.raises(ConfigError) as info:
         make_backend("kubernetes", owner="factory")
     assert str(info.value) == (
-        "backend: unknown backend 'kubernetes'; choose one of: docker, process"
+        "backend: unknown backend 'kubernetes'; choose one of: docker, process, swarm"
     )
