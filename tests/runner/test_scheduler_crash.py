@@ -95,14 +95,20 @@ def test_a_slot_runs_exactly_once_across_a_crash(
     assert (final.state, final.run_id) == (FireState.STARTED, "run-1")
 
 
-def test_another_instance_takes_over_an_orphaned_fire_only_after_the_lease(
-    db_engine: Engine, tmp_path: Path
-) -> None:
+def _orphaned_fire(db_engine: Engine, tmp_path: Path) -> tuple[FakeClock, Path]:
+    """Instance "solo" recorded an hourly slot and died before starting it."""
     clock = FakeClock(T0)
     Registry(db_engine, clock).sync("acme/data", "c1", [make_flow("a", {"cron": "0 * * * *"})])
     clock.advance(3600)
     journal = tmp_path / "runs.journal"
     assert _crash(db_engine, journal, "before-start", clock.now().isoformat()) == 17
+    return clock, journal
+
+
+def test_another_instance_takes_over_an_orphaned_fire_only_after_the_lease(
+    db_engine: Engine, tmp_path: Path
+) -> None:
+    clock, journal = _orphaned_fire(db_engine, tmp_path)
     other = Scheduler(SqlScheduleStore(db_engine, clock, instance_id="other"),
                       JournalSink(journal), clock)
 
@@ -118,11 +124,7 @@ def test_another_instance_takes_over_an_orphaned_fire_only_after_the_lease(
 def test_the_lease_fallback_leaves_a_live_replicas_fire_alone(
     db_engine: Engine, tmp_path: Path
 ) -> None:
-    clock = FakeClock(T0)
-    Registry(db_engine, clock).sync("acme/data", "c1", [make_flow("a", {"cron": "0 * * * *"})])
-    clock.advance(3600)
-    journal = tmp_path / "runs.journal"
-    assert _crash(db_engine, journal, "before-start", clock.now().isoformat()) == 17
+    clock, journal = _orphaned_fire(db_engine, tmp_path)
     live = {"solo", "other"}  # "solo" still holds its replica lease
     other = Scheduler(SqlScheduleStore(db_engine, clock, instance_id="other"),
                       JournalSink(journal), clock, live=lambda: live)
