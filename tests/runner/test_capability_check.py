@@ -6,19 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runner.backends import capabilities_of
+from runner.backends import BACKENDS, capabilities_of
 from runner.backends.base import Capabilities
 from runner.backends.docker_backend import DockerBackend
 from runner.backends.fit import Target, refusal
 from runner.backends.process_backend import ProcessBackend
+from runner.backends.swarm_backend import SwarmBackend
 from runner.model.flows import flow_from_data
 from runner.validation.validate import validate_text
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-# What a swarm service can give (the facts of issue 14): never network: none, any pool.
-SWARM = Target("swarm", Capabilities(network_none=False, pids_limit=False,
-                                     no_new_privileges=False, read_only_root=True,
-                                     resource_limits=True, pools=None))
 FLOW = b"""\
 id: train
 pool: gpu
@@ -75,7 +72,11 @@ EXPECTED = {
 
 
 def _target(name: str) -> Target:
-    return SWARM if name == "swarm" else Target.named(name)
+    return Target.named(name)
+
+
+def test_every_backend_is_checked() -> None:
+    assert sorted(EXPECTED) == sorted(BACKENDS)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -126,4 +127,6 @@ def test_capabilities_are_known_without_an_engine() -> None:
     assert not (process.network_none or process.pids_limit or process.no_new_privileges
                 or process.read_only_root or process.resource_limits)
     assert process.accepts_pool("default") and not process.accepts_pool("gpu")
-    assert SWARM.capabilities.accepts_pool("anything")
+    swarm = SwarmBackend.capabilities()  # the facts of Docker 20.10 swarm services
+    assert not (swarm.network_none or swarm.pids_limit or swarm.no_new_privileges)
+    assert swarm.resource_limits and swarm.pools is None and swarm.accepts_pool("anything")
