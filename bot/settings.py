@@ -23,7 +23,7 @@ class Settings:
 
     data_dir: Path = Path(".flowbot")
     database_url: str = ""  # empty: SQLite file flowbot.db in data_dir
-    backend: str = "docker"  # docker | process
+    backend: str = "docker"  # docker | process | swarm
     max_parallel_tasks: int = 4
     secrets_file: Path | None = None  # KEY=VALUE lines; FLOWBOT_SECRET_<NAME> wins
     webhook_secret: str = field(default="", repr=False)
@@ -51,6 +51,7 @@ class Settings:
     delivery_backoff_max_seconds: int = 600  # the doubling waits stop growing here
     delivery_retry_seconds: int = 3600  # the waits add up to at most this; then failed
     engine_reconnect_seconds: float = 120.0  # how long a lost Docker engine is waited for
+    swarm_pending_seconds: float = 60.0  # a swarm task no node takes fails after this
     task_memory: str = "1g"  # a task's memory unless its flow asks (within task_max_memory)
     task_max_memory: str = "4g"
     task_cpus: float = 1.0
@@ -92,7 +93,12 @@ class Settings:
 
     def backend_options(self, name: str) -> dict[str, Any]:
         """Constructor options of backend ``name`` (``runner.backends.make_backend``):
-        the operator's container defaults, bounds and reconnect time for docker."""
+        the operator's container defaults, bounds and reconnect time for docker and
+        swarm, and how long a swarm task may stay pending."""
+        if name == "swarm":
+            return {"limits": self.task_limits(),
+                    "reconnect_seconds": self.engine_reconnect_seconds,
+                    "pending_seconds": self.swarm_pending_seconds}
         if name != "docker":
             return {}  # the process backend takes none
         return {"limits": self.task_limits(),
