@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from runner.backends.base import Backend, Existing
+from runner.backends.fit import backend_refusal
 from runner.backends.limits import TaskLimits
 from runner.clock import Clock
 from runner.errors import FlowbotError, SecretMissing
@@ -144,6 +145,7 @@ class RunService:
             return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
                                  str(SecretMissing(flow.id, missing)), request_key)
         refused = self.limits.refusal(flow) if self.limits is not None else None
+        refused = refused or backend_refusal(flow, self.backend)  # what it cannot honour
         if refused is not None:
             return self._decided(flow, values, repo, commit, trigger, Status.FAILED,
                                  refused, request_key)

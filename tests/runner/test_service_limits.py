@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from runner.backends.limits import TaskLimits
 from runner.state.records import Status
-from tests.runner.enginekit import make_kit, task
+from tests.runner.enginekit import leftover, make_kit, task
 
 pytestmark = pytest.mark.docker
 
@@ -33,3 +33,16 @@ def test_a_flow_over_the_bound_is_refused_at_admission(
     assert run is not None and (run.status, run.error) == (Status.FAILED, refused.reason)
     fits = {"id": "fits", "tasks": [task("t", "true", resources={"memory": "2g", "cpus": 2})]}
     assert kit.submit(fits).status is Status.QUEUED
+
+
+def test_a_flow_the_backend_cannot_honour_is_refused_at_admission(
+    tmp_path: Path, sqlite_engine: Engine, docker_client: docker.DockerClient
+) -> None:
+    kit = make_kit(tmp_path, sqlite_engine, docker_client)
+    gpu = {"id": "gpu", "tasks": [task("train", "true", pool="gpu")]}
+    refused = kit.submit(gpu)
+    assert refused.status is Status.FAILED
+    assert refused.reason is not None
+    assert refused.reason.startswith("flows/gpu.yml: tasks[0].pool")
+    assert "docker backend" in refused.reason and "gpu" in refused.reason
+    assert not leftover(docker_client, kit.owner)
