@@ -33,12 +33,18 @@ def app_key_pair() -> tuple[str, bytes]:
     return private, public
 
 
-@pytest.fixture
-def fake_github() -> Iterator[FakeGitHub]:
+def fake_server() -> FakeGitHub:
+    """A started fake with ``FAKE_REPO`` and ``FAKE_TOKEN`` (its admin); stop it after."""
     fake = FakeGitHub().start()
     fake.add_repo(FAKE_REPO)
     fake.add_token(FAKE_TOKEN, FAKE_LOGIN)
     fake.add_collaborator(FAKE_REPO, FAKE_LOGIN, "admin")
+    return fake
+
+
+@pytest.fixture
+def fake_github() -> Iterator[FakeGitHub]:
+    fake = fake_server()
     try:
         yield fake
     finally:
