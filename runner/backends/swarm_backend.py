@@ -158,6 +158,8 @@ class SwarmBackend:
         self._killed: dict[str, int] = {}  # handle -> exit code, for wait() after kill()
         self._pending_since: dict[str, float] = {}  # handle -> when first seen pending
         self._nodes: dict[str, str] = {}  # node id -> hostname
+        # handle -> set once wait() (or kill/remove) saw the task end: its log stream closes
+        self._ended: dict[str, threading.Event] = {}
 
     @property
     def client(self) -> docker.DockerClient:
@@ -221,6 +223,8 @@ class SwarmBackend:
                 if handle in self._killed:
                     return self._killed[handle]
             status = self._status(handle)
+            if status is None or status.final:
+                self._ended_event(handle).set()
             if status is None:
                 with self._lock:  # killed meanwhile by another thread
                     if handle in self._killed:
@@ -228,7 +232,11 @@ class SwarmBackend:
                 raise BackendError(GONE.format(handle=handle[:12]))
             if status.final:
                 return self._exit_code(handle, status)
-            self._check_pending(handle, status)
+            try:
+                self._check_pending(handle, status)
+            except BackendError:
+                self._ended_event(handle).set()
+                raise
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return None
@@ -243,12 +251,16 @@ class SwarmBackend:
             code = status.exit_code if status.exit_code is not None else KILLED
         with self._lock:
             self._killed[handle] = code
+        self._ended_event(handle).set()
         self._remove_service(handle)
 
     def remove(self, handle: str) -> None:
         with self._lock:
             self._killed.pop(handle, None)
             self._pending_since.pop(handle, None)
+            ended = self._ended.pop(handle, None)
+        if ended is not None:
+            ended.set()  # a log stream still open ends
         self._remove_service(handle)
 
     def existing(self, owner: str) -> list[Existing]:
@@ -375,8 +387,14 @@ class SwarmBackend:
         return now - since >= self.pending_seconds
 
     def _close_when_final(self, handle: str, response: Any, done: threading.Event) -> None:
-        """Close a followed log stream once the task ended (or can never start)."""
-        while not done.wait(self.poll_seconds):
+        """Close a followed log stream once the task ended (or can never start): at
+        once when wait() saw it end, else by asking the engine now and then."""
+        ended = self._ended_event(handle)
+        while not done.is_set():
+            if ended.wait(self.poll_seconds * 5):
+                break  # wait() saw the end
+            if done.is_set():
+                return
             try:
                 status = self._status(handle)
             except BackendError:
@@ -391,6 +409,10 @@ class SwarmBackend:
             sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns: the stream ends
         except OSError:
             pass  # closed already
+
+    def _ended_event(self, handle: str) -> threading.Event:
+        with self._lock:
+            return self._ended.setdefault(handle, threading.Event())
 
     def _remove_service(self, handle: str) -> None:
         """Remove the service, then wait until its tasks and container are gone."""
