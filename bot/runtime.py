@@ -201,7 +201,7 @@ def _run_service(settings: Settings, store: RunStore, backend: Backend | None, c
     owner = installation_for(settings.db_url)  # every replica on the database labels alike
     backend = backend or make_backend(settings.backend, owner,
                                       **settings.backend_options(settings.backend))
-    limits = settings.task_limits() if backend.name == "docker" else None
+    limits = settings.task_limits() if backend.name in ("docker", "swarm") else None
     return RunService(store, backend, data_dir, settings.secret_values(), clock,
                       settings.max_parallel_tasks, listeners=listeners, owner=owner,
                       limits=limits, run_url=partial(run_page_url, settings),

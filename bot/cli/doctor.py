@@ -152,7 +152,7 @@ def check_database(settings: Settings, timeout: float) -> Check:
 # --- Docker --------------------------------------------------------------------------
 
 def check_docker(settings: Settings, timeout: float) -> Check:
-    if settings.backend != "docker":
+    if settings.backend not in ("docker", "swarm"):
         return Check("docker", True, f"not used (FLOWBOT_BACKEND={settings.backend}: tasks "
                      "run as local processes)")
     import docker
@@ -166,6 +166,7 @@ def check_docker(settings: Settings, timeout: float) -> Check:
         return _docker_problem(str(exc))
     try:
         version = client.version()
+        swarm = (client.info().get("Swarm") or {}) if settings.backend == "swarm" else {}
         present = []
         for ref in (offline_images.PYTHON, offline_images.BUSYBOX):
             try:
@@ -181,8 +182,14 @@ def check_docker(settings: Settings, timeout: float) -> Check:
     images = ("the example images present" if not missing else
               f"{', '.join(missing)} not present (pulled by a task's pull policy, or "
               "python -m runner.offline_images builds them offline)")
+    if settings.backend == "swarm" and not (swarm.get("LocalNodeState") == "active"
+                                            and swarm.get("ControlAvailable")):
+        return Check("docker", False, "FLOWBOT_BACKEND=swarm but this engine is not a swarm "
+                     f"manager (its node is {swarm.get('LocalNodeState', 'inactive')}); run "
+                     "`docker swarm init` there or point DOCKER_HOST at a manager")
+    nodes = f"; swarm manager of {swarm.get('Nodes', '?')} node(s)" if swarm else ""
     return Check("docker", True, f"Docker Engine {version.get('Version', '?')} "
-                 f"(API {version.get('ApiVersion', '?')}) answers; {images}")
+                 f"(API {version.get('ApiVersion', '?')}) answers{nodes}; {images}")
 
 
 def _docker_problem(detail: str) -> Check:

@@ -19,7 +19,7 @@ from typing import Any
 
 from bot.cli.runview import LiveView, summary_table
 from bot.settings import Settings
-from runner.backends import make_backend
+from runner.backends import BACKENDS, make_backend
 from runner.clock import SystemClock
 from runner.errors import FlowbotError, InputError
 from runner.model.flows import Flow, InputType
@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> None:
                              "-i data=@local.csv")
     parser.add_argument("--repo", type=Path, default=None,
                         help="repository root given to tasks (default: the flows/ dir's parent)")
-    parser.add_argument("--backend", choices=("docker", "process"), default=None,
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="where tasks run (default: FLOWBOT_BACKEND or docker)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="where runs, logs and the database live (default: FLOWBOT_DATA_DIR)")
@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow,
     service = RunService(store, backend, data_dir,
                          settings.secret_values(), SystemClock(), settings.max_parallel_tasks,
                          listeners=[view.on_event], owner=owner,
-                         limits=settings.task_limits() if backend.name == "docker" else None,
+                         limits=settings.task_limits() if backend.name != "process" else None,
                          log_max_bytes=settings.log_max_bytes,
                          input_file_max_bytes=settings.input_file_max_bytes,
                          logs=make_log_store(store.engine, data_dir))

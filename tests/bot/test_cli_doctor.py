@@ -86,6 +86,14 @@ def test_all_ok_with_a_token_on_postgres_and_docker(env: dict[str, str]) -> None
     assert FAKE_TOKEN not in "\n".join(lines) + err and SECRET not in "\n".join(lines) + err
 
 
+@pytest.mark.swarm
+def test_the_swarm_backend_needs_a_swarm_manager(env: dict[str, str],
+                                                 swarm_manager: docker.DockerClient) -> None:
+    code, lines, _ = doctor(env | {"FLOWBOT_BACKEND": "swarm"})
+    assert code == 0, lines
+    assert "swarm manager of 1 node(s)" in line(lines, "docker")
+
+
 def test_a_github_app_with_and_without_installations(env: dict[str, str],
                                                      fake_github: FakeGitHub) -> None:
     private, public = app_key_pair()
