@@ -28,6 +28,11 @@ its container running (moby issue 44312).
   read-only root with a tmpfs ``/tmp`` (``noexec`` on this engine), every
   capability dropped, a capped ``json-file`` log, the flowbot labels on the
   service and its container.
+- A lost engine is waited for as on the docker backend
+  (FLOWBOT_ENGINE_RECONNECT_SECONDS): calls are retried, the log stream is
+  followed again from the newest timestamp read, and a service is created under
+  a name made from its attempt, so a create retried after a lost answer finds
+  the service the first one made instead of starting the task twice.
 - Images: the image is passed by the name the flow gives, and the service is
   created through the API, which (unlike ``docker service create`` without
   ``--no-resolve-image``) never asks a registry for its digest; a node without
@@ -37,14 +42,14 @@ its container running (moby issue 44312).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -75,6 +80,7 @@ from runner.backends.docker_backend import (
     OUTPUT_DIR,
     DockerBackend,
     _LogCursor,
+    _lost,
     engine_errors,
     engine_location,
 )
@@ -106,6 +112,7 @@ STILL_PENDING = (
     "(docker node update --label-add {label}={pool} <node>)"
 )
 GONE = "service {handle} is gone; its exit code is lost"
+_T = TypeVar("_T")
 LINGERING = "the container of service {handle} was still there {seconds:g}s after its removal"
 
 
@@ -173,48 +180,58 @@ class SwarmBackend:
             raise BackendError(NO_NETWORK_NONE.format(task=spec.task_id))
         self._docker.ready_host_paths(spec)
         labels = {**self._docker._labels(spec), LABEL_POOL: spec.pool}
-        with engine_errors(f"creating the service for task {spec.task_id}"):
-            created = self.client.api.create_service(
-                self._task_template(spec, labels),
-                name=f"flowbot-{uuid.uuid4().hex[:20]}",
-                labels=labels,
-                mode=ServiceMode("replicated", 1),
-            )
-        handle = str(created["ID"])
+        handle = self._create(spec, labels)
         log.info("created service %s", handle[:12],
                  extra={"run": spec.run_id, "task": spec.task_id, "attempt": spec.attempt})
         return handle
 
     def logs(self, handle: str) -> Iterator[bytes]:
-        if self._status(handle) is None:
-            return  # already removed: nothing more to say
         cursor = _LogCursor()
+        try:
+            if self._status(handle) is None:
+                return  # removed: nothing more to say
+            while not (yield from self._follow(handle, cursor)):
+                # the stream broke (a lost engine): follow again from the cursor
+                status = self._status(handle)  # waits for the engine to answer
+                if status is None:
+                    return
+                if status.final:
+                    break
+                time.sleep(self.poll_seconds)
+            rest = self._call("reading service logs", lambda: self.client.api.service_logs(
+                handle, stdout=True, stderr=True, timestamps=True,
+                since=cursor.since() or 0, is_tty=False))
+            yield from cursor.strip(rest)
+        except BackendError as exc:
+            if isinstance(exc.__cause__, docker.errors.NotFound) or _lost(exc):
+                return  # removed meanwhile, or the engine is gone for good (wait says)
+            raise
+
+    def _follow(self, handle: str, cursor: _LogCursor) -> Generator[bytes, None, bool]:
+        """Yield the followed log from the cursor on; returns True once the watcher
+        closed it for a task that ended, False when the stream broke (engine lost)."""
         api = self.client.api
-        with engine_errors("reading service logs"):
+
+        def open_stream() -> Any:
             response = api._get(api._url("/services/{0}/logs", handle), stream=True, params={
-                "follow": True, "stdout": True, "stderr": True, "timestamps": True})
-            if response.status_code == 404:
-                return
+                "follow": True, "stdout": True, "stderr": True, "timestamps": True,
+                "since": cursor.since() or 0})
             api._raise_for_status(response)
-        done = threading.Event()
+            return response
+
+        response = self._call("reading service logs", open_stream)
+        done, closed = threading.Event(), threading.Event()
         watcher = threading.Thread(target=self._close_when_final, name=f"logs-{handle[:12]}",
-                                   args=(handle, response, done), daemon=True)
+                                   args=(handle, response, done, closed), daemon=True)
         watcher.start()
         try:
             yield from cursor.strip(api._multiplexed_response_stream_helper(response))
         except (OSError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError):
-            pass  # the watcher closed the stream: the rest comes from the unfollowed read
+            pass  # cut: by the watcher (the task ended) or by a lost engine
         finally:
             done.set()
             response.close()
-        try:
-            with engine_errors("reading service logs"):
-                rest = api.service_logs(handle, stdout=True, stderr=True, timestamps=True,
-                                        since=cursor.since() or 0, is_tty=False)
-                yield from cursor.strip(rest)
-        except BackendError as exc:
-            if not isinstance(exc.__cause__, docker.errors.NotFound):
-                raise  # removed meanwhile: everything the stream gave is all there is
+        return closed.is_set()
 
     def wait(self, handle: str, timeout: float | None) -> int | None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -264,8 +281,8 @@ class SwarmBackend:
         self._remove_service(handle)
 
     def existing(self, owner: str) -> list[Existing]:
-        with engine_errors("listing services"):
-            services = self.client.api.services(filters={"label": f"{LABEL_OWNER}={owner}"})
+        services = self._call("listing services", lambda: self.client.api.services(
+            filters={"label": f"{LABEL_OWNER}={owner}"}))
         found = []
         for service in services:
             handle = str(service["ID"])
@@ -338,8 +355,8 @@ class SwarmBackend:
     def _status(self, handle: str) -> _Status | None:
         """The service's task now, or None when the service is gone."""
         try:
-            with engine_errors("listing a service's tasks"):
-                tasks = self.client.api.tasks(filters={"service": handle})
+            tasks = self._call("listing a service's tasks",
+                               lambda: self.client.api.tasks(filters={"service": handle}))
         except BackendError as exc:
             if isinstance(exc.__cause__, docker.errors.NotFound):
                 return None
@@ -386,7 +403,8 @@ class SwarmBackend:
             since = self._pending_since.setdefault(handle, now)
         return now - since >= self.pending_seconds
 
-    def _close_when_final(self, handle: str, response: Any, done: threading.Event) -> None:
+    def _close_when_final(self, handle: str, response: Any, done: threading.Event,
+                          closed: threading.Event) -> None:
         """Close a followed log stream once the task ended (or can never start): at
         once when wait() saw it end, else by asking the engine now and then."""
         ended = self._ended_event(handle)
@@ -403,12 +421,37 @@ class SwarmBackend:
                 break
         if done.is_set():
             return
+        closed.set()
         raw = self.client.api._get_raw_response_socket(response)
         sock = getattr(raw, "_sock", raw)  # a unix socket's file object wraps the socket
         try:
             sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns: the stream ends
         except OSError:
             pass  # closed already
+
+    def _call(self, action: str, call: Callable[[], _T]) -> _T:
+        """``call()``, retried while the engine is away (the docker backend's budget)."""
+        return self._docker._retrying(action, call)
+
+    def _create(self, spec: TaskSpec, labels: dict[str, str]) -> str:
+        """Create the attempt's service once: its name comes from the attempt, so a
+        create retried after a lost answer finds the service the first one made."""
+        key = "/".join((self.owner, spec.run_id, spec.task_id, str(spec.attempt)))
+        name = f"flowbot-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+        api = self.client.api
+        try:
+            created = self._call(f"creating the service for task {spec.task_id}",
+                                 lambda: api.create_service(
+                                     self._task_template(spec, labels), name=name,
+                                     labels=labels, mode=ServiceMode("replicated", 1)))
+        except BackendError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, docker.errors.APIError) and cause.status_code == 409):
+                raise
+            created = self._call("inspecting a service", lambda: api.inspect_service(name))
+            if (created["Spec"].get("Labels") or {}).get(LABEL_OWNER) != self.owner:
+                raise
+        return str(created["ID"])
 
     def _ended_event(self, handle: str) -> threading.Event:
         with self._lock:
@@ -418,16 +461,17 @@ class SwarmBackend:
         """Remove the service, then wait until its tasks and container are gone."""
         api = self.client.api
         try:
-            with engine_errors("listing a service's tasks"):
-                task_ids = [str(t["ID"]) for t in api.tasks(filters={"service": handle})]
-            with engine_errors("removing a service"):
-                api.remove_service(handle)
+            tasks = self._call("listing a service's tasks",
+                               lambda: api.tasks(filters={"service": handle}))
+            task_ids = [str(t["ID"]) for t in tasks]
+            self._call("removing a service", lambda: api.remove_service(handle))
         except BackendError as exc:
             if isinstance(exc.__cause__, docker.errors.NotFound):
                 return  # already gone
             raise
         deadline = time.monotonic() + self.removal_seconds
-        while not self._all_gone(handle, task_ids):
+        while not self._call("looking for a removed service's container",
+                             lambda: self._all_gone(handle, task_ids)):
             if time.monotonic() >= deadline:
                 log.warning(LINGERING.format(handle=handle[:12], seconds=self.removal_seconds))
                 return
@@ -435,15 +479,13 @@ class SwarmBackend:
 
     def _all_gone(self, handle: str, task_ids: list[str]) -> bool:
         api = self.client.api
-        with engine_errors("looking for a removed service's container"):
-            for task_id in task_ids:
-                try:
-                    api.inspect_task(task_id)
-                    return False  # its node has not removed the container yet
-                except docker.errors.NotFound:
-                    pass
-            here = api.containers(all=True, filters={"label": f"{SERVICE_ID_LABEL}={handle}"})
-        return not here
+        for task_id in task_ids:
+            try:
+                api.inspect_task(task_id)
+                return False  # its node has not removed the container yet
+            except docker.errors.NotFound:
+                pass
+        return not api.containers(all=True, filters={"label": f"{SERVICE_ID_LABEL}={handle}"})
 
     def _service_spec(self, handle: str) -> dict[str, Any]:
         try:

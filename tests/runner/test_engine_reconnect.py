@@ -4,10 +4,8 @@ did; the engine is taken away through a socket proxy, never by stopping dockerd.
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -29,15 +27,6 @@ pytestmark = [pytest.mark.docker,
 GATED = task("hold", "echo before", "while [ ! -e gate ]; do sleep 0.1; done", "echo after",
              network="none")
 OUTAGE_SECONDS = 6
-
-
-@pytest.fixture
-def proxy() -> Iterator[EngineProxy]:
-    made = EngineProxy()
-    made.start()
-    yield made
-    made.close()
-    gc.collect()  # sockets the SDK leaked while the engine was away, under this module's filter
 
 
 def _kit(tmp_path: Path, engine: Engine, proxy: EngineProxy, reconnect: float) -> Kit:

@@ -1,9 +1,11 @@
 """The swarm backend on a real single-node swarm, beyond the contract suite:
 labels and limits on the service and its container, cancel and timeouts that
-leave nothing behind, a rejected image, a pool no node has, and the factory."""
+leave nothing behind, a rejected image, a pool no node has, an engine away
+while a task ends, and the factory."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import docker
@@ -15,6 +17,7 @@ from runner.backends.swarm_backend import LABEL_POOL, SwarmBackend
 from runner.errors import BackendError
 from tests.polling import wait_until
 from tests.runner.backends.backendkit import WAIT_SECONDS, run, spec
+from tests.runner.backends.engine_proxy import EngineProxy  # the ``proxy`` fixture's
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 KILLED = 137
@@ -156,3 +159,31 @@ def test_the_factory_builds_it_and_its_capabilities_need_no_engine(
     caps = capabilities_of("swarm")
     assert (caps.network_none, caps.pids_limit, caps.no_new_privileges) == (False, False, False)
     assert caps.accepts_pool("gpu") and caps.accepts_pool("default")
+
+
+# The docker SDK does not close the socket of a failed unix connect (each ping while
+# the engine is away): CPython frees it at once, with a ResourceWarning.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_task_that_ends_while_the_engine_is_away_keeps_its_exit_code_and_log(
+    swarm_manager: docker.DockerClient, owner: str, busybox_image: str, proxy: EngineProxy,
+    tmp_path: Path,
+) -> None:
+    backend = SwarmBackend(client=proxy.client(), owner=owner, poll_seconds=0.05)
+    handle = backend.start(spec(tmp_path, "echo before; while [ ! -e gate ]; do sleep 0.05; "
+                                          "done; echo after; exit 3"))
+    chunks = backend.logs(handle)
+    assert next(chunks) == b"before\n"
+    proxy.stop()  # every connection cut, new ones refused
+    (tmp_path / "repo" / "gate").touch()
+    codes: list[int | None] = []
+    waiter = threading.Thread(target=lambda: codes.append(backend.wait(handle, None)))
+    waiter.start()
+    wait_until(lambda: swarm_manager.api.tasks(filters={"service": handle})[0]["Status"][
+        "State"] == "failed", WAIT_SECONDS, "the task to end while the engine is away")
+    assert waiter.is_alive()  # still waiting for the engine, not failed
+    proxy.start()
+    waiter.join(WAIT_SECONDS)
+    assert codes == [3]
+    assert b"".join(chunks) == b"after\n"  # the log resumed, nothing twice
+    backend.remove(handle)
+    assert _services(swarm_manager, owner) == [] and _containers(swarm_manager, owner) == []
