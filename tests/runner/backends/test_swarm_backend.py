@@ -142,6 +142,16 @@ def test_kill_of_a_finished_task_keeps_its_exit_code(
     assert _containers(swarm_manager, swarm_backend.owner) == []
 
 
+def test_starting_the_same_attempt_again_finds_its_service_instead_of_a_second(
+    swarm_backend: SwarmBackend, swarm_manager: docker.DockerClient, tmp_path: Path
+) -> None:
+    task = spec(tmp_path, "sleep 300")
+    first = swarm_backend.start(task)
+    assert swarm_backend.start(task) == first  # as a create retried after a lost answer
+    assert len(_services(swarm_manager, swarm_backend.owner)) == 1
+    swarm_backend.remove(first)
+
+
 def test_network_none_is_refused_rather_than_run_with_a_network(
     swarm_backend: SwarmBackend, swarm_manager: docker.DockerClient, tmp_path: Path
 ) -> None:
