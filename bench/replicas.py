@@ -106,8 +106,7 @@ def _runs(group: Replicas, count: int) -> float:
         for i in range(count)]
     began = time.perf_counter()
     group.at_once(sends)
-    wait_until(lambda: (lambda runs: len(runs) == count and all(r.status.terminal for r in runs))(
-        group.runs_of("trivial")), WAIT, "every trivial run to end", interval=0.2)
+    group.runs_ended("trivial", count, WAIT)
     return count / (time.perf_counter() - began) * 60
 
 
@@ -116,8 +115,8 @@ def _adoption(group: Replicas, count: int) -> tuple[float, float]:
     to its adoption and to every one of its runs being taken over."""
     for index in range(count):
         group.comment(index % len(group), "/run long")
-    runs = wait_until(lambda: (lambda found: found if len(found) == count else None)(
-        group.runs_of("long")), WAIT, "the long runs")
+    wait_until(lambda: len(group.runs_of("long")) == count, WAIT, "the long runs")
+    runs = group.runs_of("long")
     victim = group.running_on(runs[0].id)
     dead = group.owner_of(runs[0].id)
     mine = [r.id for r in runs if group.owner_of(r.id) == dead]

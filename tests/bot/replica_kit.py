@@ -138,6 +138,14 @@ class Replicas:
     def runs_of(self, flow_id: str) -> list[RunRecord]:
         return self.store.list_runs(flow_id=flow_id, limit=100_000)
 
+    def runs_ended(self, flow_id: str, count: int,
+                   timeout: float = WAIT_SECONDS) -> list[RunRecord]:
+        """Wait for ``count`` runs of ``flow_id``, every one ended; newest first."""
+        def ended() -> list[RunRecord] | None:
+            runs = self.runs_of(flow_id)
+            return runs if len(runs) == count and all(r.status.terminal for r in runs) else None
+        return wait_until(ended, timeout, f"{count} runs of {flow_id} to end", interval=0.2)
+
     def owner_of(self, run_id: str) -> str | None:
         """The replica id stamped on the run by its claim (runs.owner)."""
         with self.engine.connect() as conn:

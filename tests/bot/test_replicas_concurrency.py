@@ -10,8 +10,6 @@ import pytest
 
 from runner.state.records import RunRecord, Status
 from tests.bot.replica_kit import Replicas, replica_db, replicas  # noqa: F401  (fixtures)
-from tests.bot.serve_kit import WAIT_SECONDS
-from tests.polling import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres, pytest.mark.replicas]
 
@@ -47,9 +45,7 @@ def test_limit_one_with_run_sent_to_every_replica_at_once(
              for i, (_, payload) in enumerate(events)]
     assert group.at_once(sends) == [202] * len(group)
 
-    runs = wait_until(lambda: (lambda found: found if len(found) == len(group) and all(
-        r.status.terminal for r in found) else None)(group.runs_of("single")),
-        WAIT_SECONDS, "every run to end", interval=0.2)
+    runs = group.runs_ended("single", len(group))
     assert [r.status for r in runs] == [Status.SUCCESS] * len(group), group.log_tail()  # queued
     assert _most_running_at_once(group, runs) == 1
     spans = sorted((r.started_at, r.finished_at) for r in runs)

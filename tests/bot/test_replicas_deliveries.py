@@ -8,7 +8,7 @@ from functools import partial
 
 import pytest
 
-from bot.intake.deliveries import DeliveryStatus
+from bot.intake.deliveries import Delivery, DeliveryStatus
 from tests.bot.delivery_rows import all_deliveries
 from tests.bot.replica_kit import Replicas, replica_db, replicas  # noqa: F401  (fixtures)
 from tests.bot.serve_kit import WAIT_SECONDS
@@ -38,11 +38,12 @@ def test_deliveries_sent_to_every_replica_are_each_handled_once(
         return all(any("no flow `nosuch`" in c for c in fake_github.comments(FAKE_REPO, i))
                    for i in issues)
     wait_until(replied, WAIT_SECONDS, "a reply on every issue", interval=0.2)
-    done = wait_until(lambda: [d for d in all_deliveries(group.deliveries)
-                               if d.event == "issue_comment"
-                               and d.status is DeliveryStatus.DONE] if all(
-        d.status is DeliveryStatus.DONE for d in all_deliveries(group.deliveries)) else None,
-        WAIT_SECONDS, "every delivery to be done", interval=0.2)
+
+    def settled() -> list[Delivery] | None:
+        rows = all_deliveries(group.deliveries)
+        return rows if all(d.status is DeliveryStatus.DONE for d in rows) else None
+    done = [d for d in wait_until(settled, WAIT_SECONDS, "every delivery to be done",
+                                  interval=0.2) if d.event == "issue_comment"]
     assert len(done) == len(sends)
     assert all(d.attempts == 1 for d in done), [(d.id, d.attempts) for d in done]
     for issue in issues:  # the bot's own comments: exactly one reply each
