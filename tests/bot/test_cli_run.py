@@ -114,9 +114,17 @@ def test_ctrl_c_cancels_the_run_and_removes_its_containers(
 
 
 def test_the_process_backend_runs_a_flow_without_docker(
-    capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    flow = str(TEMPLATE / "flows" / "guarded-job.yml")
+    guarded = TEMPLATE / "flows" / "guarded-job.yml"
+    # the process backend cannot take a task's network away: such a flow is refused
+    assert main(["run", str(guarded), "--backend", "process"]) == 1
+    assert 'network: "none" cannot be honoured by the process backend' in (
+        capsys.readouterr().err)
+    open_flow = tmp_path / "flows" / "guarded-job.yml"
+    open_flow.parent.mkdir()
+    open_flow.write_text(guarded.read_text().replace("    network: none\n", ""))
+    flow = str(open_flow)
     assert main(["run", flow, "--backend", "process"]) == 0
     assert re.search(r"^work +success", capsys.readouterr().out, re.M)
     assert main(["run", flow, "--backend", "process", "-i", "fail=yes"]) == 1

@@ -87,7 +87,6 @@ def test_a_missing_or_too_large_file_is_refused_before_running(
     setup: str, problem: str,
 ) -> None:
     monkeypatch.setenv("FLOWBOT_INPUT_FILE_MAX_BYTES", "10")
-    monkeypatch.setenv("FLOWBOT_BACKEND", "process")  # refused before any task starts
     (tmp_path / "large.csv").write_text("date,revenue\n" * 3)
     code = main(["run", str(REVENUE), "-i", f"data=@{tmp_path / (setup + '.csv')}"])
     captured = capsys.readouterr()
