@@ -15,6 +15,7 @@ process are fine) and refuses a second process with :class:`SqliteInUse`. A
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import logging
 import os
@@ -36,6 +37,15 @@ _MIGRATION_LOCK = 0x666C6F77  # "flow": the advisory lock key replicas migrate u
 
 _held: dict[Path, IO[str]] = {}  # SQLite files this process holds, with their lock files
 _held_guard = threading.Lock()
+
+
+@atexit.register
+def _release_held() -> None:
+    """The process ends: its SQLite locks go with it (closed, not left to the collector)."""
+    with _held_guard:
+        for handle in _held.values():
+            handle.close()
+        _held.clear()
 
 
 class SqliteInUse(StoreError):
