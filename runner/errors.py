@@ -85,6 +85,16 @@ class SecretMissing(FlowbotError):
         )
 
 
+class OwnershipLost(FlowbotError):
+    """Another replica took this run over (this one was thought dead: it missed its
+    heartbeat lease). The replica that learns it stops touching the run: it starts no
+    attempt, records no end and removes nothing; the adopter carries on."""
+
+    def __init__(self, run_id: str, owner: str | None) -> None:
+        self.run_id, self.owner = run_id, owner
+        super().__init__(f"run {run_id} is now executed by replica {owner or '(none)'}")
+
+
 class FireDeclined(FlowbotError):
     """A scheduler sink did not start a fired slot (e.g. the concurrency policy
     skipped it); the fire is recorded as skipped with ``reason`` and ``run_id``."""

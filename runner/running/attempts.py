@@ -20,7 +20,7 @@ from runner.backends.base import (
     Backend,
     TaskSpec,
 )
-from runner.errors import FlowbotError
+from runner.errors import FlowbotError, OwnershipLost
 from runner.model.flows import PullPolicy, Task
 from runner.running.logstore import (
     CUT,
@@ -76,6 +76,9 @@ class AttemptEnv:
     prepared: set[str] = field(default_factory=set)  # images made available this run
     log_max_bytes: int = DEFAULT_MAX_BYTES  # per attempt (FLOWBOT_LOG_MAX_BYTES)
     logs: LogStore | None = None  # where attempt logs go (None: files under data_dir)
+    # the replica executing the run: its attempts start and end only while it still
+    # does (None: no fence, e.g. a single process without replicas)
+    replica: str | None = None
 
     @property
     def log_store(self) -> LogStore:
@@ -86,7 +89,7 @@ def start(env: AttemptEnv, task: Task, attempt: int, context: Mapping[str, Any],
           base_env: Mapping[str, str], flow_env: Mapping[str, str]) -> Outcome:
     """Run attempt number ``attempt`` of ``task`` from the start."""
     location = env.log_store.location(LogKey(env.run_id, task.id, attempt))
-    env.store.start_attempt(env.run_id, task.id, attempt, location)
+    env.store.start_attempt(env.run_id, task.id, attempt, location, held_by=env.replica)
     workspace = repo_dir(env.data_dir, env.run_id)
     try:
         if not workspace.is_dir():
@@ -124,6 +127,7 @@ def follow(env: AttemptEnv, task: Task, attempt: int, handle: str) -> Outcome:
         args=(env.backend.logs(handle), env.log_store, key, env.secrets.values(), env.sink),
         kwargs={"max_bytes": env.log_max_bytes, "result": logged})
     pump.start()
+    lost = False
     try:
         try:
             outcome = _wait(env, task, handle)
@@ -131,11 +135,22 @@ def follow(env: AttemptEnv, task: Task, attempt: int, handle: str) -> Outcome:
             outcome = Outcome(Status.FAILED, reason=str(exc))
         pump.join(_LOG_DRAIN)  # the rest of the log is read before the container goes
         outcome = _with_log(env, outcome, logged)
+        _still_held(env)  # an adopter that took the run over records this end itself
         # stored before the container goes, so a crash here loses nothing
         return _finish(env, task.id, attempt, _with_outputs(env, task.id, attempt, outcome))
+    except OwnershipLost:
+        lost = True
+        raise
     finally:
         env.register(task.id, None)
-        env.backend.remove(handle)
+        if not lost:
+            env.backend.remove(handle)  # else the adopter still follows it
+
+
+def _still_held(env: AttemptEnv) -> None:
+    """Raise :class:`OwnershipLost` when another replica executes the run now."""
+    if env.replica is not None and (owner := env.store.owner_of(env.run_id)) != env.replica:
+        raise OwnershipLost(env.run_id, owner)
 
 
 def abandon(env: AttemptEnv, task_id: str, attempt: int) -> Outcome:

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from runner.backends.base import Existing
+from runner.errors import OwnershipLost
 from runner.model.flows import Flow, Task
 from runner.running import attempts
 from runner.running.attempts import AttemptEnv, Outcome
@@ -61,6 +62,7 @@ class Execution:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._stop_status: Status | None = None
+        self._lost: OwnershipLost | None = None  # another replica took the run over
         self._handles: dict[str, str] = {}
         self._done: queue.Queue[str] = queue.Queue()
         self._states: dict[str, Status] = {}
@@ -93,6 +95,7 @@ class Execution:
         """Run to the end; returns (status, failed task, error)."""
         self._load_state()
         self._phase(self.flow.tasks, self._deadline())
+        self._raise_if_lost()
         status, failed, error = self._verdict()
         handlers = [t for t in self.flow.errors if self._states[t.id] is Status.QUEUED]
         if status in (Status.FAILED, Status.TIMED_OUT) and handlers:
@@ -102,6 +105,7 @@ class Execution:
             self._context["run"].update(failed_task=failed or "", error=error or "")
             self._base_env.update(FLOWBOT_FAILED_TASK=failed or "", FLOWBOT_ERROR=error or "")
             self._phase(self.flow.errors, None)
+            self._raise_if_lost()
         self._close_unstarted(status)
         return status, failed, error
 
@@ -158,11 +162,19 @@ class Execution:
             self._context["tasks"][task.id] = {"outputs": dict(outcome.outputs or {})}
             self._set(task.id, outcome.status, reason=outcome.reason,
                       exit_code=outcome.exit_code, attempts=number)
+        except OwnershipLost as exc:  # no new task starts; the adopter records this one
+            with self._lock:
+                self._lost = exc
+                self._stop.set()
         except Exception as exc:  # a bug or a broken backend must not hang the run
             log.exception("task crashed", extra={"run": self.run.id, "task": task.id})
             self._set(task.id, Status.FAILED, reason=f"internal error: {exc}")
         finally:
             self._done.put(task.id)
+
+    def _raise_if_lost(self) -> None:
+        if self._lost is not None:
+            raise self._lost
 
     def _attempts(self, task: Task) -> tuple[Outcome, int]:
         self._set(task.id, Status.RUNNING)

@@ -30,7 +30,7 @@ from runner.backends.base import Backend, Existing
 from runner.backends.fit import backend_refusal
 from runner.backends.limits import TaskLimits
 from runner.clock import Clock
-from runner.errors import FlowbotError, SecretMissing
+from runner.errors import FlowbotError, OwnershipLost, SecretMissing
 from runner.model.flows import ConcurrencyPolicy, Flow, flow_from_data
 from runner.running import input_files
 from runner.running import reconcile as reconciling
@@ -257,8 +257,13 @@ class RunService:
             if self._stopping and self._cancel_on_stop:
                 execution.cancel()  # claimed while stop(cancel_running=True) looked
         self._emit(RunEvent(run.id, EventKind.STARTED, status=Status.RUNNING))
+        lost = False
         try:
             status, failed, error = execution.execute()
+        except OwnershipLost as exc:  # this replica was thought dead and adopted
+            lost = True
+            log.warning("another replica took the run over; leaving it to that one",
+                        extra={"run": run.id, "owner": exc.owner, "replica": self.replica})
         except Exception as exc:  # never leave a run "running" because of a bug
             log.exception("run crashed", extra={"run": run.id})
             # a database error says what failed without its SQL (e.g. the disk is full)
@@ -266,12 +271,15 @@ class RunService:
         finally:
             with self._lock:
                 self._executions.pop(run.id, None)
-            remove_run_dir(self.data_dir, run.id)
-        if status is Status.SUCCESS and not self._all_recorded(run.id):
-            status, error = Status.FAILED, _UNRECORDED
-        masked = Masker(list(secrets.values())).mask(error) if error else None
-        self._record_end(run.id, status, masked, failed)
-        self._emit(RunEvent(run.id, EventKind.FINISHED, status=status))
+            if not lost:
+                remove_run_dir(self.data_dir, run.id)  # the adopter still needs them
+        if not lost:
+            if status is Status.SUCCESS and not self._all_recorded(run.id):
+                status, error = Status.FAILED, _UNRECORDED
+            masked = Masker(list(secrets.values())).mask(error) if error else None
+            lost = not self._record_end(run.id, status, masked, failed)
+        if not lost:
+            self._emit(RunEvent(run.id, EventKind.FINISHED, status=status))
         self._poke()  # a slot of the flow's limit is free
         final = self.store.get_run(run.id)
         assert final is not None
@@ -282,14 +290,17 @@ class RunService:
         return all(t.status.terminal for t in self.store.task_rows(run_id))
 
     def _record_end(self, run_id: str, status: Status, error: str | None,
-                    failed: str | None) -> None:
+                    failed: str | None) -> bool:
         """Store the run's end, trying again while the database refuses writes (a full
-        disk): the run ends truthfully once space returns, never stays "running"."""
+        disk): the run ends truthfully once space returns, never stays "running".
+        False when another replica executes the run now (it records the end)."""
         delay = _WRITE_RETRY_FIRST
         while True:
             try:
-                self.store.set_run_status(run_id, status, error=error, failed_task=failed)
-                return
+                if self.store.set_run_status(run_id, status, error=error, failed_task=failed,
+                                             held_by=self.replica):
+                    return True
+                return self.store.owner_of(run_id) == self.replica  # ended otherwise
             except Exception as exc:
                 log.error("cannot record the end of a run; trying again",
                           extra={"run": run_id, "status": status.value, "reason": _cause(exc),
@@ -301,7 +312,7 @@ class RunService:
                    sink: LogSink | None, adopt: Mapping[tuple[str, int], Existing]) -> Execution:
         env = AttemptEnv(self.store, self.backend, self.data_dir, self.owner, run.id, secrets,
                          sink, register=lambda _t, _h: True, stop_status=lambda: None,
-                         log_max_bytes=self.log_max_bytes, logs=self.logs)
+                         log_max_bytes=self.log_max_bytes, logs=self.logs, replica=self.replica)
         trigger = run.trigger
         values = input_files.task_values(run.inputs, inputs_dir(self.data_dir, run.id),
                                          self.backend.inputs_mount)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from runner.clock import Clock
+from runner.errors import OwnershipLost
 from runner.model.flows import Flow
 from runner.state.records import (
     ACTIVE,
@@ -184,11 +185,12 @@ class RunStore:
     def set_run_status(
         self, run_id: str, to: Status, *, expect: Iterable[Status] | None = None,
         error: str | None = None, failed_task: str | None = None, reason: str | None = None,
-        owner: str | None = None,
+        owner: str | None = None, held_by: str | None = None,
     ) -> bool:
         """Move the run to ``to``; with ``expect``, only from one of those statuses.
-        ``owner`` stamps the replica that executes it (a claim). Returns whether the
-        change happened."""
+        ``owner`` stamps the replica that executes it (a claim); with ``held_by``, only
+        while that replica still executes it (an adopter may have taken it over).
+        Returns whether the change happened."""
         now = self.clock.now()
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(runs.c.status, runs.c.started_at)
@@ -209,10 +211,11 @@ class RunStore:
                 values["failed_task"] = failed_task
             if owner is not None:
                 values["owner"] = owner
+            held = [] if held_by is None else [runs.c.owner == held_by]
             done = conn.execute(runs.update().values(**values).where(
-                runs.c.id == run_id, runs.c.status == current.value))
+                runs.c.id == run_id, runs.c.status == current.value, *held))
             if done.rowcount != 1:
-                return False  # lost a race between read and write
+                return False  # lost a race between read and write, or the run itself
             self._log(conn, run_id, None, None, current, to, reason or error, now)
         return True
 
@@ -274,9 +277,24 @@ class RunStore:
             conn.execute(run_tasks.update().values(**values).where(*where))
             self._log(conn, run_id, task_id, None, Status(row.status), to, reason, now)
 
-    def start_attempt(self, run_id: str, task_id: str, attempt: int, log_path: str) -> None:
+    def owner_of(self, run_id: str) -> str | None:
+        """The replica executing ``run_id`` (None: queued, or not stamped)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(runs.c.owner).where(runs.c.id == run_id)).scalar()
+        return None if found is None else str(found)
+
+    def start_attempt(self, run_id: str, task_id: str, attempt: int, log_path: str,
+                      held_by: str | None = None) -> None:
+        """Record an attempt as started; with ``held_by``, only while that replica
+        executes the run (the row is locked against a take-over meanwhile), else
+        :class:`OwnershipLost` and nothing is recorded."""
         now = self.clock.now()
         with self.engine.begin() as conn:
+            if held_by is not None:
+                owner = conn.execute(sa.select(runs.c.owner).where(runs.c.id == run_id)
+                                     .with_for_update()).scalar()
+                if owner != held_by:
+                    raise OwnershipLost(run_id, owner)
             conn.execute(task_attempts.insert().values(
                 run_id=run_id, task_id=task_id, attempt=attempt, status=Status.RUNNING.value,
                 log_path=log_path, started_at=now))

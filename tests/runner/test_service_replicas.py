@@ -248,3 +248,35 @@ def test_adopting_a_dead_replica_leaves_a_live_replicas_run_and_container_alone(
         live.cancel(live_run)
         live_thread.join(30)
     assert cluster.run(live_run).status is Status.CANCELLED
+
+
+def test_a_replica_thought_dead_leaves_the_run_to_its_adopter(cluster: Cluster) -> None:
+    """A stalled replica (its lease ran out, another adopted its run) carries on: it
+    must start no further attempt, record no end and remove nothing."""
+    heard: dict[str, list[Status | None]] = {"replica-a": [], "replica-b": []}
+
+    def replica(name: str) -> RunService:
+        return RunService(RunStore(cluster.engine, SystemClock()),
+                          DockerBackend(client=cluster.client, owner=cluster.owner),
+                          cluster.data_dir, {}, SystemClock(), owner=cluster.owner,
+                          replica=name, listeners=[lambda e: heard[name].append(
+                              e.status) if e.kind.value == "finished" else None])
+
+    a, b = replica("replica-a"), replica("replica-b")
+    flow = {"id": "two", "tasks": [task("first", "sleep 3", "echo one"),
+                                   task("second", "echo two", needs=["first"])]}
+    run_id = cluster.submit(a, flow).run_id
+    a.start(workers=1)
+    try:
+        wait_until(lambda: any(t.handle for t in cluster.store.attempts(run_id)), 30,
+                   "replica A to start the first task's container")
+        assert b.adopt(["replica-a"]) == [run_id]  # as if A had missed its lease
+        run = cluster.final(run_id, 40)
+        wait_until(lambda: run_id not in a._executions, 20, "replica A to let the run go")
+    finally:
+        a.stop()
+    assert (run.status, run.owner) == (Status.SUCCESS, "replica-b")
+    attempts = [(t.task_id, t.attempt) for t in cluster.store.attempts(run_id)]
+    assert sorted(attempts) == [("first", 1), ("second", 1)]  # nothing ran twice
+    assert heard == {"replica-a": [], "replica-b": [Status.SUCCESS]}
+    assert not leftover(cluster.client, cluster.owner)

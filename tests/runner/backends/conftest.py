@@ -27,8 +27,10 @@ def owner(docker_client: docker.DockerClient) -> Iterator[str]:
     """A fresh owner label; every container carrying it is removed afterwards."""
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
-    for service in docker_client.services.list(filters={"label": f"{LABEL_OWNER}={name}"}):
-        service.remove()
+    if docker_client.info().get("Swarm", {}).get("ControlAvailable"):  # a swarm manager
+        for service in docker_client.services.list(
+                filters={"label": f"{LABEL_OWNER}={name}"}):
+            service.remove()
     for container in docker_client.containers.list(
         all=True, filters={"label": f"{LABEL_OWNER}={name}"}
     ):
