@@ -130,7 +130,9 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow,
     data_dir = (args.data_dir or settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # --data-dir overrides the settings' folder, and with it the default SQLite file
-    store = RunStore(connect(replace(settings, data_dir=data_dir).db_url), SystemClock())
+    # exclusive: on SQLite a serving flowbot on the same data dir refuses this one
+    store = RunStore(connect(replace(settings, data_dir=data_dir).db_url, exclusive=True),
+                     SystemClock())
     owner = owner_for(data_dir)
     view = LiveView(sys.stdout, flow)
     name = args.backend or settings.backend

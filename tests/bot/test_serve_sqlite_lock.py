@@ -38,6 +38,14 @@ def test_a_second_serve_on_one_sqlite_data_dir_is_refused(
             f"process (pid {first.proc.pid})") in second.stderr
     assert "FLOWBOT_DATABASE_URL" in second.stderr and "PostgreSQL" in second.stderr
     assert "Traceback" not in second.stderr
+    flow = tmp_path / "hello.yml"
+    flow.write_text("id: hello\ntasks:\n  - id: t\n    image: busybox:latest\n"
+                    "    commands: [echo hi]\n")
+    local_run = subprocess.run([sys.executable, "-m", "bot.cli", "run", str(flow)], env=env,
+                               capture_output=True, text=True, timeout=120)
+    assert local_run.returncode == 2, local_run.stderr  # flowbot run on it is refused too
+    assert f"the SQLite database {database} is in use by another flowbot" in local_run.stderr
+    assert "Traceback" not in local_run.stderr
     health = httpx.get(first.url + "/healthz", timeout=5).json()
     assert health["ok"] is True and health["replicas"] == 1  # the first serves on, alone
 
