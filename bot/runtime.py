@@ -1,7 +1,7 @@
 """The running service: settings wired to real parts, and their threads.
 
 :func:`build_runtime` opens (and migrates) the database and builds the run
-store, registry, schedules, run service (Docker or process backend), the
+store, registry, schedules, run service (the docker, swarm or process backend), the
 scheduler, GitHub clients and git mirrors, and the delivery workers.
 :meth:`Runtime.start` first registers this process as a replica and adopts what
 dead replicas left, its own previous life included (deliveries in flight go back

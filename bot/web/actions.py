@@ -21,7 +21,8 @@ It answers the refusal (a :class:`~starlette.responses.Response`) or a
   add an ``Authorization`` header on their own.
 
 Forms are read as ``application/x-www-form-urlencoded`` (at most
-:data:`MAX_FORM_BYTES`), with no multipart parser needed.
+:data:`MAX_FORM_BYTES`); the flow page's Run form alone is multipart (file
+inputs are uploads) and has its own gate in :mod:`bot.web.flow_page`.
 """
 
 from __future__ import annotations
