@@ -4,8 +4,11 @@ Exit codes: 0 all valid (warnings allowed), 1 some file invalid, 2 usage or
 I/O error (e.g. a path that does not exist). ``--plan`` adds, for every
 schedule trigger of a valid flow, its next fire times in its timezone.
 ``--backend NAME`` also refuses what that backend cannot honour (``network:
-none`` on swarm, a pool other than ``default`` on docker), as pull-request
-validation does for the bot's configured backend.
+none`` on swarm, a pool other than ``default`` on docker) and, for docker and
+swarm, a ``resources.cpus`` / ``resources.memory`` above the operator's bounds
+(``FLOWBOT_TASK_MAX_CPUS`` / ``FLOWBOT_TASK_MAX_MEMORY``, read from the
+environment or ``FLOWBOT_CONFIG`` as ``flowbot serve`` and ``flowbot run`` read
+them), as pull-request validation does for the bot's configured backend.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.settings import Settings
 from runner.backends import BACKENDS
 from runner.backends.fit import Target
 from runner.clock import SystemClock
+from runner.errors import FlowbotError
 from runner.model.flows import Flow
 from runner.scheduling import cron
 from runner.validation.validate import Diagnostic, RepoReport, validate_paths
@@ -30,6 +35,7 @@ PLAN_COUNT = 5
 NO_DEFAULT_DIR = "flowbot validate: no flows/ directory here; give the files or directories"
 MISSING_PATH = "flowbot validate: {path}: no such file or directory"
 BAD_NOW = "flowbot validate: --now {value!r} is not an ISO 8601 date-time"
+BAD_SETTINGS = "flowbot validate: {error}"
 EXIT_CODES = ("exit codes: 0 every file valid (warnings allowed), 1 some file invalid, "
               "2 usage or I/O error (e.g. a path that does not exist)")
 
@@ -48,7 +54,9 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument("--now", help="ISO date-time to plan from (default: the current time)")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="also check what this backend can honour (network: none, pool:)")
+                        help="also check what this backend can honour (network: none, pool:, "
+                             "resources within FLOWBOT_TASK_MAX_CPUS / FLOWBOT_TASK_MAX_MEMORY "
+                             "for docker and swarm)")
     parser.set_defaults(handler=_handle)
 
 
@@ -63,7 +71,11 @@ def _handle(args: argparse.Namespace) -> int:
         message = NO_DEFAULT_DIR if not args.paths else MISSING_PATH.format(path=missing[0])
         print(message, file=sys.stderr)
         return 2
-    target = Target.named(args.backend) if args.backend else None
+    try:
+        target = _target(args.backend)
+    except FlowbotError as exc:  # a malformed FLOWBOT_TASK_MAX_* (or config file)
+        print(BAD_SETTINGS.format(error=exc), file=sys.stderr)
+        return 2
     report = validate_paths(paths, now=now, target=target)
     plan = _plan(report.flows, now) if args.plan else []
     if args.format == "json":
@@ -75,6 +87,14 @@ def _handle(args: argparse.Namespace) -> int:
             print(line)
         print(report.summary())
     return 0 if report.ok else 1
+
+
+def _target(backend: str | None) -> Target | None:
+    """The backend to check against, with the operator's task bounds from the settings
+    (read only when a backend is named, and its bounds only where it applies them)."""
+    if backend is None:
+        return None  # backend-neutral: the flow files alone
+    return Target.named(backend, Settings.from_env().task_limits)
 
 
 def _parse_now(value: str | None) -> datetime | None:

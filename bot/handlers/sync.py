@@ -32,12 +32,13 @@ INVALID_NOTE = "; {count} invalid file(s) not registered: {paths}"
 def sync_commit(
     services: Services, repo: str, clone_url: str, sha: str, installation_id: int | None = None
 ) -> tuple[SyncResult, list[str]]:
-    """Validate ``flows/*.yml`` at ``sha`` (against the configured backend too) and register
-    the valid flows; also the paths of the invalid files (their flows keep their last valid
-    version)."""
+    """Validate ``flows/*.yml`` at ``sha`` (against the configured backend and the operator's
+    task bounds too) and register the valid flows; also the paths of the invalid files
+    (their flows keep their last valid version)."""
     mirror = services.mirror(repo, clone_url, installation_id, want=sha)
+    settings = services.settings
     report = validate_files(services.repos.read_flows(mirror, sha), now=services.clock.now(),
-                            target=Target.named(services.settings.backend))
+                            target=Target.named(settings.backend, settings.task_limits))
     valid = [f.flow for f in report.files if f.flow is not None and f.ok]
     invalid = {f.path: f.path for f in report.files if not f.ok or f.flow is None}
     return services.registry.sync(repo, sha, valid, invalid), sorted(invalid)

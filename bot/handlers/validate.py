@@ -51,9 +51,10 @@ def head_source(pull: dict[str, Any], base_repo: dict[str, Any]) -> tuple[str, s
 
 def _validate(files: dict[str, bytes], services: Services) -> RepoReport:
     """The PR's flows, validated in a child process with hard limits (when set), against
-    what the configured backend can honour (known without reaching its engine)."""
+    what the configured backend can honour (known without reaching its engine) and the
+    operator's bounds on a task's CPUs and memory where that backend applies them."""
     settings = services.settings
-    target = Target.named(settings.backend)
+    target = Target.named(settings.backend, settings.task_limits)
     if settings.validate_memory_mb <= 0:
         return validate_files(files, now=services.clock.now(), target=target)
     return validate_isolated(files, now=services.clock.now(),

@@ -1,23 +1,28 @@
 """Whether a backend can honour a flow, decided before the flow runs.
 
 A flow that asks for ``network: none`` on a backend whose tasks always have a
-network, or for a pool the backend cannot place, is refused with the reason —
+network, for a pool the backend cannot place, or (where the backend applies them)
+for more CPUs or memory than the operator's bounds, is refused with the reason —
 at pull-request time (:mod:`runner.validation.capability_check` places each
 problem at the field that asks for it) and again at run admission
 (:func:`refusal`, as :meth:`~runner.backends.limits.TaskLimits.refusal` for the
 operator's bounds) — instead of running with weaker isolation or waiting for a
 node that never comes.
 
-Pure: it reads the flow model and a backend's :class:`Capabilities` (a static
-answer, no engine needed), so it also runs in the forked validation child.
+Pure: it reads the flow model, a backend's :class:`Capabilities` (a static
+answer, no engine needed) and the bounds, so it also runs in the forked
+validation child. What is over the bounds is decided by
+:meth:`~runner.backends.limits.TaskBounds.excesses`, the rule admission applies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runner.backends import capabilities_of
 from runner.backends.base import DEFAULT_POOL, Backend, Capabilities
+from runner.backends.limits import TaskBounds, TaskLimits
 from runner.model.flows import Flow, Task
 
 NO_NETWORK_NONE = (
@@ -39,6 +44,7 @@ NO_LIMITS = (
     "not enforced by the {backend} backend (tasks run without CPU or memory limits); "
     "the task runs anyway"
 )
+ASKS = "asks for {asked}, {above}"
 REFUSED = "{path}: {where}: {message}"
 
 Where = tuple[str | int, ...]  # a data path: ("tasks", 0, "network")
@@ -46,21 +52,30 @@ Where = tuple[str | int, ...]  # a data path: ("tasks", 0, "network")
 
 @dataclass(frozen=True)
 class Target:
-    """The backend flows are checked against: its name (for messages) and what it can
-    honour. Plain data, so it crosses into the forked validation child as is."""
+    """The backend flows are checked against: its name (for messages), what it can
+    honour and the operator's bounds on what a task may ask for (None: not checked).
+    Plain data, so it crosses into the forked validation child as is."""
 
     backend: str
     capabilities: Capabilities
+    bounds: TaskBounds | None = None
 
     @classmethod
     def of(cls, backend: Backend) -> Target:
+        """What ``backend`` can honour (admission checks the bounds itself)."""
         return cls(backend.name, backend.capabilities())
 
     @classmethod
-    def named(cls, name: str) -> Target:
+    def named(cls, name: str, limits: Callable[[], TaskLimits] | None = None) -> Target:
         """The backend called ``name`` (``FLOWBOT_BACKEND``), without building it or
-        reaching its engine. Raises ConfigError for an unknown name."""
-        return cls(name, capabilities_of(name))
+        reaching its engine. Raises ConfigError for an unknown name. ``limits`` (e.g.
+        ``settings.task_limits``) gives the operator's bounds; it is called only for a
+        backend that enforces them (docker and swarm, as the runtime applies them; the
+        process backend runs tasks unbounded), so its ConfigError comes only there."""
+        capabilities = capabilities_of(name)
+        if limits is None or not capabilities.resource_limits:
+            return cls(name, capabilities)  # no bounds to check
+        return cls(name, capabilities, limits().bounds())
 
 
 @dataclass(frozen=True)
@@ -111,7 +126,19 @@ def _task_mismatches(flow: Flow, where: Where, task: Task,
     if resources and not caps.resource_limits:
         found.append(Mismatch((*where, "resources"), NO_LIMITS.format(backend=target.backend),
                               warning=True))
+    found.extend(_over_bounds(where, task, target))
     return found
+
+
+def _over_bounds(where: Where, task: Task, target: Target) -> list[Mismatch]:
+    """Each resource ``task`` asks for above the operator's bounds, at its field (an
+    error: admission refuses every run of such a flow)."""
+    if target.bounds is None:
+        return []  # the backend applies none, or they are not known here
+    excesses = target.bounds.excesses(task.resources.cpus, task.resources.memory)
+    return [Mismatch((*where, "resources", excess.field),
+                     ASKS.format(asked=excess.asked, above=excess.above()))
+            for excess in excesses]
 
 
 def _tasks(flow: Flow) -> list[tuple[Where, Task]]:

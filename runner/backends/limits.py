@@ -8,7 +8,9 @@ the container log cap apply to every task and cannot be changed by a flow.
 Pure: :class:`TaskLimits` is checked once when settings are read
 (:meth:`TaskLimits.checked`), flows are checked at run admission
 (:meth:`TaskLimits.refusal`), and the Docker backend applies
-:meth:`TaskLimits.resolve` to each task.
+:meth:`TaskLimits.resolve` to each task. The bounds alone (:class:`TaskBounds`,
+plain data) also go to validation, which reports what is over them at the field
+(:mod:`runner.backends.fit`); :meth:`TaskBounds.excesses` decides for both.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from runner.model.imageref import MIN_MEMORY, memory_bytes
 
 NOBODY = "65534:65534"  # the task user when flowbot itself runs as root
 
-OVER_BOUND = (
-    "{path}: task \"{task}\" asks for resources.{field}: {asked}, above this flowbot's "
-    "limit of {bound} ({setting}); ask for at most {bound}, or have the operator raise {setting}"
+ABOVE = (
+    "above this flowbot's limit of {bound} ({setting}); ask for at most {bound}, "
+    "or have the operator raise {setting}"
 )
+OVER_BOUND = "{path}: task \"{task}\" asks for resources.{field}: {asked}, {above}"
 BAD_MEMORY = "expected a memory size such as 512m or 2g (at least 6m), got {value!r}"
 BAD_CPUS = "expected a positive number of CPUs such as 0.5 or 2, got {value!r}"
 DEFAULT_OVER_MAX = "the default {default} is above the maximum {maximum} ({setting})"
@@ -35,6 +38,39 @@ CANNOT_HAND_OVER = (
     "tasks cannot run as {user}: flowbot runs as uid {uid}, not root, so it cannot give them "
     "the run's workspace; leave it empty (tasks run as flowbot's own user) or run flowbot as root"
 )
+
+
+@dataclass(frozen=True)
+class Excess:
+    """One resource a task asks for above the operator's bound."""
+
+    field: str  # "cpus" or "memory", as under a task's ``resources:``
+    asked: str  # as the flow wrote it
+    bound: str
+    setting: str  # the variable that sets the bound
+
+    def above(self) -> str:
+        """Why it is refused and what to do (the tail of every message about it)."""
+        return ABOVE.format(bound=self.bound, setting=self.setting)
+
+
+@dataclass(frozen=True)
+class TaskBounds:
+    """The most a flow's task may ask for: plain data, so validation (also in its
+    forked child) applies the same rule as run admission."""
+
+    max_cpus: float
+    max_memory: str
+
+    def excesses(self, cpus: float | None, memory: str | None) -> list[Excess]:
+        """What is above the bounds in a resource request: memory first, then CPUs."""
+        found = []
+        if memory is not None and _bytes(memory) > _bytes(self.max_memory):
+            found.append(Excess("memory", memory, self.max_memory, _setting("max_memory")))
+        if cpus is not None and cpus > self.max_cpus:
+            found.append(Excess("cpus", f"{cpus:g}", f"{self.max_cpus:g}",
+                                _setting("max_cpus")))
+        return found
 
 
 @dataclass(frozen=True)
@@ -104,13 +140,16 @@ class TaskLimits:
     def request_problem(self, task_id: str, cpus: float | None, memory: str | None,
                         path: str) -> str | None:
         """What is over the bounds in a task's resource request, if anything."""
-        if memory is not None and _bytes(memory) > _bytes(self.max_memory):
-            return OVER_BOUND.format(path=path, task=task_id, field="memory", asked=memory,
-                                     bound=self.max_memory, setting=_setting("max_memory"))
-        if cpus is not None and cpus > self.max_cpus:
-            return OVER_BOUND.format(path=path, task=task_id, field="cpus", asked=f"{cpus:g}",
-                                     bound=f"{self.max_cpus:g}", setting=_setting("max_cpus"))
-        return None
+        excesses = self.bounds().excesses(cpus, memory)
+        if not excesses:
+            return None  # within the bounds
+        first = excesses[0]
+        return OVER_BOUND.format(path=path, task=task_id, field=first.field,
+                                 asked=first.asked, above=first.above())
+
+    def bounds(self) -> TaskBounds:
+        """The most a flow may ask for, alone (what validation checks flows against)."""
+        return TaskBounds(self.max_cpus, self.max_memory)
 
     def resolve(self, cpus: float | None, memory: str | None) -> tuple[float, int]:
         """The CPUs and memory bytes a task gets: its request, else the defaults."""
