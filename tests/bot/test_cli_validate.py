@@ -155,3 +155,45 @@ def test_backend_names_what_that_backend_cannot_honour(
     with pytest.raises(SystemExit):
         main(["validate", "--backend", "kubernetes"])
     assert "invalid choice: 'kubernetes'" in capsys.readouterr().err
+
+
+def test_backend_checks_resources_against_the_operators_bounds(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLOWBOT_CONFIG", raising=False)
+    monkeypatch.setenv("FLOWBOT_TASK_MAX_CPUS", "2")
+    monkeypatch.setenv("FLOWBOT_TASK_MAX_MEMORY", "1g")
+    hungry = GOOD.replace("id: good", "id: big").replace(
+        "    commands:", "    resources: {cpus: 8, memory: 2g}\n    commands:")
+    (repo / "flows" / "big.yml").write_text(hungry)
+    assert main(["validate"]) == 0  # backend-neutral by default: no bounds
+    capsys.readouterr()
+    assert main(["validate", "--backend", "swarm"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "flows/big.yml:5:23: error: tasks[0].resources.cpus: asks for 8, above this flowbot's "
+        "limit of 2 (FLOWBOT_TASK_MAX_CPUS); ask for at most 2, or have the operator raise "
+        "FLOWBOT_TASK_MAX_CPUS",
+        "flows/big.yml:5:34: error: tasks[0].resources.memory: asks for 2g, above this "
+        "flowbot's limit of 1g (FLOWBOT_TASK_MAX_MEMORY); ask for at most 1g, or have the "
+        "operator raise FLOWBOT_TASK_MAX_MEMORY",
+        "1 of 1 flow invalid",
+    ]
+    assert main(["validate", "--backend", "process"]) == 0  # runs tasks unbounded: a warning
+    assert "resources: not enforced by the process backend" in capsys.readouterr().out
+    monkeypatch.setenv("FLOWBOT_TASK_MAX_CPUS", "8")
+    monkeypatch.setenv("FLOWBOT_TASK_MAX_MEMORY", "2g")
+    assert main(["validate", "--backend", "docker"]) == 0  # within the raised bounds
+    assert capsys.readouterr().out.splitlines() == ["1 flow valid"]
+
+
+def test_backend_with_malformed_bounds_is_a_usage_error(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLOWBOT_CONFIG", raising=False)
+    monkeypatch.setenv("FLOWBOT_TASK_MAX_MEMORY", "lots")
+    (repo / "flows" / "good.yml").write_text(GOOD)
+    assert main(["validate", "--backend", "docker"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "flowbot validate: FLOWBOT_TASK_MAX_MEMORY: expected a memory size such as 512m or 2g "
+        "(at least 6m), got 'lots'")
+    assert main(["validate", "--backend", "process"]) == 0  # bounds it never applies

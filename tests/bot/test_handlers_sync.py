@@ -1,5 +1,6 @@
 """Push sync: real-shaped push payloads through the real router."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -102,3 +103,20 @@ def test_a_flow_the_backend_cannot_honour_is_not_registered(services: Services) 
     assert "1 invalid file(s) not registered: flows/nightly.yml" in str(statuses[-1]["description"])
     assert services.registry.get("acme/flows", "nightly") is None
     assert _scheduled(services) == [("other", "hourly")]
+
+
+def test_a_flow_over_the_operators_bounds_is_not_registered(services: Services) -> None:
+    source = services.repos
+    assert isinstance(source, FakeFlowSource)
+    hungry = NIGHTLY.replace(b'commands: [echo hi]}', b'commands: [echo hi], resources: {cpus: 8}}')
+    source.commits["5" * 40] = {"flows/nightly.yml": hungry, "flows/other.yml": OTHER}
+    services.settings = replace(services.settings, task_max_cpus=2.0)  # docker applies it
+    statuses = _push(services, after="5" * 40)
+    assert statuses[-1]["state"] == "failure"
+    assert "1 invalid file(s) not registered: flows/nightly.yml" in str(statuses[-1]["description"])
+    assert services.registry.get("acme/flows", "nightly") is None
+    assert _scheduled(services) == [("other", "hourly")]
+
+    services.settings = replace(services.settings, backend="process")  # applies no bounds
+    assert _push(services, after="5" * 40)[-1]["state"] == "success"
+    assert services.registry.get("acme/flows", "nightly") is not None
