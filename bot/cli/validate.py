@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.settings import Settings
 from runner.backends import BACKENDS
 from runner.backends.fit import Target
 from runner.clock import SystemClock
@@ -94,6 +93,8 @@ def _target(backend: str | None) -> Target | None:
     (read only when a backend is named, and its bounds only where it applies them)."""
     if backend is None:
         return None  # backend-neutral: the flow files alone
+    from bot.settings import Settings  # here: plain validation loads no database code
+
     return Target.named(backend, Settings.from_env().task_limits)
 
 
