@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import git
 import pytest
 
+from runner.running import export
 from runner.running.workspace import (
+    ExportLimits,
     WorkspaceError,
     output_file,
     prepare_workspace,
@@ -132,3 +135,133 @@ def test_a_hostile_archive_cannot_write_through_a_link(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError, match="esc: a link where a folder should be"):
         prepare_workspace(source, commit, tmp_path / "dest")
     assert list(outside.iterdir()) == []
+
+
+KIB = 1024
+SMALL = ExportLimits(max_bytes=64 * KIB, max_files=20, seconds=60.0)
+
+
+def _git(source: Path, *args: str, data: bytes = b"") -> str:
+    done = subprocess.run(["git", "-C", str(source), *args], input=data,
+                          capture_output=True, check=True)
+    return done.stdout.decode().strip()
+
+
+def _committed(tmp_path: Path, files: dict[str, bytes], message: str = "files") -> tuple[Path, str]:
+    source = tmp_path / "bounded"
+    repo = git.Repo.init(source)
+    for name, content in files.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(content)
+    repo.index.add(list(files))
+    return source, repo.index.commit(message).hexsha
+
+
+def _disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def test_a_repository_over_the_byte_bound_is_refused_before_anything_is_written(
+    tmp_path: Path
+) -> None:
+    source, commit = _committed(tmp_path, {"small.txt": b"ok\n", "big.bin": b"\0" * (1 << 20)})
+    dest = tmp_path / "dest"
+    with pytest.raises(WorkspaceError) as refused:
+        prepare_workspace(source, commit, dest, limits=SMALL)
+    assert str(refused.value) == (
+        f"the repository at {commit} is larger than FLOWBOT_WORKSPACE_MAX_BYTES (64 KiB), the "
+        "most a run's copy of it may hold: keep large data out of the repository (a task can "
+        "fetch it) or have the operator raise FLOWBOT_WORKSPACE_MAX_BYTES")
+    assert not dest.exists()
+
+
+def test_the_archive_is_counted_as_it_is_written_whatever_the_tree_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """export-subst grows a 2 KiB file to 2 MiB in the archive: the object store's
+    sizes pass, the stream is stopped at the bound and the partial copy removed."""
+    source, commit = _committed(
+        tmp_path, {".gitattributes": b"grow.txt export-subst\n",
+                   "grow.txt": b"$Format:%B$" * 200}, message="m" * 10_000)
+    assert int(_git(source, "cat-file", "-s", f"{commit}:grow.txt")) < 64 * KIB
+    dest = tmp_path / "dest"
+    on_disk: list[int] = []  # what was on disk as each file's copy ended
+    real_write = export._write_file
+
+    def write(data: Any, target: Path, mode: int, tally: Any) -> None:
+        try:
+            real_write(data, target, mode, tally)
+        finally:
+            on_disk.append(_disk_bytes(dest))
+
+    monkeypatch.setattr(export, "_write_file", write)  # observed only; the copy is real
+    with pytest.raises(WorkspaceError, match="larger than FLOWBOT_WORKSPACE_MAX_BYTES"):
+        prepare_workspace(source, commit, dest, limits=SMALL)
+    assert on_disk and max(on_disk) <= 64 * KIB
+    assert not dest.exists()
+
+
+def test_a_repository_over_the_file_bound_is_refused(tmp_path: Path) -> None:
+    files = {f"many/{n:03}.txt": b"x" for n in range(30)}
+    source, commit = _committed(tmp_path, files)
+    with pytest.raises(WorkspaceError) as refused:
+        prepare_workspace(source, commit, tmp_path / "dest", limits=SMALL)
+    assert str(refused.value) == (
+        f"the repository at {commit} holds more than FLOWBOT_WORKSPACE_MAX_FILES (20) files "
+        "and folders, the most a run's copy of it may hold: keep generated or vendored trees "
+        "out of the repository or have the operator raise FLOWBOT_WORKSPACE_MAX_FILES")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_a_git_bomb_is_refused_without_expanding_it(tmp_path: Path) -> None:
+    """Ten entries of the same tree at each of six levels: a million files from a
+    few hundred bytes of objects. Measuring stops at the bound."""
+    source = tmp_path / "bomb"
+    repo = git.Repo.init(source)
+    entry = f"100644 blob {_git(source, 'hash-object', '-w', '--stdin', data=b'lol')}"
+    for _ in range(6):
+        tree = _git(source, "mktree", data="".join(
+            f"{entry}\t{n}\n" for n in range(10)).encode())
+        entry = f"040000 tree {tree}"
+    commit = repo.git.commit_tree(tree, "-m", "bomb")
+    with pytest.raises(WorkspaceError, match=r"more than FLOWBOT_WORKSPACE_MAX_FILES \(1,000\)"):
+        prepare_workspace(source, commit, tmp_path / "dest",
+                          limits=ExportLimits(max_files=1000))
+    assert not (tmp_path / "dest").exists()
+
+
+def test_an_archive_that_hangs_is_killed_after_the_time_bound(tmp_path: Path) -> None:
+    """An object git blocks on reading (a named pipe in place of a loose object)."""
+    source, commit = _committed(tmp_path, {"stuck.txt": b"never read\n"})
+    blob = _git(source, "rev-parse", f"{commit}:stuck.txt")
+    loose = source / ".git" / "objects" / blob[:2] / blob[2:]
+    loose.unlink()
+    os.mkfifo(loose)
+    with pytest.raises(WorkspaceError) as refused:
+        prepare_workspace(source, commit, tmp_path / "dest",
+                          limits=ExportLimits(seconds=0.5))
+    assert str(refused.value) == (
+        f"copying the repository at {commit} took longer than FLOWBOT_WORKSPACE_SECONDS "
+        "(0.5 s) and was stopped: make the repository smaller (git count-objects -vH shows "
+        "its size) or have the operator raise FLOWBOT_WORKSPACE_SECONDS")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_a_repository_exactly_at_the_bounds_is_copied(tmp_path: Path) -> None:
+    # 19 files and their folder: 20 entries; 64 KiB of contents in all
+    files = {f"d/{n:02}": b"y" * (64 * KIB // 19) for n in range(19)}
+    files["d/00"] += b"y" * (64 * KIB - sum(len(v) for v in files.values()))
+    source, commit = _committed(tmp_path, files)
+    prepare_workspace(source, commit, tmp_path / "dest", limits=SMALL)
+    assert _disk_bytes(tmp_path / "dest") == 64 * KIB
+    assert len(list((tmp_path / "dest").rglob("*"))) == 20
+
+
+def test_a_link_to_an_overlong_target_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "longlink"
+    repo = git.Repo.init(source)
+    target = _git(source, "hash-object", "-w", "--stdin", data=b"a/" * 3000)
+    tree = _git(source, "mktree", data=f"120000 blob {target}\tfar\n".encode())
+    commit = repo.git.commit_tree(tree, "-m", "link")
+    with pytest.raises(WorkspaceError, match="path or link target longer than 4,096 bytes"):
+        prepare_workspace(source, commit, tmp_path / "dest")
