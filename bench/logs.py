@@ -3,7 +3,8 @@
 Writes ``--mb`` MB of log lines (in 8 KiB chunks, as a busy task's stream
 delivers them) through :func:`runner.running.logstore.collect` with one secret
 to mask, into :class:`FileLogs` (the SQLite default: files under the data dir,
-the baseline) and into :class:`DbLogs` (chunks in PostgreSQL), then reads each
+the baseline) and into :class:`DbLogs` (chunks in PostgreSQL, each writer
+appending all its pending 64 KiB chunks in one transaction), then reads each
 log back whole (the raw download's bounded reads). Prints MB/s of each next to
 the file baseline and the peak Python memory while writing (the store must not
 hold the log). PostgreSQL comes from ``FLOWBOT_BENCH_POSTGRES_URL`` (else

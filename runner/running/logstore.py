@@ -4,7 +4,17 @@
 Two stores: :class:`FileLogs` (the embedded SQLite default) keeps each log in a
 file ``<data_dir>/logs/<run>/<task>.<attempt>.log``; :class:`~runner.running.dblogs.DbLogs`
 (PostgreSQL, so every replica reads every log) keeps it in the database, in
-chunks appended as the task writes. :func:`make_log_store` picks by database.
+chunks appended as the task writes. :func:`make_log_store` picks by database;
+on PostgreSQL it is a :class:`~runner.running.dblogs.DbLogs` that also serves the
+attempts recorded before logs moved to the database from their files
+(:class:`~runner.running.dblogs.UpgradedLogs`).
+
+One writer per log: a stalled replica that comes back (it was adopted) may still
+be writing an attempt's log when its adopter reopens the same key. The writer
+opened last wins and an earlier one's further writes go nowhere: a file log is
+opened as a new file renamed over the log's path (the earlier writer keeps
+writing to the file it holds, no longer the log's), a database log takes the
+log's fence row (see :mod:`runner.running.dblogs`).
 
 A log keeps at most ``max_bytes`` (``FLOWBOT_LOG_MAX_BYTES``) per attempt: past
 that it ends with :data:`CUT_NOTE` and the rest of the task's output is not
@@ -22,6 +32,7 @@ never more than asked, whatever its size.
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -207,10 +218,20 @@ class FileLogs(LogStore):
                                     row.attempt).resolve()
 
     def open(self, key: LogKey) -> LogWriter:
+        """A new file renamed over the log's path: an earlier writer of ``key`` goes
+        on writing to the file it holds, which is no longer the log."""
         path = self.path(key)
+        fresh = path.with_name(f".{path.name}.{os.urandom(6).hex()}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return _FileWriter(path, path.open("wb"))
+            out = fresh.open("xb")
+            try:
+                os.replace(fresh, path)
+            except OSError:
+                out.close()
+                fresh.unlink(missing_ok=True)
+                raise
+            return _FileWriter(path, out)
         except OSError as exc:
             raise LogUnwritable(UNWRITABLE.format(path=path, problem=exc.strerror or exc)) \
                 from exc
@@ -262,12 +283,14 @@ class _FileWriter:
 
 
 def make_log_store(engine: Engine, data_dir: Path) -> LogStore:
-    """:class:`DbLogs` on PostgreSQL (every replica reads every log), else
-    :class:`FileLogs` under ``data_dir``."""
+    """On PostgreSQL :class:`~runner.running.dblogs.DbLogs` (every replica reads
+    every log), serving the attempts logged to files before from their files
+    (:class:`~runner.running.dblogs.UpgradedLogs`);
+    else :class:`FileLogs` under ``data_dir``."""
     if engine.dialect.name == "postgresql":
-        from runner.running.dblogs import DbLogs
+        from runner.running.dblogs import UpgradedLogs
 
-        return DbLogs(engine)
+        return UpgradedLogs(engine, FileLogs(data_dir))
     return FileLogs(data_dir)
 
 

@@ -1,7 +1,9 @@
 """The log stores' one contract, run over :class:`FileLogs` (files under the data
 dir) and :class:`DbLogs` (chunks in PostgreSQL): masked appends, the cap with its
 note and the dropped bytes, tails and range reads by offset, the latest attempt,
-and a reader following a writer that is still writing."""
+a reader following a writer that is still writing, a later writer of the same log
+fencing an earlier one, and on PostgreSQL the file logs of attempts recorded
+before logs moved to the database."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner.model.flows import flow_from_data
-from runner.running.dblogs import CHUNK_BYTES, DbLogs
+from runner.running.dblogs import CHUNK_BYTES, DbLogs, UpgradedLogs
 from runner.running.logstore import (
     FileLogs,
     LogKey,
@@ -40,7 +42,8 @@ def logs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[LogSt
         store: LogStore = FileLogs(tmp_path / "data")
     else:
         engine = connect(request.getfixturevalue("postgres_url"))
-        store = DbLogs(engine)
+        store = make_log_store(engine, tmp_path / "data")
+        assert isinstance(store, DbLogs)
     assert type(make_log_store(engine, tmp_path / "data")) is type(store)
     yield store, RunStore(engine, FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
     engine.dispose()
@@ -169,3 +172,83 @@ def test_a_reader_follows_a_writer_that_is_still_writing(
         step.set()
         writer.join(30)
     assert result.done and _all(store, key) == b"".join(lines)
+
+
+def test_a_writer_opened_later_for_the_same_log_fences_the_earlier_one(
+        logs: tuple[LogStore, RunStore]) -> None:
+    store, runs = logs
+    key = _attempt(runs, store)
+    stalled = store.open(key)  # the replica thought dead
+    stalled.write(b"old 1\n" * 20_000)  # past a chunk: on the database, a flush is due
+    adopter = store.open(key)  # its adopter re-attaches and reads the output again
+    adopter.write(b"new 1\n")
+    stalled.write(b"old 2\n" * 20_000)
+    adopter.write(b"new 2\n")
+    stalled.write(b"old 3\n")
+    stalled.close()
+    adopter.close()
+    assert _all(store, key) == b"new 1\nnew 2\n"
+    assert store.size(key) == len(b"new 1\nnew 2\n")
+
+
+def test_the_fenced_writer_of_a_database_log_stops_writing_and_its_flush_adds_nothing(
+        logs: tuple[LogStore, RunStore]) -> None:
+    store, runs = logs
+    key = _attempt(runs, store)
+    stalled = store.open(key)
+    stalled.write(b"a" * 10)
+    if isinstance(store, DbLogs):  # its first bytes reach the database first
+        wait_until(lambda: store.size(key) == 10, 10, "the stalled writer's first flush")
+    else:
+        assert store.size(key) == 10
+    adopter = store.open(key)
+    assert store.size(key) == 0  # the reopened log starts empty
+    stalled.write(b"b" * (3 * CHUNK_BYTES))  # a flush at once, fenced
+    stalled.close()
+    assert store.size(key) == 0
+    adopter.write(b"mine\n")
+    adopter.close()
+    assert _all(store, key) == b"mine\n"
+
+
+@pytest.mark.postgres
+def test_on_postgresql_an_attempt_logged_to_its_file_before_the_upgrade_is_served(
+        postgres_url: str, tmp_path: Path) -> None:
+    engine = connect(postgres_url)
+    try:
+        runs = RunStore(engine, FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
+        files = FileLogs(tmp_path / "data")  # what this installation used before
+        old = _attempt(runs, files)
+        data = b"".join(b"old line %06d\n" % n for n in range(20000))  # 300 000 bytes
+        collect([data[i:i + 7000] for i in range(0, len(data), 7000)], files, old, [])
+        elsewhere = _attempt(runs, files, run_id=runs.create_run(
+            FLOW, repo="o/r", commit=None, trigger=Trigger(TriggerType.MANUAL, "octocat"),
+            inputs={}).id)
+        moved = tmp_path / "outside.log"
+        moved.write_bytes(b"root:x:0:0\n")
+        runs.start_attempt(elsewhere.run_id, "build", 2, str(moved))
+
+        store = make_log_store(engine, tmp_path / "data")
+        assert isinstance(store, UpgradedLogs)
+        found = store.latest(runs, old.run_id, "build")
+        assert found is not None and LogKey.of(found) == old
+        assert store.size(old) == len(data)
+        tail, start = store.tail(old, 1000)
+        assert tail == data[start:] and tail.startswith(b"old line ")
+        assert store.read(old, 65530, 2 * CHUNK_BYTES + 3) == data[65530:2 * CHUNK_BYTES + 3]
+        chunk, at, size = store.chunk_before(old, start, 1000)
+        assert size == len(data) and chunk == data[at:start]
+        assert _all(store, old) == data
+        assert store.text_tail(runs, old.run_id, "build", 100) == data[-96:].decode()
+        # a recorded path outside the logs folder is still never read
+        assert store.latest(runs, elsewhere.run_id, "build") is None
+
+        # a new attempt goes to the database; re-attaching the old one rewrites it there
+        new = _attempt(runs, store, 2, old.run_id)
+        collect([b"second try\n"], store, new, [])
+        assert store.text_tail(runs, old.run_id, "build", 100) == "second try\n"
+        assert not (tmp_path / "data" / "logs" / old.run_id / "build.2.log").exists()
+        collect([b"again\n"], store, old, [])
+        assert _all(store, old) == b"again\n"
+    finally:
+        engine.dispose()
