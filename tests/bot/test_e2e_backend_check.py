@@ -1,4 +1,5 @@
-"""A pull request's flow that the configured backend cannot honour fails validation:
+"""A pull request's flow that the configured backend cannot honour, or that asks for more
+than the operator's bounds (docker), fails validation:
 the sticky comment, read back from the fake GitHub over HTTP, names each field at its
 position and why, and the commit status fails. The check needs no engine."""
 
@@ -45,16 +46,22 @@ def _over_http(fake: FakeGitHub, path: str) -> list[dict[str, object]]:
         return list(json.load(answer))
 
 
-def test_the_sticky_comment_names_what_the_process_backend_cannot_honour(bot: Bot) -> None:
+def _pr_comment(bot: Bot, files: dict[str, str | bytes | None]) -> tuple[str, str]:
+    """The sticky comment and the newest flowbot/validate state of a PR adding ``files``."""
     bot.origin.commit({"README.md": "flows\n"}, "base")
-    head = bot.origin.commit({"flows/train.yml": ISOLATED}, "a GPU flow", branch="feature")
+    head = bot.origin.commit(files, "a flow", branch="feature")
     number = bot.fake.add_pull(FAKE_REPO, head_sha=head)
     bot.deliver("pull_request", pull_request_event("opened", number, head, repo=FAKE_REPO,
                                                    clone_url=str(bot.origin.path)))
     bot.settle()
-
     [comment] = [c["body"] for c in _over_http(bot.fake, f"issues/{number}/comments")]
-    assert isinstance(comment, str)
+    states = [s["state"] for s in _over_http(bot.fake, f"commits/{head}/statuses")
+              if s["context"] == "flowbot/validate"]
+    return str(comment), str(states[0])  # newest first
+
+
+def test_the_sticky_comment_names_what_the_process_backend_cannot_honour(bot: Bot) -> None:
+    comment, state = _pr_comment(bot, {"flows/train.yml": ISOLATED})
     assert ('`flows/train.yml:2:7` error: pool: "gpu" cannot be placed by the process '
             'backend, which runs only the "default" pool; remove pool: (or set it to '
             "default), or run flowbot with FLOWBOT_BACKEND=swarm on nodes labelled "
@@ -62,9 +69,7 @@ def test_the_sticky_comment_names_what_the_process_backend_cannot_honour(bot: Bo
     assert ('`flows/train.yml:6:14` error: tasks[0].network: "none" cannot be honoured by '
             "the process backend: tasks run as host processes, on flowbot's own network; "
             "remove it, or run flowbot with FLOWBOT_BACKEND=docker") in comment
-    states = [s["state"] for s in _over_http(bot.fake, f"commits/{head}/statuses")
-              if s["context"] == "flowbot/validate"]
-    assert states[0] == "failure"  # newest first
+    assert state == "failure"
 
 
 HUNGRY = """id: crunch
@@ -76,20 +81,6 @@ tasks:
       memory: 2g
     commands: [echo fitted]
 """
-
-
-def _pr_comment(bot: Bot, files: dict[str, str | bytes | None]) -> tuple[str, str]:
-    """The sticky comment and the newest flowbot/validate state of a PR adding ``files``."""
-    bot.origin.commit({"README.md": "flows\n"}, "base")
-    head = bot.origin.commit(files, "a hungry flow", branch="feature")
-    number = bot.fake.add_pull(FAKE_REPO, head_sha=head)
-    bot.deliver("pull_request", pull_request_event("opened", number, head, repo=FAKE_REPO,
-                                                   clone_url=str(bot.origin.path)))
-    bot.settle()
-    [comment] = [c["body"] for c in _over_http(bot.fake, f"issues/{number}/comments")]
-    states = [s["state"] for s in _over_http(bot.fake, f"commits/{head}/statuses")
-              if s["context"] == "flowbot/validate"]
-    return str(comment), str(states[0])  # newest first
 
 
 @pytest.mark.docker
