@@ -7,7 +7,9 @@ scheduler, GitHub clients and git mirrors, and the delivery workers.
 dead replicas left, its own previous life included (deliveries in flight go back
 to the queue, recorded fires start, runs left running are reconciled and
 reported: :mod:`bot.adoption`), then starts the workers, the scheduler and the
-replica thread (heartbeat, adoption of replicas that die later);
+replica thread (heartbeat, adoption of replicas that die later) and, on
+PostgreSQL, the listener of the other replicas' notifications (queued runs and
+freed slots, cancel requests, deliveries, registry syncs: :mod:`runner.state.notify`);
 :meth:`Runtime.stop` ends them and marks the replica stopped. Without the Docker
 engine everything but the run workers starts: runs queue with a note
 (:mod:`bot.engine_gate`) and the engine is asked again every ``engine_poll``
@@ -47,6 +49,7 @@ from runner.scheduling.registry import Registry
 from runner.scheduling.scheduler import Scheduler
 from runner.scheduling.sql_schedule_store import SqlScheduleStore
 from runner.state.db import connect
+from runner.state.notify import DELIVERIES, SCHEDULES, Notifier, SharedWake
 from runner.state.replicas import ReplicaRegistry
 from runner.state.store import RunStore
 
@@ -70,6 +73,7 @@ class Runtime:
     gate: EngineGate | None = None
     engine_poll: float = ENGINE_POLL_SECONDS  # how often an absent engine is asked again
     adoption: Adoption | None = None  # this process as a replica (None: no replicas)
+    notifier: Notifier | None = None  # hears the other replicas' wake-ups (PostgreSQL)
     _stop: threading.Event = field(default_factory=threading.Event)
     _engine_ready: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -81,6 +85,8 @@ class Runtime:
     def start(self) -> None:
         """Start everything; without the engine, runs wait until it answers (engine_gate)."""
         self._stop.clear()
+        if self.notifier is not None:
+            self.notifier.start()  # first: work noted while starting wakes the workers
         if self.adoption is not None:
             self.adoption.first_pass()  # dead replicas' deliveries and fires, before workers
         if self._reconcile():
@@ -142,6 +148,8 @@ class Runtime:
         self._engine_ready.clear()
         if self.adoption is not None:
             self.adoption.stop()  # after the threads: no heartbeat revives it
+        if self.notifier is not None:
+            self.notifier.stop()
 
 
 def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
@@ -153,7 +161,8 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     engine = connect(settings.db_url, exclusive=True)  # SQLite: this process only
     replicas = ReplicaRegistry(engine, heartbeat_seconds=settings.replica_heartbeat_seconds,
                                lease_seconds=settings.replica_lease_seconds)
-    wake = threading.Event()
+    notifier = Notifier(engine)  # wake-ups across replicas (nothing on SQLite)
+    wake = SharedWake(notifier, SCHEDULES)  # a sync or pause here wakes every scheduler
     store = RunStore(engine, clock)
     schedules = SqlScheduleStore(engine, clock, instance_id=replicas.id, wake=wake)
     registry = Registry(engine, clock, wake=wake, schedules=schedules)
@@ -166,12 +175,14 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     logs = make_log_store(engine, data_dir)  # in the database on PostgreSQL: every replica
     reporting = RunReporting(settings, store, clients, RunReports(engine), logs)
     runs = _run_service(settings, store, backend, clock,
-                        [reporting.listen, metrics.run_listener(store)], logs, replicas.id)
+                        [reporting.listen, metrics.run_listener(store)], logs, replicas.id,
+                        notifier)
     gate = EngineGate(runs, store, notify=reporting.report)
     router = build_router()
     workers = Workers(deliveries, lambda event: router.dispatch(event, services),
                       settings.workers, retry=retry_policy(settings),
                       observe=metrics.delivery)  # services: just below
+    notifier.on(DELIVERIES, lambda _payload: workers.wake())  # recorded by any replica
     services = Services(
         settings=settings, clock=clock, engine=engine, deliveries=deliveries,
         registry=registry, schedules=schedules,
@@ -183,7 +194,8 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     scheduler = Scheduler(schedules, sink, clock, wake=wake, lateness=metrics.fire_late,
                           live=lambda: [replica.id for replica in replicas.live()])
     adoption = Adoption(replicas, deliveries, scheduler, runs, workers.notify)
-    return Runtime(services, runs, scheduler, workers, gate, adoption=adoption)
+    return Runtime(services, runs, scheduler, workers, gate, adoption=adoption,
+                   notifier=notifier)
 
 
 def _observe_github(github: GitHubClients, metrics: Metrics) -> None:
@@ -194,7 +206,8 @@ def _observe_github(github: GitHubClients, metrics: Metrics) -> None:
 
 
 def _run_service(settings: Settings, store: RunStore, backend: Backend | None, clock: Clock,
-                 listeners: list[Listener], logs: LogStore, replica: str) -> RunService:
+                 listeners: list[Listener], logs: LogStore, replica: str,
+                 notifier: Notifier | None = None) -> RunService:
     """The run service of ``replica`` over ``backend`` (else the one ``settings``
     name), telling ``listeners``."""
     data_dir = settings.data_dir.resolve()
@@ -207,5 +220,5 @@ def _run_service(settings: Settings, store: RunStore, backend: Backend | None, c
                       limits=limits, run_url=partial(run_page_url, settings),
                       log_max_bytes=settings.log_max_bytes,
                       input_file_max_bytes=settings.input_file_max_bytes, logs=logs,
-                      replica=replica)
+                      replica=replica, notifier=notifier)
 

@@ -20,6 +20,9 @@ quiet lane is claimed in the current turn, and a command goes ahead of every
 push and PR validation of that turn. A delivery waiting for a retry
 (``next_attempt_at`` in the future) is not claimed until then, and keeps its
 turn. Claiming is one walk of the claim index.
+
+Recording a delivery notifies ``flowbot_deliveries`` in its transaction
+(:mod:`runner.state.notify`) on PostgreSQL, so every replica's workers wake.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from runner.clock import Clock
 from runner.state.db import metadata
+from runner.state.notify import DELIVERIES, notify_in
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +241,8 @@ class DeliveryStore:
                     self._take_turns(conn, list(fresh.values()), now)
                     conn.execute(insert(t), list(fresh.values()))
                 again = self._redelivered(conn, list(known), now) if known else set()
+                if fresh or again:
+                    notify_in(conn, DELIVERIES)  # every replica's workers, at commit
         except IntegrityError:
             if len(rows) == 1:
                 return [False]  # another replica recorded it between our check and insert

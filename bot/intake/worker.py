@@ -2,8 +2,9 @@
 
 Each worker thread claims a few pending deliveries at a time from the database,
 dispatches them in order, and marks them done or failed with the error text. A
-wake-up event makes a new delivery start within milliseconds; a short poll
-catches deliveries recorded by another replica or left over from a restart.
+wake-up event makes a new delivery start within milliseconds, also one another
+replica recorded (its notification calls :meth:`Workers.wake`); a short poll is
+the fallback for a lost notification and for deliveries due for a retry.
 
 Intake comes first: answering GitHub quickly is what must not slip, and the
 workers share the process (and its interpreter lock) with the web server. So
@@ -125,8 +126,10 @@ class Workers:
 
     def __init__(self, store: DeliveryStore, dispatch: Dispatch, count: int = 2,
                  monotonic: Monotonic = time.monotonic,
-                 retry: RetryPolicy | None = None, observe: Observe | None = None) -> None:
+                 retry: RetryPolicy | None = None, observe: Observe | None = None,
+                 poll: float = POLL_SECONDS) -> None:
         self._store = store
+        self._poll = poll
         self._observe = observe
         self._dispatch = dispatch
         self._retry = retry or RetryPolicy()
@@ -140,6 +143,11 @@ class Workers:
     def notify(self) -> None:
         """A delivery was recorded: wake a worker now rather than at the next poll."""
         self._last_delivery = self._monotonic()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Work is waiting that this process did not take in (another replica's
+        delivery): wake a worker without counting it as intake here."""
         self._wake.set()
 
     def intake_busy(self) -> bool:
@@ -177,5 +185,5 @@ class Workers:
                 if self.intake_busy():
                     self._stop.wait(BUSY_PAUSE)  # let the web server answer first
                 continue
-            self._wake.wait(POLL_SECONDS)
+            self._wake.wait(self._poll)
             self._wake.clear()

@@ -9,7 +9,9 @@ Several replicas (processes) may share one database: a run is executed by the
 replica whose claim stamped it (``runs.owner``); a flow's concurrency is counted
 under :class:`runner.state.locks.FlowLocks`; a cancel for a run another replica
 executes is recorded and that replica's poller acts on it; :meth:`RunService.adopt`
-takes over the runs of replicas that died.
+takes over the runs of replicas that died. With a :class:`runner.state.notify.Notifier`
+a queued or ended run wakes every replica's workers, and a recorded cancel its
+owner's poller, at once; the polls remain as the fallback.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from runner.running.workspace import (
     staging_dir,
 )
 from runner.state.locks import FlowLocks
+from runner.state.notify import CANCELS, RUNS, Notifier
 from runner.state.records import EventKind, RunEvent, RunRecord, Status, Trigger, TriggerType
 from runner.state.store import RunStore
 
@@ -102,7 +105,8 @@ class RunService:
         run_url: Callable[[str], str] = lambda run_id: "",
         limits: TaskLimits | None = None, log_max_bytes: int = DEFAULT_MAX_BYTES,
         input_file_max_bytes: int = input_files.DEFAULT_MAX_BYTES,
-        logs: LogStore | None = None,
+        logs: LogStore | None = None, notifier: Notifier | None = None,
+        poll: float = _POLL, cancel_poll: float = _CANCEL_POLL,
     ) -> None:
         self.store, self.backend, self.data_dir = store, backend, data_dir
         self.input_file_max_bytes = input_file_max_bytes  # FLOWBOT_INPUT_FILE_MAX_BYTES
@@ -122,6 +126,13 @@ class RunService:
         self._stopping = self._cancel_on_stop = False
         self._generation = 0  # bumped by every wake-up, so a worker never misses one
         self._poll_stop = threading.Event()
+        self._cancel_wake = threading.Event()  # a cancel was requested somewhere: look now
+        self._cancel_unstarted: set[str] = set()  # asked to cancel, claimed, not started yet
+        self.poll, self.cancel_poll = poll, cancel_poll  # the fallback when no one notifies
+        self._notifier = notifier
+        if notifier is not None:
+            notifier.on(RUNS, lambda _payload: self._wake_workers())
+            notifier.on(CANCELS, lambda _payload: self._cancel_wake.set())
         # preparations a crash interrupted (their runs were never recorded)
         remove_stale_staging(data_dir, _STALE_STAGING, time.time())
 
@@ -254,6 +265,8 @@ class RunService:
             if run.id in self._executions:
                 raise FlowbotError(f"run {run.id} is already being executed")
             self._executions[run.id] = execution
+            if run.id in self._cancel_unstarted:
+                self._cancel_wake.set()  # a cancel came between claim and start: act now
             if self._stopping and self._cancel_on_stop:
                 execution.cancel()  # claimed while stop(cancel_running=True) looked
         self._emit(RunEvent(run.id, EventKind.STARTED, status=Status.RUNNING))
@@ -339,7 +352,7 @@ class RunService:
         """Cancel a run from any replica; False if it had already ended. A queued run
         ends at once, and so does one this replica executes; for one another replica
         executes the request is recorded, and that replica's poller (:meth:`start`)
-        cancels it within about a second."""
+        cancels it when notified, or within about a second."""
         with self._lock:
             execution = self._executions.get(run_id)
         if execution is not None:
@@ -347,7 +360,10 @@ class RunService:
             return True
         if self._end_unstarted(run_id, Status.CANCELLED, _CANCELLED_QUEUED):
             return True
-        return self.store.request_cancel(run_id)  # running elsewhere (or just claimed)
+        if not self.store.request_cancel(run_id):
+            return False  # ended meanwhile
+        self._tell(CANCELS, run_id)  # running elsewhere (or just claimed): its owner looks
+        return True
 
     def _end_unstarted(self, run_id: str, status: Status, reason: str) -> bool:
         if not self.store.set_run_status(run_id, status, expect=[Status.QUEUED], error=reason):
@@ -414,12 +430,22 @@ class RunService:
             for execution in running:
                 execution.cancel()
         self._poll_stop.set()
+        self._cancel_wake.set()
         for thread in self._workers:
             thread.join()
         self._workers.clear()
 
     def _poke(self) -> None:
-        """Wake the workers: a run was queued or a slot freed."""
+        """Wake the workers, of every replica: a run was queued or a slot freed."""
+        self._wake_workers()
+        self._tell(RUNS)
+
+    def _tell(self, channel: str, payload: str = "") -> None:
+        if self._notifier is not None:
+            self._notifier.notify(channel, payload)
+
+    def _wake_workers(self) -> None:
+        """Wake this replica's workers."""
         with self._wake:
             self._generation += 1
             self._wake.notify_all()
@@ -436,7 +462,7 @@ class RunService:
                 continue
             with self._wake:
                 if self._generation == seen and not self._stopping:
-                    self._wake.wait(_POLL)  # nothing to take until a poke (or another process)
+                    self._wake.wait(self.poll)  # nothing to take until a poke or a notification
 
     def _claim(self) -> RunRecord | None:
         """The oldest queued run its flow's limit lets start, now running as this
@@ -463,18 +489,28 @@ class RunService:
     def _poll_cancels(self) -> None:
         """Cancel the runs this replica executes that someone asked another to cancel."""
         done: set[str] = set()  # cancelled already: their requests stay until they end
-        while not self._poll_stop.wait(_CANCEL_POLL):
+        while True:
+            self._cancel_wake.wait(self.cancel_poll)  # a notification, or the poll
+            self._cancel_wake.clear()
+            if self._poll_stop.is_set():
+                return  # stop()
             try:
                 asked = set(self.store.cancel_requests(self.replica))
             except Exception as exc:  # the database away: ask again in a second
                 log.warning("cannot read cancel requests", extra={"reason": _cause(exc)})
                 continue
             done &= asked
+            with self._lock:
+                self._cancel_unstarted &= asked  # ended without starting: forget them
             for run_id in asked - done:
                 with self._lock:
                     execution = self._executions.get(run_id)
+                    if execution is None:
+                        self._cancel_unstarted.add(run_id)
+                    else:
+                        self._cancel_unstarted.discard(run_id)
                 if execution is None:
-                    continue  # claimed but not started yet: next time
+                    continue  # claimed but not started yet: when it starts
                 log.info("cancelling a run as asked of another replica", extra={"run": run_id})
                 try:
                     execution.cancel()
