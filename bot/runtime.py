@@ -220,5 +220,6 @@ def _run_service(settings: Settings, store: RunStore, backend: Backend | None, c
                       limits=limits, run_url=partial(run_page_url, settings),
                       log_max_bytes=settings.log_max_bytes,
                       input_file_max_bytes=settings.input_file_max_bytes, logs=logs,
+                      workspace_limits=settings.workspace_limits(),
                       replica=replica, notifier=notifier)
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from runner.backends.limits import TaskLimits
 from runner.errors import ConfigError
+from runner.running.export import ExportLimits
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class Settings:
     task_log_max_size: str = "100m"
     log_max_bytes: int = 16 * 1024 * 1024  # kept of each attempt's log; past it cut, noted
     input_file_max_bytes: int = 10 * 1024 * 1024  # a file input (repo path, attachment, local)
+    workspace_max_bytes: int = 1 << 30  # a run's copy of the repository at its commit
+    workspace_max_files: int = 100_000  # files, links and folders in that copy
+    workspace_seconds: float = 300.0  # measuring and writing that copy
     validate_memory_mb: int = 1024  # address space a PR's validation child may add; 0: no child
     validate_seconds: float = 120.0  # wall time of that child before it is killed
     clock: str = ""  # rehearsals and tests: <start>@<real anchor>x<rate>; empty: real time
@@ -112,6 +116,15 @@ class Settings:
             read_only_root=self.task_read_only_root, tmp_size=self.task_tmp_size,
             pids=self.task_pids, log_max_size=self.task_log_max_size,
         ).checked()
+
+    def workspace_limits(self) -> ExportLimits:
+        """The bounds of a run's copy of the repository (ConfigError names the variable)."""
+        for name in ("workspace_max_bytes", "workspace_max_files", "workspace_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"FLOWBOT_{name.upper()}",
+                                  f"must be more than 0, got {getattr(self, name)}")
+        return ExportLimits(max_bytes=self.workspace_max_bytes,
+                            max_files=self.workspace_max_files, seconds=self.workspace_seconds)
 
     def secret_values(self) -> dict[str, str]:
         """Secrets by name: the secrets file first, FLOWBOT_SECRET_<NAME> over it."""

@@ -143,6 +143,7 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow,
                          limits=settings.task_limits() if backend.name != "process" else None,
                          log_max_bytes=settings.log_max_bytes,
                          input_file_max_bytes=settings.input_file_max_bytes,
+                         workspace_limits=settings.workspace_limits(),
                          logs=make_log_store(store.engine, data_dir))
     source = _repo_root(args.flow_file, args.repo)
     submission = service.submit(flow, inputs, repo=f"local:{source.name}", commit=None,

@@ -42,6 +42,7 @@ from runner.running.inputs import coerce_inputs, input_env
 from runner.running.logstore import DEFAULT_MAX_BYTES, FileLogs, LogSink, LogStore
 from runner.running.masking import Masker
 from runner.running.workspace import (
+    ExportLimits,
     inputs_dir,
     place_staged,
     prepare_workspace,
@@ -105,11 +106,14 @@ class RunService:
         run_url: Callable[[str], str] = lambda run_id: "",
         limits: TaskLimits | None = None, log_max_bytes: int = DEFAULT_MAX_BYTES,
         input_file_max_bytes: int = input_files.DEFAULT_MAX_BYTES,
+        workspace_limits: ExportLimits | None = None,
         logs: LogStore | None = None, notifier: Notifier | None = None,
         poll: float = _POLL, cancel_poll: float = _CANCEL_POLL,
     ) -> None:
         self.store, self.backend, self.data_dir = store, backend, data_dir
         self.input_file_max_bytes = input_file_max_bytes  # FLOWBOT_INPUT_FILE_MAX_BYTES
+        # a run's copy of the repository (FLOWBOT_WORKSPACE_MAX_BYTES, _MAX_FILES, _SECONDS)
+        self.workspace_limits = workspace_limits or ExportLimits()
         self.log_max_bytes = log_max_bytes  # kept of each attempt's log (FLOWBOT_LOG_MAX_BYTES)
         self.logs = logs if logs is not None else FileLogs(data_dir)  # where attempt logs go
         self.limits = limits  # the operator's bounds on what a flow's tasks may ask for
@@ -203,7 +207,8 @@ class RunService:
                flow: Flow) -> str | None:
         """Prepare the run's files in ``staged``; None, or why they could not be."""
         try:
-            prepare_workspace(source, commit, staged / "repo", exclude=[self.data_dir])
+            prepare_workspace(source, commit, staged / "repo", exclude=[self.data_dir],
+                              limits=self.workspace_limits)
         except Exception as exc:  # whatever it is, the run ends failed and says why
             reason = _UNPREPARED.format(problem=exc if isinstance(exc, FlowbotError)
                                         else f"{type(exc).__name__}: {exc}")

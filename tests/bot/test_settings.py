@@ -6,6 +6,7 @@ import pytest
 
 from bot.settings import Settings
 from runner.errors import ConfigError
+from runner.running.export import ExportLimits
 
 
 def test_defaults_work_without_any_variable() -> None:
@@ -111,3 +112,14 @@ def test_task_limits_have_safe_defaults_and_plain_errors() -> None:
         Settings.from_env({"FLOWBOT_TASK_CPUS": "x"})
     with pytest.raises(ConfigError, match="FLOWBOT_TASK_USER: expected a numeric uid:gid"):
         Settings.from_env({"FLOWBOT_TASK_USER": "nobody"}).task_limits()
+
+
+def test_workspace_bounds_come_from_the_environment_and_must_be_positive() -> None:
+    settings = Settings.from_env({"FLOWBOT_WORKSPACE_MAX_BYTES": "65536",
+                                  "FLOWBOT_WORKSPACE_MAX_FILES": "20",
+                                  "FLOWBOT_WORKSPACE_SECONDS": "2.5"})
+    assert settings.workspace_limits() == ExportLimits(max_bytes=65536, max_files=20,
+                                                       seconds=2.5)
+    assert Settings().workspace_limits() == ExportLimits(1 << 30, 100_000, 300.0)
+    with pytest.raises(ConfigError, match="FLOWBOT_WORKSPACE_MAX_FILES: must be more than 0"):
+        Settings.from_env({"FLOWBOT_WORKSPACE_MAX_FILES": "0"}).workspace_limits()

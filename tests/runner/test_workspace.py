@@ -19,6 +19,7 @@ from runner.running.workspace import (
     remove_run_dir,
     repo_dir,
 )
+from tests.runner.repokit import committed
 
 
 def _repo(tmp_path: Path) -> tuple[git.Repo, str, str]:
@@ -149,12 +150,7 @@ def _git(source: Path, *args: str, data: bytes = b"") -> str:
 
 def _committed(tmp_path: Path, files: dict[str, bytes], message: str = "files") -> tuple[Path, str]:
     source = tmp_path / "bounded"
-    repo = git.Repo.init(source)
-    for name, content in files.items():
-        (source / name).parent.mkdir(parents=True, exist_ok=True)
-        (source / name).write_bytes(content)
-    repo.index.add(list(files))
-    return source, repo.index.commit(message).hexsha
+    return source, committed(source, files, message)
 
 
 def _disk_bytes(path: Path) -> int:
