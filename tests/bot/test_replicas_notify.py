@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bot.intake.deliveries import Delivery, DeliveryStore
@@ -71,3 +72,24 @@ def test_a_webhook_taken_in_by_a_is_handled_by_bs_workers_at_once(
     assert a.deliver("ping", {"zen": "Keep it logically awesome."}, delivery="d-1") == 202
     wait_until(lambda: [e.delivery_id for e in handled] == ["d-1"], WAIT,
                "B's workers to handle the delivery A took in")
+
+
+def test_a_runtime_listens_while_it_runs(
+    tmp_path: Path, fake_github: FakeGitHub, postgres_url: str, db_engine: Engine,
+) -> None:
+    bot = make_bot(tmp_path, fake_github, Origin(tmp_path / "origin"),
+                   database_url=postgres_url)
+    notifier = bot.runtime.notifier
+    assert notifier is not None
+    bot.runtime.start()
+    try:
+        pid = wait_until(lambda: notifier.backend_pid, WAIT, "the runtime's listener")
+    finally:
+        bot.runtime.stop()
+    assert notifier.backend_pid is None
+
+    def gone() -> bool:
+        with db_engine.connect() as conn:
+            return not conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"),
+                                    {"p": pid}).scalar()
+    wait_until(gone, WAIT, "the listening connection to close")
