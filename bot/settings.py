@@ -67,7 +67,7 @@ class Settings:
     workspace_max_bytes: int = 1 << 30  # a run's copy of the repository at its commit
     workspace_max_files: int = 100_000  # files, links and folders in that copy
     workspace_seconds: float = 300.0  # measuring and writing that copy
-    validate_memory_mb: int = 1024  # address space a PR's validation child may add; 0: no child
+    validate_memory_mb: int = 1024  # address space a PR/push validation child may add; 0: no child
     validate_seconds: float = 120.0  # wall time of that child before it is killed
     clock: str = ""  # rehearsals and tests: <start>@<real anchor>x<rate>; empty: real time
     replica_heartbeat_seconds: float = 2.0  # how often this replica renews its lease

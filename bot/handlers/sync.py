@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 
 from bot.handlers import render
+from bot.handlers.validate import validate_untrusted
 from bot.intake.router import Event, Router
 from bot.repos import FlowsTooLarge
 from bot.services import Services
-from runner.backends.fit import Target
 from runner.errors import DuplicateFlowId
 from runner.scheduling.registry import SyncResult
-from runner.validation.validate import validate_files
+from runner.validation.validate_sandbox import ValidationStopped
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,13 @@ INVALID_NOTE = "; {count} invalid file(s) not registered: {paths}"
 def sync_commit(
     services: Services, repo: str, clone_url: str, sha: str, installation_id: int | None = None
 ) -> tuple[SyncResult, list[str]]:
-    """Validate ``flows/*.yml`` at ``sha`` (against the configured backend and the operator's
-    task bounds too) and register the valid flows; also the paths of the invalid files
-    (their flows keep their last valid version)."""
+    """Validate ``flows/*.yml`` at ``sha`` (in the capped child, against the configured
+    backend and the operator's task bounds too) and register the valid flows; also the
+    paths of the invalid files (their flows keep their last valid version). Raises
+    :class:`ValidationStopped` (nothing registered) when the child was stopped."""
     mirror = services.mirror(repo, clone_url, installation_id, want=sha)
-    settings = services.settings
-    report = validate_files(services.repos.read_flows(mirror, sha), now=services.clock.now(),
-                            target=Target.named(settings.backend, settings.task_limits))
+    # a push need not have gone through a PR: the same capped child as a PR's validation
+    report = validate_untrusted(services.repos.read_flows(mirror, sha), services)
     valid = [f.flow for f in report.files if f.flow is not None and f.ok]
     invalid = {f.path: f.path for f in report.files if not f.ok or f.flow is None}
     return services.registry.sync(repo, sha, valid, invalid), sorted(invalid)
@@ -60,7 +60,7 @@ def sync_default_branch(event: Event, services: Services) -> None:
     try:
         result, invalid = sync_commit(
             services, event.repo, str(repo["clone_url"]), sha, event.installation_id)
-    except (DuplicateFlowId, FlowsTooLarge) as exc:  # the commit's flows, not a fault
+    except (DuplicateFlowId, FlowsTooLarge, ValidationStopped) as exc:  # the flows, not a fault
         client.create_status(sha, "failure", CONTEXT, render.status_text(FAILED.format(error=exc)))
         return
     except Exception as exc:

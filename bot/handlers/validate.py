@@ -11,6 +11,7 @@ edited in place.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from bot.github.interfaces import Annotation, RepoClient, trim_body
@@ -23,7 +24,7 @@ from runner.errors import DuplicateFlowId
 from runner.scheduling.registry import Plan, plan
 from runner.validation.diagnostics import Diagnostic, Severity
 from runner.validation.validate import RepoReport, validate_files
-from runner.validation.validate_sandbox import validate_isolated
+from runner.validation.validate_sandbox import ValidationStopped, validate_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +50,27 @@ def head_source(pull: dict[str, Any], base_repo: dict[str, Any]) -> tuple[str, s
     return str(head_repo["full_name"]), str(head_repo["clone_url"])
 
 
-def _validate(files: dict[str, bytes], services: Services) -> RepoReport:
-    """The PR's flows, validated in a child process with hard limits (when set), against
-    what the configured backend can honour (known without reaching its engine) and the
-    operator's bounds on a task's CPUs and memory where that backend applies them."""
+def validate_untrusted(files: Mapping[str, bytes], services: Services) -> RepoReport:
+    """Flows from outside (a PR's head, a pushed commit), validated in a child process
+    with hard limits (FLOWBOT_VALIDATE_MEMORY_MB, FLOWBOT_VALIDATE_SECONDS; 0 MB: in this
+    process), against what the configured backend can honour (known without reaching
+    its engine) and the operator's bounds on a task's CPUs and memory where that backend
+    applies them. Raises :class:`ValidationStopped` when the child was stopped."""
     settings = services.settings
     target = Target.named(settings.backend, settings.task_limits)
     if settings.validate_memory_mb <= 0:
         return validate_files(files, now=services.clock.now(), target=target)
-    return validate_isolated(files, now=services.clock.now(),
-                             memory_bytes=settings.validate_memory_mb << 20,
-                             seconds=settings.validate_seconds, target=target)
+    return validate_or_stop(files, now=services.clock.now(),
+                            memory_bytes=settings.validate_memory_mb << 20,
+                            seconds=settings.validate_seconds, target=target)
+
+
+def _validate(files: dict[str, bytes], services: Services) -> RepoReport:
+    """The PR's flows (:func:`validate_untrusted`); stopped, every file says why."""
+    try:
+        return validate_untrusted(files, services)
+    except ValidationStopped as stopped:
+        return stopped.report
 
 
 def _head_flows(event: Event, services: Services, client: RepoClient, pull: dict[str, Any],

@@ -42,6 +42,16 @@ CRASHED = "not validated: the validator stopped unexpectedly ({detail}); please 
 _MEMORY = "memory"  # what the child sends when it ran out of memory
 
 
+class ValidationStopped(Exception):
+    """The child validating the flows was stopped (memory, time) or crashed: no file
+    was validated. The message says which limit and what to do; ``report`` gives every
+    file that message as an error."""
+
+    def __init__(self, message: str, report: RepoReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 def validate_isolated(
     files: Mapping[str, bytes], *, now: datetime, memory_bytes: int, seconds: float,
     target: Target | None = None,
@@ -52,6 +62,20 @@ def validate_isolated(
     calling process still maps counts as room too: the cap stops gigabytes, not
     megabytes.) ``target``: the backend the flows will run on, as plain data (the child
     never reaches an engine)."""
+    try:
+        return validate_or_stop(files, now=now, memory_bytes=memory_bytes, seconds=seconds,
+                                target=target)
+    except ValidationStopped as stopped:
+        return stopped.report
+
+
+def validate_or_stop(
+    files: Mapping[str, bytes], *, now: datetime, memory_bytes: int, seconds: float,
+    target: Target | None = None,
+) -> RepoReport:
+    """:func:`validate_isolated`, but a child over its limits (or crashed) raises
+    :class:`ValidationStopped`, for callers that must act on no answer at all (a push
+    registers nothing) rather than on every file failing."""
     if not files or not hasattr(os, "fork"):
         return validate_files(files, now=now, target=target)  # nothing to isolate, or no way to
     schema_messages.fast_check()  # compiled once here, not again in every child
@@ -77,7 +101,7 @@ def validate_isolated(
         message = OUT_OF_TIME.format(seconds=seconds)
     else:
         message = CRASHED.format(detail=outcome)
-    return _all_failed(files, message)
+    raise ValidationStopped(message, _all_failed(files, message))
 
 
 def _read_until(fd: int, deadline: float) -> bytes | None:
