@@ -35,6 +35,7 @@ from bot.web.lists import lists_router
 from bot.web.login import login_router
 from bot.web.metrics import metrics_router
 from bot.web.pages import pages_router
+from bot.web.replicas_page import replicas_router
 from bot.web.ui import static_files
 from runner.errors import ConfigError
 
@@ -182,6 +183,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(flow_router(services, access))
     app.include_router(metrics_router(services.metrics, partial(_sees_all, access)))
     app.include_router(lists_router(services, access))
+    app.include_router(replicas_router(services, access))
     return app
 
 

@@ -15,10 +15,12 @@ It answers the refusal (a :class:`~starlette.responses.Response`) or a
 - **CSRF**: every form carries :data:`CSRF_FIELD` (:meth:`Actions.csrf_token`,
   rendered as a hidden input); a ``POST`` without the right one gets 403. With
   sign-in the token lives in the signed session (a new one at each sign-in);
-  without sign-in there is one identity, this machine, and the token is one
-  random value per process. Neither can be read by another site (no CORS), so
-  it cannot be forged. A bearer-token request is not checked: browsers never
-  add an ``Authorization`` header on their own.
+  without sign-in there is one identity, this machine, and the token is derived
+  from the secret every replica shares (:mod:`bot.web.shared_secret`), so a
+  form one replica served is accepted by another behind the same address.
+  Neither can be read by another site (no CORS), so it cannot be forged. A
+  bearer-token request is not checked: browsers never add an ``Authorization``
+  header on their own.
 
 Forms are read as ``application/x-www-form-urlencoded`` (at most
 :data:`MAX_FORM_BYTES`); the flow page's Run form alone is multipart (file
@@ -32,6 +34,7 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -43,12 +46,14 @@ from bot.github.interfaces import GitHubError
 from bot.services import Services
 from bot.web import ui
 from bot.web.auth import API_TOKEN, LOOPBACK_ONLY, Access, Viewer
+from bot.web.shared_secret import derived, shared_secret
 
 log = logging.getLogger(__name__)
 
 WRITERS = frozenset({"admin", "maintain", "write"})  # as comment commands require
 WRITE_CHECK_SECONDS = 60.0  # a login's permission on a repository is asked again after this
 CSRF_FIELD = "csrf"
+CSRF_LABEL = "flowbot csrf without sign-in v1"  # what the shared secret is derived for
 MAX_FORM_BYTES = 64 * 1024
 REFUSED = "Not allowed"
 BAD_CSRF = ("This form did not come from this page of flowbot, or its page is too old: "
@@ -73,7 +78,6 @@ class Actions:
     def __init__(self, services: Services, access: Access) -> None:
         self._services = services
         self._access = access
-        self._local_token = secrets.token_urlsafe(32)
         self._checked: dict[tuple[str, str], tuple[str, float]] = {}  # (login, repo)
         self._lock = threading.Lock()
 
@@ -108,11 +112,16 @@ class Actions:
 
     # --- CSRF --------------------------------------------------------------
 
+    @cached_property
+    def _local_token(self) -> str:
+        """Without sign-in: the same token on every replica (read at first use)."""
+        return derived(shared_secret(self._services.settings.data_dir), CSRF_LABEL)
+
     def csrf_token(self, request: Request) -> str:
         """The token this request's forms carry (created on first use)."""
         session = request.scope.get("session")
         if session is None:
-            return self._local_token  # no sign-in: one identity, one token per process
+            return self._local_token  # no sign-in: one identity, one token for all replicas
         token = session.get(CSRF_FIELD)
         if not isinstance(token, str) or not token:
             token = secrets.token_urlsafe(32)

@@ -19,7 +19,8 @@ from bot.web.auth import LOOPBACK_ONLY, Access, Viewer
 HERE = Path(__file__).parent
 HTMX = "htmx-2.0.11.min.js"  # vendored, see static/VERSIONS
 # a page joins the header once it exists: no link leads nowhere
-NAV = (("/", "Flows"), ("/runs", "Runs"), ("/schedules", "Schedules"))
+NAV = (("/", "Flows"), ("/runs", "Runs"), ("/schedules", "Schedules"),
+       ("/replicas", "Replicas"))
 NOT_HERE = "Not from here"
 
 _env = Environment(loader=FileSystemLoader(HERE / "templates"),

@@ -83,6 +83,20 @@ class Replica:
     heartbeat_at: datetime
 
 
+@dataclass(frozen=True)
+class DeadReplica:
+    """A replica that stopped or whose lease ran out, and who adopted its work
+    (None: no live replica has yet)."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+    adopted_by: str | None
+
+
 def new_replica_id() -> str:
     """A new id for this process: ``<host>-<pid>-<4 random hex>``."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
@@ -204,6 +218,29 @@ class ReplicaRegistry:
             rows = conn.execute(query).all()
         return [Replica(r.id, r.host, r.pid, _utc(r.started_at), _utc(r.heartbeat_at))
                 for r in rows]
+
+    def recently_dead(self, within: timedelta = FORGET_AFTER) -> list[DeadReplica]:
+        """Replicas dead now (stopped, or lease expired) that were last heard of
+        within ``within``, newest first, each with its adopter."""
+        t = replicas.c
+        query = (select(replicas)
+                 .where(or_(t.stopped_at.is_not(None), t.adopted_by.is_not(None),
+                            t.heartbeat_at < self._now(self._lease)),
+                        t.heartbeat_at >= self._now(within.total_seconds()))
+                 .order_by(t.heartbeat_at.desc(), t.id))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [DeadReplica(r.id, r.host, r.pid, _utc(r.started_at), _utc(r.heartbeat_at),
+                            None if r.stopped_at is None else _utc(r.stopped_at), r.adopted_by)
+                for r in rows]
+
+    def database_now(self) -> datetime:
+        """The database's clock, which judges liveness (pages measure heartbeats by it)."""
+        with self._engine.connect() as conn:
+            now = conn.execute(select(self._now())).scalar_one()
+        if isinstance(now, str):  # SQLite's strftime
+            now = datetime.fromisoformat(now)
+        return _utc(now)
 
     def alone(self) -> bool:
         """True when no live replica but this one holds a lease (work claimed before

@@ -277,6 +277,18 @@ class RunStore:
             conn.execute(run_tasks.update().values(**values).where(*where))
             self._log(conn, run_id, task_id, None, Status(row.status), to, reason, now)
 
+    def running_of(self, owners: Iterable[str],
+                   repos: Iterable[str] | None = None) -> list[RunRecord]:
+        """The runs ``owners`` (replica ids) execute now, of ``repos`` (None: every
+        repository), oldest first."""
+        c = runs.c
+        query = runs.select().where(c.status == Status.RUNNING.value,
+                                    c.owner.in_(sorted(owners))).order_by(c.created_at, c.id)
+        if repos is not None:
+            query = query.where(c.repo.in_(sorted(repos)))
+        with self.engine.connect() as conn:
+            return [run_record(r) for r in conn.execute(query)]
+
     def owner_of(self, run_id: str) -> str | None:
         """The replica executing ``run_id`` (None: queued, or not stamped)."""
         with self.engine.connect() as conn:
