@@ -4,6 +4,14 @@ Validates the file, runs it through the same run service, store and backend the
 bot uses, streams every task's logs prefixed by task id, shows task states as
 they change, prints a summary table and exits 1 when the run fails. Ctrl-C
 cancels the run (its containers are removed) and exits 130.
+
+While it runs, the process is a short-lived replica (``runner/state/replicas.py``):
+it registers, beats in a background thread and is marked stopped at the end,
+its run carries its replica id and its containers the installation's label
+(:func:`installation_for`), exactly like a ``flowbot serve`` replica's. So on a
+PostgreSQL database shared with serving replicas, a ``flowbot run`` killed
+mid-run is adopted like any dead replica (its containers watched to the end, or
+the run failed truthfully), and a cancel asked on another replica reaches it.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ import getpass
 import logging
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,13 +35,19 @@ from runner.errors import FlowbotError, InputError
 from runner.model.flows import Flow, InputType
 from runner.running.inputs import FileSource, coerce_inputs
 from runner.running.logstore import make_log_store
-from runner.running.service import RunService, owner_for
+from runner.running.service import RunService, installation_for
 from runner.state.db import connect
 from runner.state.records import RunRecord, Status, Trigger, TriggerType
+from runner.state.replicas import ReplicaRegistry
 from runner.state.store import RunStore
 from runner.validation.validate import validate_paths
 
 _BAD_INPUT = "-i {item!r}: expected key=value"
+_TAKEN_OVER = ("run {run} is now executed by replica {owner}: this process missed its "
+               "heartbeat for longer than FLOWBOT_REPLICA_LEASE_SECONDS and was adopted; "
+               "follow the run on that replica's pages")
+
+log = logging.getLogger(__name__)
 DESCRIPTION = """\
 Run FLOW_FILE on this machine exactly as the bot would: the file is validated,
 its tasks run in Docker (or --backend process), each task's log streams here
@@ -130,21 +146,59 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow,
     data_dir = (args.data_dir or settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # --data-dir overrides the settings' folder, and with it the default SQLite file
+    db_url = replace(settings, data_dir=data_dir).db_url
     # exclusive: on SQLite a serving flowbot on the same data dir refuses this one
-    store = RunStore(connect(replace(settings, data_dir=data_dir).db_url, exclusive=True),
-                     SystemClock())
-    owner = owner_for(data_dir)
+    store = RunStore(connect(db_url, exclusive=True), SystemClock())
+    replicas = ReplicaRegistry(store.engine,
+                               heartbeat_seconds=settings.replica_heartbeat_seconds,
+                               lease_seconds=settings.replica_lease_seconds)
+    owner = installation_for(db_url)  # the label every replica on this database reaps by
     view = LiveView(sys.stdout, flow)
     name = args.backend or settings.backend
     backend = make_backend(name, owner, **settings.backend_options(name))
     service = RunService(store, backend, data_dir,
                          settings.secret_values(), SystemClock(), settings.max_parallel_tasks,
-                         listeners=[view.on_event], owner=owner,
+                         listeners=[view.on_event], owner=owner, replica=replicas.id,
                          limits=settings.task_limits() if backend.name != "process" else None,
                          log_max_bytes=settings.log_max_bytes,
                          input_file_max_bytes=settings.input_file_max_bytes,
                          workspace_limits=settings.workspace_limits(),
                          logs=make_log_store(store.engine, data_dir))
+    with _as_replica(replicas):
+        service.start(workers=0)  # no workers: only the poller of cancels asked elsewhere
+        try:
+            return _submit_and_execute(args, service, store, flow, inputs, view)
+        finally:
+            service.stop()
+
+
+@contextmanager
+def _as_replica(replicas: ReplicaRegistry) -> Iterator[None]:
+    """This process as a replica while the block runs: registered, beating in a
+    background thread, and marked stopped at the end however it ends (a run it
+    leaves running is then adopted at once by a serving replica)."""
+    replicas.register()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(replicas.heartbeat_seconds):
+            try:
+                replicas.beat()
+            except Exception:  # a database hiccup must not end the heartbeat
+                log.exception("replica heartbeat failed", extra={"replica": replicas.id})
+
+    beating = threading.Thread(target=beat, name="flowbot-run-replica", daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beating.join()  # before stop(): no late beat revives the row
+        replicas.stop()
+
+
+def _submit_and_execute(args: argparse.Namespace, service: RunService, store: RunStore,
+                        flow: Flow, inputs: dict[str, object], view: LiveView) -> int:
     source = _repo_root(args.flow_file, args.repo)
     submission = service.submit(flow, inputs, repo=f"local:{source.name}", commit=None,
                                 source=source, trigger=Trigger(TriggerType.CLI, getpass.getuser()))
@@ -154,6 +208,10 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow,
         return 1
     print(f"run {submission.run_id}: flow {flow.id} ({flow.path})")
     record = _execute(service, submission.run_id, view)
+    if not record.status.terminal:  # adopted by another replica while this one stalled
+        print(f"flowbot run: {_TAKEN_OVER.format(run=record.id, owner=record.owner)}",
+              file=sys.stderr)
+        return 1
     print(summary_table(store.task_rows(record.id)))
     print(f"run {record.id} {record.status.value}" + (f": {record.error}" if record.error else ""))
     if record.status is Status.CANCELLED:

@@ -8,14 +8,16 @@ or a developer's working tree); the run directory is removed when the run ends.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from runner.running.export import _TOO_SLOW, _Tally, _write_file, export_commit
 from runner.running.export import ExportLimits as ExportLimits  # callers import it here
 from runner.running.export import WorkspaceError as WorkspaceError
-from runner.running.export import export_commit
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +61,63 @@ def prepare_workspace(
     limits: ExportLimits | None = None,
 ) -> None:
     """Fill ``dest`` with ``source`` at ``commit``: a ``git archive`` of that commit,
-    refused past ``limits`` (WorkspaceError naming the setting; nothing left in
-    ``dest``), or, with no commit or no git repository, a copy of the directory
-    without ``.git`` (nor ``dest``, nor the ``exclude`` paths, e.g. a data dir
-    inside the tree): a developer's own working tree, copied as it is."""
+    or, with no commit or no git repository, a copy of the directory without
+    ``.git`` (nor ``dest``, nor the ``exclude`` paths, e.g. a data dir inside the
+    tree): a developer's own working tree, copied as it is. Either is refused
+    past ``limits`` (WorkspaceError naming the setting; nothing left in ``dest``)."""
+    limits = limits or ExportLimits()
     if commit is None or not ((source / ".git").exists() or _is_bare_repo(source)):
-        dest.mkdir(parents=True, exist_ok=False)
-        skip = {p.resolve() for p in (dest, *exclude)}
-
-        def ignore(folder: str, names: list[str]) -> set[str]:
-            return {n for n in names if n == ".git" or (Path(folder) / n).resolve() in skip}
-
-        shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True, ignore=ignore)
+        copy_tree(source, dest, {p.resolve() for p in (dest, *exclude)}, limits)
         return  # a working tree, run as it is
-    export_commit(source, commit, dest, limits or ExportLimits())
+    export_commit(source, commit, dest, limits)
     dest.chmod(0o777)  # tasks may write next to the repository's files
+
+
+def copy_tree(source: Path, dest: Path, skip: set[Path], limits: ExportLimits) -> None:
+    """Create ``dest`` holding a copy of the folder ``source`` (links as links, modes
+    and times kept) without any ``.git`` nor the resolved paths in ``skip``, counted
+    as it is written against ``limits`` like a commit's copy: past a bound it stops,
+    ``dest`` is removed and a WorkspaceError gives the commit export's reason."""
+    tally = _Tally(limits, str(source))  # the reasons name the folder where a commit goes
+    deadline = time.monotonic() + limits.seconds
+    dest.mkdir(parents=True, exist_ok=False)
+    try:
+        _copy_folder(source, dest, skip, tally, deadline)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)  # a partial copy is worth nothing
+        raise
+
+
+def _copy_folder(source: Path, dest: Path, skip: set[Path], tally: _Tally,
+                 deadline: float) -> None:
+    with os.scandir(source) as found:
+        entries = sorted(found, key=lambda entry: entry.name)
+    for entry in entries:
+        here = Path(entry.path)
+        if entry.name == ".git" or (not entry.is_file(follow_symlinks=False)
+                                    and here.resolve() in skip):
+            continue
+        if time.monotonic() > deadline:
+            raise WorkspaceError(_TOO_SLOW.format(commit=tally.commit,
+                                                  seconds=tally.limits.seconds))
+        tally.entry()
+        target = dest / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(here), target)
+        elif entry.is_dir(follow_symlinks=False):
+            target.mkdir()
+            _copy_folder(here, target, skip, tally, deadline)
+        elif entry.is_file(follow_symlinks=False):
+            info = entry.stat(follow_symlinks=False)
+            tally.fits(info.st_size)  # its size already says it cannot fit
+            with here.open("rb") as data:
+                _write_file(data, target, info.st_mode & 0o777, tally)
+            shutil.copystat(here, target, follow_symlinks=False)
+        else:
+            raise WorkspaceError(f"cannot copy {here} for the run: not a file, folder or "
+                                 "link (a socket, pipe or device); remove it or run the "
+                                 "flow from a folder without it")
+    shutil.copystat(source, dest, follow_symlinks=False)
 
 
 def staging_dir(data_dir: Path) -> Path:

@@ -17,7 +17,7 @@ import pytest
 from bot.cli import main
 from runner.backends.base import LABEL_OWNER
 from runner.clock import SystemClock
-from runner.running.service import owner_for
+from runner.running.service import installation_for
 from runner.state.db import connect
 from runner.state.store import RunStore
 
@@ -108,7 +108,7 @@ def test_ctrl_c_cancels_the_run_and_removes_its_containers(
     out, _ = child.communicate(timeout=60)
     assert child.returncode == 130, (seen + out).decode()
     assert b"nap   cancelled" in out
-    owner = owner_for(data)
+    owner = installation_for(f"sqlite:///{data.resolve() / 'flowbot.db'}")  # serve's label
     label = {"label": f"{LABEL_OWNER}={owner}"}
     assert docker_client.containers.list(all=True, filters=label) == []
 
@@ -158,3 +158,19 @@ def test_a_missing_secret_is_refused_and_records_no_run(
     assert "set FLOWBOT_SECRET_<NAME>" in err
     store = RunStore(connect(f"sqlite:///{tmp_path / 'data' / 'flowbot.db'}"), SystemClock())
     assert store.list_runs() == []  # refused before a run (and its id) was recorded
+
+
+def test_a_working_tree_over_the_byte_bound_is_refused_and_nothing_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = tmp_path / "flows" / "small.yml"
+    flow.parent.mkdir()
+    flow.write_text("id: small\ntasks:\n  - {id: t, image: busybox:latest, commands: ['true']}\n")
+    (tmp_path / "blob.bin").write_bytes(b"x" * 4096)  # the tree is not at a commit: copied
+    monkeypatch.setenv("FLOWBOT_WORKSPACE_MAX_BYTES", "1024")
+    assert main(["run", str(flow), "--backend", "process"]) == 1
+    err = capsys.readouterr().err
+    assert f"the repository at {tmp_path} is larger than FLOWBOT_WORKSPACE_MAX_BYTES " \
+           "(1 KiB), the most a run's copy of it may hold" in err
+    assert "have the operator raise FLOWBOT_WORKSPACE_MAX_BYTES" in err
+    assert list((tmp_path / "data" / "work").iterdir()) == []  # no partial copy left
