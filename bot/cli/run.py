@@ -43,9 +43,9 @@ from runner.state.store import RunStore
 from runner.validation.validate import validate_paths
 
 _BAD_INPUT = "-i {item!r}: expected key=value"
-_TAKEN_OVER = ("run {run} is now executed by replica {owner}: this process missed its "
-               "heartbeat for longer than FLOWBOT_REPLICA_LEASE_SECONDS and was adopted; "
-               "follow the run on that replica's pages")
+_TAKEN_OVER = ("run {run} is executed by replica {owner}, not this process (a serving "
+               "replica took it: this process missed its heartbeat for longer than "
+               "FLOWBOT_REPLICA_LEASE_SECONDS, or claimed it first); follow the run on its pages")
 
 log = logging.getLogger(__name__)
 DESCRIPTION = """\
@@ -208,7 +208,7 @@ def _submit_and_execute(args: argparse.Namespace, service: RunService, store: Ru
         return 1
     print(f"run {submission.run_id}: flow {flow.id} ({flow.path})")
     record = _execute(service, submission.run_id, view)
-    if not record.status.terminal:  # adopted by another replica while this one stalled
+    if not record.status.terminal:  # another replica executes it now
         print(f"flowbot run: {_TAKEN_OVER.format(run=record.id, owner=record.owner)}",
               file=sys.stderr)
         return 1
