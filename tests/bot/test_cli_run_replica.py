@@ -135,6 +135,39 @@ def test_a_killed_flowbot_run_is_adopted_by_a_serving_replica(
 @pytest.mark.docker
 @pytest.mark.postgres
 @pytest.mark.replicas
+def test_a_flowbot_run_stalled_past_its_lease_leaves_the_run_to_its_adopter(
+    tmp_path: Path, replicas: Callable[..., Replicas],  # noqa: F811
+    local_runs: Callable[..., LocalRun],
+) -> None:
+    group = replicas(count=1)
+    local = local_runs(tmp_path, SLOW, group.db_url, group.data_dir)
+    run_id = local.run_id()
+    local.wait_for(b"| start")
+    owner = group.owner_of(run_id)
+    assert owner is not None
+    local.proc.send_signal(signal.SIGSTOP)  # alive, but silent past its lease
+    wait_until(lambda: _replica_row(group, owner)["adopted_by"], WAIT_SECONDS,
+               "the stalled flowbot run to be adopted", interval=0.2)
+    adopter = group.owner_of(run_id)
+    local.proc.send_signal(signal.SIGCONT)
+    out, _ = local.proc.communicate(timeout=WAIT_SECONDS)
+    said = (local.seen + out).decode()
+    final = group.ended(run_id)
+    assert final.status is Status.SUCCESS, (final.error, said, group.log_tail())
+    # it records nothing once adopted: it either finds the run still being followed by
+    # its adopter and says so, or finds it already ended and reports that end
+    if local.proc.returncode == 1:
+        assert f"run {run_id} is executed by replica {adopter}, not this process" in said
+    else:
+        assert local.proc.returncode == 0 and f"run {run_id} success" in said, said
+    assert group.owner_of(run_id) == adopter != owner
+    wait_until(lambda: not containers(run_id), WAIT_SECONDS, "the container to be removed",
+               interval=0.2)
+
+
+@pytest.mark.docker
+@pytest.mark.postgres
+@pytest.mark.replicas
 def test_a_cancel_asked_of_another_replica_reaches_flowbot_run(
     tmp_path: Path, replicas: Callable[..., Replicas],  # noqa: F811
     local_runs: Callable[..., LocalRun],
