@@ -85,6 +85,21 @@ class SecretMissing(FlowbotError):
         )
 
 
+class EngineLost(BackendError):
+    """The execution backend's engine went away and did not answer again within
+    FLOWBOT_ENGINE_RECONNECT_SECONDS."""
+
+
+class EngineAwayBeforeStart(FlowbotError):
+    """The engine went away before any attempt of the run had started a container
+    (task ``task_id`` could not start: ``reason``): the run can go back to the queue
+    and start once the engine is back, instead of failing."""
+
+    def __init__(self, task_id: str, reason: str) -> None:
+        self.task_id, self.reason = task_id, reason
+        super().__init__(f'task "{task_id}" could not start: {reason}')
+
+
 class OwnershipLost(FlowbotError):
     """Another replica took this run over (this one was thought dead: it missed its
     heartbeat lease). The replica that learns it stops touching the run: it starts no

@@ -60,7 +60,7 @@ from runner.backends.base import (
     TaskSpec,
 )
 from runner.backends.limits import TaskLimits
-from runner.errors import BackendError
+from runner.errors import BackendError, EngineLost
 from runner.model.flows import PullPolicy
 from runner.model.imageref import memory_bytes
 
@@ -339,7 +339,7 @@ class DockerBackend:
                 return
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BackendError(ENGINE_LOST.format(
+                raise EngineLost(ENGINE_LOST.format(
                     where=engine_location(), action=action, seconds=self.reconnect_seconds,
                     reason=error.__cause__)) from error.__cause__
             time.sleep(min(_RETRY_PAUSE, left))

@@ -20,7 +20,7 @@ from runner.backends.base import (
     Backend,
     TaskSpec,
 )
-from runner.errors import FlowbotError, OwnershipLost
+from runner.errors import EngineAwayBeforeStart, EngineLost, FlowbotError, OwnershipLost
 from runner.model.flows import PullPolicy, Task
 from runner.running.logstore import (
     CUT,
@@ -110,6 +110,11 @@ def start(env: AttemptEnv, task: Task, attempt: int, context: Mapping[str, Any],
             env.backend.prepare(spec)
             env.prepared.add(spec.image)  # once per run is enough unless pull: always
         handle = env.backend.start(spec)
+    except EngineLost as exc:
+        outcome = _finish(env, task.id, attempt, Outcome(Status.FAILED, reason=str(exc)))
+        if not any(row.handle for row in env.store.attempts(env.run_id)):
+            raise EngineAwayBeforeStart(task.id, str(exc)) from exc  # the run may queue again
+        return outcome
     except FlowbotError as exc:
         return _finish(env, task.id, attempt, Outcome(Status.FAILED, reason=str(exc)))
     env.store.set_attempt_handle(env.run_id, task.id, attempt, handle)

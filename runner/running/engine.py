@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from runner.backends.base import Existing
-from runner.errors import OwnershipLost
+from runner.errors import EngineAwayBeforeStart, OwnershipLost
 from runner.model.flows import Flow, Task
 from runner.running import attempts
 from runner.running.attempts import AttemptEnv, Outcome
@@ -63,6 +63,7 @@ class Execution:
         self._stop = threading.Event()
         self._stop_status: Status | None = None
         self._lost: OwnershipLost | None = None  # another replica took the run over
+        self._away: EngineAwayBeforeStart | None = None  # the engine left before any start
         self._handles: dict[str, str] = {}
         self._done: queue.Queue[str] = queue.Queue()
         self._states: dict[str, Status] = {}
@@ -96,6 +97,8 @@ class Execution:
         self._load_state()
         self._phase(self.flow.tasks, self._deadline())
         self._raise_if_lost()
+        if self._away is not None:
+            raise self._away  # the caller queues the run again (or, if it cannot, fails it)
         status, failed, error = self._verdict()
         handlers = [t for t in self.flow.errors if self._states[t.id] is Status.QUEUED]
         if status in (Status.FAILED, Status.TIMED_OUT) and handlers:
@@ -165,6 +168,11 @@ class Execution:
         except OwnershipLost as exc:  # no new task starts; the adopter records this one
             with self._lock:
                 self._lost = exc
+                self._stop.set()
+        except EngineAwayBeforeStart as exc:  # no new task starts, no retry, no handler
+            self._set(task.id, Status.FAILED, reason=exc.reason)
+            with self._lock:
+                self._away = self._away or exc
                 self._stop.set()
         except Exception as exc:  # a bug or a broken backend must not hang the run
             log.exception("task crashed", extra={"run": self.run.id, "task": task.id})

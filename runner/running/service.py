@@ -32,7 +32,7 @@ from runner.backends.base import Backend, Existing
 from runner.backends.fit import backend_refusal
 from runner.backends.limits import TaskLimits
 from runner.clock import Clock
-from runner.errors import FlowbotError, OwnershipLost, SecretMissing
+from runner.errors import EngineAwayBeforeStart, FlowbotError, OwnershipLost, SecretMissing
 from runner.model.flows import ConcurrencyPolicy, Flow, flow_from_data
 from runner.running import input_files
 from runner.running import reconcile as reconciling
@@ -67,6 +67,13 @@ _WRITE_RETRY_FIRST, _WRITE_RETRY_MAX = 0.2, 5.0  # seconds between tries of the 
 _STALE_STAGING = 600.0  # seconds after which an unplaced staging dir is a crash's leftover
 _POLL = 5.0  # seconds: also notice runs queued by other processes sharing the database
 _CANCEL_POLL = 1.0  # seconds between looks for cancels asked of this replica elsewhere
+_ENGINE_POLL = 1.0  # seconds between looks for an engine that went away, before claiming
+# the prefix is the engine gate's (bot/engine_gate.py), which clears it when the engine is back
+_REQUEUED = (
+    "Waiting for the Docker engine: it went away before this run's first task could start, "
+    "so the run is queued again and starts when the engine is back (`/cancel {run_id}` "
+    "drops it)."
+)
 
 
 def _cause(exc: BaseException) -> str:
@@ -132,6 +139,7 @@ class RunService:
         self._poll_stop = threading.Event()
         self._cancel_wake = threading.Event()  # a cancel was requested somewhere: look now
         self._cancel_unstarted: set[str] = set()  # asked to cancel, claimed, not started yet
+        self._engine_away = threading.Event()  # a run was queued again: claim once it answers
         self.poll, self.cancel_poll = poll, cancel_poll  # the fallback when no one notifies
         self._notifier = notifier
         if notifier is not None:
@@ -275,9 +283,12 @@ class RunService:
             if self._stopping and self._cancel_on_stop:
                 execution.cancel()  # claimed while stop(cancel_running=True) looked
         self._emit(RunEvent(run.id, EventKind.STARTED, status=Status.RUNNING))
-        lost = False
+        lost = requeued = False
         try:
             status, failed, error = execution.execute()
+        except EngineAwayBeforeStart as exc:  # no container of the run ever started
+            requeued = self._requeue(run.id)
+            status, failed, error = Status.FAILED, exc.task_id, str(exc)  # if not requeued
         except OwnershipLost as exc:  # this replica was thought dead and adopted
             lost = True
             log.warning("another replica took the run over; leaving it to that one",
@@ -289,8 +300,12 @@ class RunService:
         finally:
             with self._lock:
                 self._executions.pop(run.id, None)
-            if not lost:
+            if not lost and not requeued:
                 remove_run_dir(self.data_dir, run.id)  # the adopter still needs them
+        if requeued:  # back in the queue, with its files; the workers wait for the engine
+            self._emit(RunEvent(run.id, EventKind.QUEUED, status=Status.QUEUED))
+            self._poke()
+            lost = True  # its end is not this execution's to record
         if not lost:
             if status is Status.SUCCESS and not self._all_recorded(run.id):
                 status, error = Status.FAILED, _UNRECORDED
@@ -302,6 +317,33 @@ class RunService:
         final = self.store.get_run(run.id)
         assert final is not None
         return final
+
+    def _requeue(self, run_id: str) -> bool:
+        """Put a run whose first container could not start because the engine went away
+        back in the queue (only under the workers, which wait for the engine; a plain
+        :meth:`execute` fails it as before). False when it cannot go back."""
+        with self._lock:
+            if not self._workers or self._stopping:
+                return False
+        if not self.store.requeue_unstarted(run_id, self.replica,
+                                            _REQUEUED.format(run_id=run_id)):
+            return False  # a container of it started meanwhile, or a cancel was asked
+        self._engine_away.set()
+        log.warning("the engine went away before the run started; it is queued again",
+                    extra={"run": run_id})
+        return True
+
+    def _engine_answers(self) -> bool:
+        """Whether queued runs may be claimed: the engine answers (or no run was queued
+        again because it went away)."""
+        if not self._engine_away.is_set():
+            return True
+        answers = getattr(self.backend, "engine_answers", None)
+        if answers is not None and not answers():
+            return False
+        self._engine_away.clear()
+        log.info("the engine answers again; queued runs start")
+        return True
 
     def _all_recorded(self, run_id: str) -> bool:
         """Every task's end is in the database (a write refused by a full disk is not)."""
@@ -461,6 +503,11 @@ class RunService:
                 if self._stopping:
                     return  # asked to stop
                 seen = self._generation
+            if not self._engine_answers():  # runs wait in the queue, as the engine gate's do
+                with self._wake:
+                    if not self._stopping:
+                        self._wake.wait(_ENGINE_POLL)
+                continue
             run = self._claim()  # not under self._lock: it waits for flow locks
             if run is not None:
                 self._execute(run.id)
@@ -477,19 +524,20 @@ class RunService:
                 return None  # stop() came while looking
             concurrency = flow_from_data(run.flow_data, run.flow_path).concurrency
             if concurrency is None:
-                if self._take(run.id):
+                if self._take(run):
                     return run
                 continue  # another worker took it
             with self._locks.hold(run.repo, run.flow_id):
                 running = [r for r in self.store.active_runs(run.repo, run.flow_id)
                            if r.status is Status.RUNNING]
-                if len(running) < concurrency.limit and self._take(run.id):
+                if len(running) < concurrency.limit and self._take(run):
                     return run
         return None
 
-    def _take(self, run_id: str) -> bool:
-        return self.store.set_run_status(run_id, Status.RUNNING, expect=[Status.QUEUED],
-                                         owner=self.replica)
+    def _take(self, run: RunRecord) -> bool:
+        """Claim ``run``; a waiting note it carried goes (a queued run has no other)."""
+        return self.store.set_run_status(run.id, Status.RUNNING, expect=[Status.QUEUED],
+                                         owner=self.replica, error="" if run.error else None)
 
     def _poll_cancels(self) -> None:
         """Cancel the runs this replica executes that someone asked another to cancel."""

@@ -120,6 +120,7 @@ class EventKind(StrEnum):
     STARTED = "started"  # the run left the queue
     TASK = "task"  # a task changed state (task_id says which)
     FINISHED = "finished"  # the run reached a terminal status
+    QUEUED = "queued"  # the run went back to the queue (the engine left before it started)
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,29 @@ class RunStore:
                 runs.c.id == run_id, runs.c.status == Status.RUNNING.value, was))
         return done.rowcount == 1
 
+    def requeue_unstarted(self, run_id: str, owner: str, note: str) -> bool:
+        """Put the running run ``run_id`` of replica ``owner`` back in the queue: owner
+        cleared, ``note`` as its error, its tasks queued again and its attempts dropped.
+        Only while none of its attempts has started a container (has a handle) and no
+        cancel is asked; False otherwise (nothing changes)."""
+        now = self.clock.now()
+        started = sa.exists().where(task_attempts.c.run_id == run_id,
+                                    task_attempts.c.handle.is_not(None))
+        with self.engine.begin() as conn:
+            done = conn.execute(runs.update().values(
+                status=Status.QUEUED.value, owner=None, error=note, started_at=None,
+            ).where(runs.c.id == run_id, runs.c.status == Status.RUNNING.value,
+                    runs.c.owner == owner, runs.c.cancel_requested_at.is_(None), ~started))
+            if done.rowcount != 1:
+                return False
+            conn.execute(task_attempts.delete().where(task_attempts.c.run_id == run_id))
+            conn.execute(task_outputs.delete().where(task_outputs.c.run_id == run_id))
+            conn.execute(run_tasks.update().values(
+                status=Status.QUEUED.value, reason=None, exit_code=None, started_at=None,
+                finished_at=None, attempts=0).where(run_tasks.c.run_id == run_id))
+            self._log(conn, run_id, None, None, Status.RUNNING, Status.QUEUED, note, now)
+        return True
+
     def request_cancel(self, run_id: str) -> bool:
         """Record a cancel for the replica executing ``run_id`` to act on; False unless
         the run is running. The first request's time is kept."""
