@@ -81,11 +81,6 @@ def _cause(exc: BaseException) -> str:
     return str(getattr(exc, "orig", None) or exc)
 
 
-def owner_for(data_dir: Path) -> str:
-    """The owner label of containers started for the flowbot using ``data_dir``."""
-    return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
-
-
 def installation_for(db_url: str) -> str:
     """The owner label of containers started by every replica sharing the database at
     ``db_url``: its address without the password, hashed (a new password keeps it)."""
