@@ -32,7 +32,10 @@ its container running (moby issue 44312).
   (FLOWBOT_ENGINE_RECONNECT_SECONDS): calls are retried, the log stream is
   followed again from the newest timestamp read, and a service is created under
   a name made from its attempt, so a create retried after a lost answer finds
-  the service the first one made instead of starting the task twice.
+  the service the first one made instead of starting the task twice. Past the
+  budget a call raises EngineLost, and :meth:`SwarmBackend.engine_answers` pings
+  the manager: a run whose first task could not start goes back to the queue and
+  the workers claim nothing until the manager answers (as on the docker backend).
 - Images: the image is passed by the name the flow gives, and the service is
   created through the API, which (unlike ``docker service create`` without
   ``--no-resolve-image``) never asks a registry for its digest; a node without
@@ -171,6 +174,12 @@ class SwarmBackend:
     @property
     def client(self) -> docker.DockerClient:
         return self._docker.client
+
+    def engine_answers(self) -> bool:
+        """True if the swarm manager's engine answers a ping now (no waiting): the run
+        service claims no queued run while it does not, after one went back to the queue
+        because the engine was lost before it started."""
+        return self._docker.engine_answers()
 
     def prepare(self, spec: TaskSpec) -> None:
         self._docker.prepare(spec)  # on the manager's engine; other nodes pull when they need
