@@ -43,6 +43,7 @@ class Settings:
     repos: tuple[str, ...] = ("*/*",)  # owner/name globs acted on
     commands_per_comment: int = 10  # commands answered per comment; the rest named as ignored
     refusal_window_seconds: int = 600  # at most one refusal per user and issue in this time
+    runs_per_user_per_hour: int = 60  # runs one user may start by hand per repo and hour; 0: no cap
     reply_edit_seconds: float = 5.0  # a running run's comment is edited at most this often
     public_url: str = "http://localhost:8080"
     host: str = "0.0.0.0"

@@ -13,7 +13,9 @@ reply with the help they asked for and a refusal, at most once per
 commit it was registered from, whether the comment is on an issue or on a
 pull request (from a fork or not): nothing from an unmerged pull request ever
 executes. A run is keyed by (delivery, command line), so a replayed delivery
-finds the run it started and edits the reply it posted.
+finds the run it started and edits the reply it posted. A writer starts at most
+``FLOWBOT_RUNS_PER_USER_PER_HOUR`` runs of a repository an hour (:mod:`bot.run_budget`);
+over it the command's line in the reply says so and nothing runs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot import run_budget
 from bot.github.interfaces import GitHubError, RepoClient
 from bot.handlers import attachments, render
 from bot.handlers.command_parsing import (
@@ -238,6 +241,15 @@ def _run(ctx: _Ctx, cmd: Command) -> Part:
     if registered is None:
         return Part(_unknown_flow(ctx, cmd.target))  # PR-only flows included
     flow, sha = registered.flow, registered.commit
+    key = _request_key(ctx, cmd)
+    earlier = None if key is None else services.store.run_for_request(key)
+    if earlier is None:  # a replayed delivery finds its run: that one is counted already
+        try:
+            run_budget.check(services, ctx.login, repo)
+        except run_budget.OverBudget as exc:
+            log.info("run refused: over the per-user budget",
+                     extra={"repo": repo, "flow": flow.id, "actor": ctx.login})
+            return Part(str(exc))
     mirror = services.mirror(repo, str(ctx.event.payload["repository"]["clone_url"]),
                              ctx.event.installation_id, want=sha)
     services.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -247,7 +259,7 @@ def _run(ctx: _Ctx, cmd: Command) -> Part:
             submission = services.runs.submit(
                 flow, _attached_files(ctx, flow, cmd.inputs, Path(folder)), repo=repo,
                 commit=sha, source=mirror, trigger=Trigger(TriggerType.MANUAL, ctx.login),
-                request_key=_request_key(ctx, cmd))
+                request_key=key)
     except InputError as exc:
         return Part(BAD_INPUT.format(login=ctx.login, flow_id=flow.id, name=exc.name,
                                      problem=exc.problem,

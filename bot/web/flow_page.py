@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
+from bot import run_budget
 from bot.github.interfaces import GitHubError
 from bot.services import Services
 from bot.web import dag_svg, ui
@@ -149,10 +150,12 @@ class FlowPages:
     def submit(self, viewer: Viewer, repo: str, registered: RegisteredFlow,
                form: FormData) -> str:
         """Start a run from the form; its id. Raises InputError, SecretMissing,
-        FlowbotError (the repository could not be read) with nothing recorded."""
+        FlowbotError (the repository could not be read; OverBudget: the viewer started
+        FLOWBOT_RUNS_PER_USER_PER_HOUR runs of it in the last hour) with nothing recorded."""
         services, flow = self.services, registered.flow
         if services.runs is None:
             raise FlowbotError(NO_RUNS)
+        run_budget.check(services, viewer.name, repo)
         services.settings.data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="uploads-",
                                          dir=services.settings.data_dir) as folder:
@@ -216,6 +219,9 @@ def flow_router(services: Services, access: Access) -> APIRouter:
                 f"FLOWBOT_SECRET_{n}" for n in exc.names))
             return pages.page(request, viewer, repo, registered, status=400,
                               fields=_refilled(registered, form, None), form_error=problem)
+        except run_budget.OverBudget as exc:
+            return pages.page(request, viewer, repo, registered, status=429,
+                              fields=_refilled(registered, form, None), form_error=str(exc))
         except FlowbotError as exc:
             return pages.page(request, viewer, repo, registered, status=503,
                               fields=_refilled(registered, form, None), form_error=str(exc))

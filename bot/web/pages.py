@@ -34,6 +34,7 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from bot import run_budget
 from bot.services import Services
 from bot.web import dag_svg, gantt_svg, ui
 from bot.web.actions import Actions, Write
@@ -235,6 +236,7 @@ def rerun_of(services: Services, run: RunRecord, viewer: Viewer) -> str:
         raise FlowbotError(NO_COMMIT.format(run_id=run.id))
     if services.runs is None:
         raise FlowbotError(NO_RUNS)
+    run_budget.check(services, viewer.name, run.repo)  # OverBudget: nothing started
     inputs = rerun_inputs(run)
     flow = flow_from_data(run.flow_data, path=run.flow_path)
     try:
@@ -333,6 +335,9 @@ def pages_router(services: Services, access: Access) -> APIRouter:
         run, write = gated
         try:
             new_id = await run_in_threadpool(rerun_of, services, run, write.viewer)
+        except run_budget.OverBudget as exc:
+            return ui.message(write.viewer, RERUN_FAILED, str(exc), 429,
+                              link=(f"/runs/{quote(run_id)}", "back to the run"))
         except FlowbotError as exc:
             return ui.message(write.viewer, RERUN_FAILED, str(exc), 409,
                               link=(f"/runs/{quote(run_id)}", "back to the run"))

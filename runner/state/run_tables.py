@@ -63,6 +63,8 @@ runs = sa.Table(
     sa.Column("owner", sa.String(128)),
     sa.Column("cancel_requested_at", _TS),
     sa.Index("ix_runs_status_owner", "status", "owner"),
+    # runs_0006: the per-user budget of runs started by hand (FLOWBOT_RUNS_PER_USER_PER_HOUR)
+    sa.Index("ix_runs_actor_repo_created", "trigger_actor", "repo", "created_at"),
 )
 
 run_tasks = sa.Table(

@@ -34,6 +34,7 @@ from runner.state.records import (
 )
 from runner.state.run_tables import (
     attempt_row,
+    aware,
     run_record,
     run_tasks,
     run_transitions,
@@ -114,6 +115,22 @@ class RunStore:
         with self.engine.connect() as conn:
             row = conn.execute(runs.select().where(runs.c.request_key == request_key)).first()
         return run_record(row) if row else None
+
+    def started_by(self, actor: str, repo: str, since: datetime,
+                   nth: int) -> tuple[int, datetime | None]:
+        """How many runs ``actor`` started by hand (a ``/run`` comment, the Run form, a
+        re-run: trigger ``manual``) of ``repo`` after ``since``, and the creation time of
+        the ``nth`` newest of them (None when there are fewer): once that one is an hour
+        old, fewer than ``nth`` remain. Index ``ix_runs_actor_repo_created``."""
+        c = runs.c
+        where = sa.and_(c.trigger_actor == actor, c.repo == repo,
+                        c.trigger_type == TriggerType.MANUAL.value, c.created_at > since)
+        with self.engine.connect() as conn:
+            count = conn.execute(sa.select(sa.func.count()).select_from(runs).where(where))
+            nth_at = conn.execute(sa.select(c.created_at).where(where)
+                                  .order_by(c.created_at.desc()).offset(max(0, nth - 1))
+                                  .limit(1)).scalar()
+            return int(count.scalar() or 0), aware(nth_at)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self.engine.connect() as conn:
