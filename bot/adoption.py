@@ -38,13 +38,28 @@ class RunAdopter(Protocol):
         :class:`BackendError` while the backend does not answer."""
 
 
+class ReplicaObserver(Protocol):
+    """What the heartbeat tells an observer (:class:`bot.web.metrics.Metrics`)."""
+
+    def replicas_live(self, count: int) -> None:
+        """After each renewal: how many replicas hold a lease (this one included)."""
+
+    def replicas_adopted(self, count: int) -> None:
+        """``count`` dead replicas were adopted by this one."""
+
+    def heartbeat_failed(self) -> None:
+        """A renewal failed (a database error), or found the lease adopted by another."""
+
+
 class Adoption:
     """One replica's heartbeat and its adoption of dead replicas."""
 
     def __init__(self, replicas: ReplicaRegistry, deliveries: DeliveryStore,
                  scheduler: Scheduler, runs: RunAdopter,
-                 work_queued: Callable[[], None] = lambda: None) -> None:
+                 work_queued: Callable[[], None] = lambda: None, *,
+                 observe: ReplicaObserver | None = None) -> None:
         self.replicas = replicas
+        self._observe = observe
         self._deliveries = deliveries
         self._scheduler = scheduler
         self._runs = runs
@@ -57,16 +72,31 @@ class Adoption:
         fires (and, alone, deliveries claimed before replicas had ids). Runs are
         adopted by :meth:`adopt_runs` once the backend answers."""
         self.replicas.register()
+        self._count_live()
         self._adopt(self.replicas.take_dead(), unclaimed=self.replicas.alone())
 
     def beat(self) -> list[str]:
         """Renew the lease and adopt the replicas that died since; returns their ids."""
-        self.replicas.beat()
+        try:
+            renewed = self.replicas.beat()
+        except Exception:
+            if self._observe is not None:
+                self._observe.heartbeat_failed()
+            raise
+        if not renewed and self._observe is not None:
+            self._observe.heartbeat_failed()  # adopted by another: registered again
+        self._count_live()
         dead = self.replicas.take_dead()
         self._adopt(dead)
         return dead
 
+    def _count_live(self) -> None:
+        if self._observe is not None:
+            self._observe.replicas_live(len(self.replicas.live()))
+
     def _adopt(self, dead: Sequence[str], *, unclaimed: bool = False) -> None:
+        if dead and self._observe is not None:
+            self._observe.replicas_adopted(len(dead))
         if dead or unclaimed:
             if self._deliveries.requeue_claimed_by(dead, unclaimed=unclaimed):
                 self._work_queued()  # wake the delivery workers

@@ -161,14 +161,15 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     engine = connect(settings.db_url, exclusive=True)  # SQLite: this process only
     replicas = ReplicaRegistry(engine, heartbeat_seconds=settings.replica_heartbeat_seconds,
                                lease_seconds=settings.replica_lease_seconds)
-    notifier = Notifier(engine)  # wake-ups across replicas (nothing on SQLite)
+    metrics = Metrics()  # this bot's own registry: /metrics
+    # wake-ups across replicas (nothing on SQLite)
+    notifier = Notifier(engine, connected=metrics.notify_listening)
     wake = SharedWake(notifier, SCHEDULES)  # a sync or pause here wakes every scheduler
     store = RunStore(engine, clock)
     schedules = SqlScheduleStore(engine, clock, instance_id=replicas.id, wake=wake)
     registry = Registry(engine, clock, wake=wake, schedules=schedules)
     mirrors = Mirrors(data_dir, settings.github_token)
     deliveries = DeliveryStore(engine, clock, replica=replicas.id)
-    metrics = Metrics()  # this bot's own registry: /metrics
     github = github or default_github(settings)
     _observe_github(github, metrics)
     clients = RepoClients(github, deliveries)
@@ -193,7 +194,8 @@ def build_runtime(settings: Settings, *, github: GitHubClients | None = None,
     sink = RunSink(registry, store, runs, lambda repo, sha: mirrors.path_of(repo))
     scheduler = Scheduler(schedules, sink, clock, wake=wake, lateness=metrics.fire_late,
                           live=lambda: [replica.id for replica in replicas.live()])
-    adoption = Adoption(replicas, deliveries, scheduler, runs, workers.notify)
+    adoption = Adoption(replicas, deliveries, scheduler, runs, workers.notify,
+                        observe=metrics)
     return Runtime(services, runs, scheduler, workers, gate, adoption=adoption,
                    notifier=notifier)
 

@@ -248,12 +248,14 @@ def _pause_routes(router: APIRouter, services: Services) -> None:
 
 
 def _health_route(router: APIRouter, services: Services) -> None:
-    """``GET /healthz``: 503 when the database or the data dir fails."""
+    """``GET /healthz``: 503 when the database or the data dir fails, or this replica
+    cannot renew its lease (its heartbeat cannot write to the database)."""
 
     @router.get("/healthz", tags=["health"], summary="Health of the database and data dir",
                 response_description="ok, this replica's id and how many replicas are live "
                                      "(engine: a note while Docker does not answer)",
-                responses={503: {"description": "the database or the data dir fails"}})
+                responses={503: {"description": "the database or the data dir fails, or "
+                                                "this replica cannot renew its lease"}})
     def healthz() -> Response:
         try:
             with services.engine.connect() as conn:
@@ -264,6 +266,10 @@ def _health_route(router: APIRouter, services: Services) -> None:
         if problem is not None:
             return JSONResponse({"ok": False, "error": "data dir not writable",
                                  "reason": problem}, status_code=503)
+        lease = None if services.replicas is None else services.replicas.lease_problem()
+        if lease is not None:  # reads may work while writes fail: take this replica out
+            return JSONResponse({"ok": False, "error": "lease not renewed",
+                                 "reason": lease}, status_code=503)
         answer: dict[str, Any] = {"ok": True, **_replicas(services)}
         if getattr(services.runs, "away", False):  # validation still works: not a 503
             answer["engine"] = ENGINE_AWAY

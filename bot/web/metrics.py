@@ -5,7 +5,9 @@ default, so two bots in one process — tests — count apart) is made with the
 :class:`~bot.services.Services` and handed to each part at wiring time
 (:func:`bot.runtime.build_runtime`): the run service's listeners (runs, task
 durations, queue waits), the delivery workers, the webhook endpoint, the
-scheduler (lateness; ``runner/`` gets a plain callback) and the GitHub client.
+scheduler (lateness; ``runner/`` gets a plain callback), the GitHub client, the
+replica heartbeat (live replicas, adoptions, failed renewals) and the
+notification listener (connected or not; a plain callback too).
 
 Who may read it: the API's bearer token (``FLOWBOT_API_TOKEN``) always, and
 without GitHub sign-in configured this machine (loopback) — the pages' rule
@@ -62,6 +64,20 @@ class Metrics:
         self.rate_remaining = Gauge(
             "flowbot_github_rate_limit_remaining",
             "Requests left in GitHub's rate-limit window, as of the latest answer", registry=reg)
+        self.live_replicas = Gauge(
+            "flowbot_replicas_live", "Replicas holding a lease on the database (this one "
+            "included), as of this replica's latest heartbeat", registry=reg)
+        self.adoptions = Counter(
+            "flowbot_replica_adoptions", "Dead replicas whose work this replica adopted",
+            registry=reg)
+        self.heartbeat_failures = Counter(
+            "flowbot_replica_heartbeat_failures", "Heartbeats of this replica that could not "
+            "renew its lease (a database error, or the lease already adopted by another)",
+            registry=reg)
+        self.notify_connected = Gauge(
+            "flowbot_notify_connected", "1 while the listener for other replicas' wake-ups "
+            "is connected to PostgreSQL, else 0 (always 0 on SQLite: nothing to hear)",
+            registry=reg)
 
     # --- what the parts report ------------------------------------------------
     def run_ended(self, run: RunRecord, tasks: Sequence[TaskRow]) -> None:
@@ -98,6 +114,18 @@ class Metrics:
         self.github_calls.labels(action=action, outcome=outcome).inc()
         if remaining is not None and remaining >= 0:  # PyGithub says -1 before any answer
             self.rate_remaining.set(remaining)
+
+    def replicas_live(self, count: int) -> None:
+        self.live_replicas.set(count)
+
+    def replicas_adopted(self, count: int) -> None:
+        self.adoptions.inc(count)
+
+    def heartbeat_failed(self) -> None:
+        self.heartbeat_failures.inc()
+
+    def notify_listening(self, connected: bool) -> None:
+        self.notify_connected.set(1 if connected else 0)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""

@@ -57,8 +57,12 @@ class Notifier:
     """Sends and hears notifications among the replicas on ``engine``'s database."""
 
     def __init__(self, engine: Engine, *, backoff_first: float = _BACKOFF_FIRST,
-                 backoff_max: float = _BACKOFF_MAX) -> None:
+                 backoff_max: float = _BACKOFF_MAX,
+                 connected: Callable[[bool], None] | None = None) -> None:
+        """``connected(True)`` once the listener listens, ``connected(False)`` when it
+        loses the connection (or stops): what ``/metrics`` shows."""
         self.engine = engine
+        self._connected = connected
         self.shared = shared(engine)
         self._backoff = (backoff_first, backoff_max)
         self._callbacks: dict[str, list[Callback]] = {}
@@ -121,6 +125,7 @@ class Notifier:
                             extra={"reason": str(exc).strip(), "retry_in": delay})
             finally:
                 self._pid = None
+                self._tell(False)
             if self._stop.wait(delay):
                 return  # stop() while the database was away
             delay = min(delay * 2, self._backoff[1])
@@ -139,6 +144,7 @@ class Notifier:
         listening: set[str] = set()
         self._listen_new(conn, listening)
         self._pid = conn.info.backend_pid
+        self._tell(True)
         for channel in listening:
             self._call(channel, "")
         while not self._stop.is_set():
@@ -146,6 +152,13 @@ class Notifier:
                 self._call(note.channel, note.payload)
             for channel in self._listen_new(conn, listening):
                 self._call(channel, "")  # registered while listening: look once
+
+    def _tell(self, connected: bool) -> None:
+        if self._connected is not None:
+            try:
+                self._connected(connected)
+            except Exception:  # an observer's bug must not stop the listener
+                log.exception("notification listener observer failed")
 
     def _listen_new(self, conn: psycopg.Connection[tuple[object, ...]],
                     listening: set[str]) -> list[str]:

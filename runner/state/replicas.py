@@ -24,6 +24,8 @@ import logging
 import os
 import secrets
 import socket
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,6 +70,10 @@ HEARTBEAT_SECONDS = 2.0
 LEASE_SECONDS = 10.0
 FORGET_AFTER = timedelta(days=1)  # adopted replicas' rows are deleted after this
 _OF_THIS_PROCESS: set[str] = set()  # ids registered here (a process may hold several)
+LEASE_LOST = "cannot renew its lease in the database: {reason}"
+ADOPTED = ("another replica adopted its work after it missed its lease; registered again, "
+           "healthy once a heartbeat renews the lease")
+NO_BEAT = "no heartbeat succeeded for {seconds:.0f} s"
 LEASE_TOO_SHORT = ("must be more than FLOWBOT_REPLICA_HEARTBEAT_SECONDS ({heartbeat:g}) so a "
                    "live replica beats before its lease runs out; got {lease:g}")
 
@@ -102,6 +108,12 @@ def new_replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
+def _reason(exc: Exception) -> str:
+    """A database error in one line (the driver's message, without SQLAlchemy's
+    statement and parameters)."""
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -126,6 +138,10 @@ class ReplicaRegistry:
         self._heartbeat = heartbeat_seconds
         self._lease = lease_seconds
         self._sqlite = engine.dialect.name == "sqlite"
+        self._guard = threading.Lock()
+        self._renewed: float | None = None  # time.monotonic() of the last renewal
+        self._adopted = False  # lost its lease to an adopter; no renewal since
+        self._failure: str | None = None  # the last failed renewal's error
 
     @property
     def id(self) -> str:
@@ -142,8 +158,43 @@ class ReplicaRegistry:
         now = func.clock_timestamp()
         return now - literal(timedelta(seconds=ago), Interval()) if ago else now
 
+    def _renewal(self, *, adopted: bool = False, failure: str | None = None) -> None:
+        with self._guard:
+            if adopted:
+                self._adopted = True
+            elif failure is not None:
+                self._failure = failure
+            else:
+                self._renewed, self._adopted, self._failure = time.monotonic(), False, None
+
+    def lease_problem(self) -> str | None:
+        """Why this replica cannot hold its lease (``/healthz`` answers 503 with it),
+        or None: its last renewal is older than the lease (the error of the last
+        failed one said), or another replica adopted it and no heartbeat has renewed
+        the lease since. None before the first registration."""
+        with self._guard:
+            renewed, adopted, failure = self._renewed, self._adopted, self._failure
+        if renewed is None:
+            return None  # not registered yet: no lease to hold
+        if adopted:
+            return LEASE_LOST.format(reason=ADOPTED)
+        silent = time.monotonic() - renewed
+        if silent > self._lease:
+            return LEASE_LOST.format(reason=failure or NO_BEAT.format(seconds=silent))
+        return None
+
     def register(self) -> None:
         """Record this replica as alive (again, if it was adopted or stopped)."""
+        first = self._renewed is None
+        try:
+            self._register()
+        except Exception as exc:
+            self._renewal(failure=_reason(exc))
+            raise
+        if first:
+            self._renewal()
+
+    def _register(self) -> None:
         now = self._now()
         with self._engine.begin() as conn:
             rejoined = conn.execute(
@@ -161,13 +212,19 @@ class ReplicaRegistry:
         it (this process stalled past its lease): it registers again, and the work
         the adopter took may be done twice, so that is logged as an error."""
         t = replicas.c
-        with self._engine.begin() as conn:
-            renewed = conn.execute(
-                update(replicas)
-                .where(t.id == self._id, t.adopted_by.is_(None), t.stopped_at.is_(None))
-                .values(heartbeat_at=self._now())).rowcount
+        try:
+            with self._engine.begin() as conn:
+                renewed = conn.execute(
+                    update(replicas)
+                    .where(t.id == self._id, t.adopted_by.is_(None), t.stopped_at.is_(None))
+                    .values(heartbeat_at=self._now())).rowcount
+        except Exception as exc:
+            self._renewal(failure=_reason(exc))
+            raise
         if renewed:
+            self._renewal()
             return True
+        self._renewal(adopted=True)
         log.error("this replica missed its lease and was adopted by another; registering "
                   "again (work it had in hand may be repeated)", extra={"replica": self._id})
         self.register()
