@@ -23,6 +23,27 @@ LOOPBACK_NOTE = (
     "FLOWBOT_SESSION_SECRET (see README, Web UI)."
 )
 
+_WEAKER = {"pids_limit": "a pids limit (FLOWBOT_TASK_PIDS)",
+           "no_new_privileges": "no-new-privileges",
+           "read_only_root": "a read-only root filesystem",
+           "resource_limits": "cpu and memory limits"}
+
+
+def isolation_note(backend: str) -> str | None:
+    """What the configured backend leaves out of a task's isolation, said at start-up
+    (flows asking for what it cannot honour are refused; these are the operator's own
+    settings, which it silently could not apply)."""
+    from runner.backends import capabilities_of
+
+    caps = capabilities_of(backend)
+    missing = [words for field, words in _WEAKER.items() if not getattr(caps, field)]
+    if not missing:
+        return None
+    return (f"flowbot serve: the {backend} backend runs tasks without "
+            f"{', '.join(missing[:-1]) + ' or ' if len(missing) > 1 else ''}{missing[-1]}; "
+            "flows asking for what it cannot honour (network: none, a pool it cannot place) "
+            "are refused. See docs/scaling.md for what each backend isolates.")
+
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser("serve", help="serve GitHub webhooks, run pages and the scheduler")
@@ -54,6 +75,8 @@ def _handle(args: argparse.Namespace) -> int:
         return 2
     if not oauth_configured(settings):
         print(LOOPBACK_NOTE, file=sys.stderr)
+    if (weaker := isolation_note(settings.backend)) is not None:
+        print(weaker, file=sys.stderr)
     runtime.start()
     try:
         uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,

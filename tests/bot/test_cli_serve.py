@@ -41,3 +41,18 @@ def test_missing_or_bad_settings_exit_2_and_create_no_data_dir(
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []  # no .flowbot/, no database
+
+
+def test_serve_says_what_its_backend_leaves_out_of_task_isolation() -> None:
+    from bot.cli.serve import isolation_note
+
+    assert isolation_note("docker") is None  # everything the engine offers
+    assert isolation_note("swarm") == (
+        "flowbot serve: the swarm backend runs tasks without a pids limit "
+        "(FLOWBOT_TASK_PIDS) or no-new-privileges; flows asking for what it cannot honour "
+        "(network: none, a pool it cannot place) are refused. See docs/scaling.md for what "
+        "each backend isolates.")
+    process = isolation_note("process")
+    assert process is not None and process.startswith(
+        "flowbot serve: the process backend runs tasks without a pids limit (FLOWBOT_TASK_PIDS), "
+        "no-new-privileges, a read-only root filesystem or cpu and memory limits;")
