@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import docker
 
-from runner.backends.base import LABEL_OWNER
+from runner.backends.base import LABEL_OWNER, Backend
 from runner.backends.docker_backend import DockerBackend
 from runner.clock import SystemClock
 from runner.model.flows import flow_from_data
 from runner.running.logstore import LogKey, LogStore
 from runner.running.service import RunService
-from runner.state.records import RunEvent, RunRecord, Trigger, TriggerType
+from runner.state.records import EventKind, RunEvent, RunRecord, Trigger, TriggerType
 from runner.state.store import RunStore
 
 MANUAL = Trigger(TriggerType.MANUAL, "octocat")
@@ -54,6 +54,11 @@ class Kit:
         return self.service.submit(flow, inputs or {}, repo=repo, commit=None,
                                    source=self.source, trigger=MANUAL)
 
+    def moves(self, run_id: str) -> list[tuple[str | None, str]]:
+        """The run's own status changes, oldest first, as (from, to) values."""
+        return [(t.from_status.value if t.from_status else None, t.to_status.value)
+                for t in self.store.transitions(run_id) if t.task_id is None]
+
     def log(self, run_id: str, task_id: str, attempt: int = 1) -> str:
         """The attempt's whole log, read through the service's log store."""
         rows = [a for a in self.store.attempts(run_id, task_id) if a.attempt == attempt]
@@ -83,3 +88,23 @@ def leftover(client: docker.DockerClient, owner: str) -> list[Any]:
 
 def task(task_id: str, *commands: str, **extra: Any) -> dict[str, Any]:
     return {"id": task_id, "image": "busybox:latest", "commands": list(commands), **extra}
+
+
+def cut_kit(tmp_path: Path, engine: Any, client: docker.DockerClient,
+            backend: Callable[[str], Backend], cut: Callable[[], None] | None) -> Kit:
+    """A kit whose run service uses ``backend(owner)``; with ``cut``, it is called as
+    the first run is claimed (its STARTED event, before any container): the engine
+    taken away at that moment."""
+    kit = make_kit(tmp_path, engine, client)
+    done: list[str] = []
+
+    def listener(event: RunEvent) -> None:
+        kit.events.append(event)
+        if cut is not None and event.kind is EventKind.STARTED and not done:
+            done.append(event.run_id)
+            cut()
+
+    kit.service = RunService(kit.store, backend(kit.owner), tmp_path / "data", {},
+                             SystemClock(), listeners=[listener], owner=kit.owner,
+                             sleeper=kit.sleeper)
+    return kit

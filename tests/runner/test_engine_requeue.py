@@ -16,13 +16,11 @@ from sqlalchemy.engine import Engine
 
 from runner.backends.base import LABEL_RUN
 from runner.backends.docker_backend import DockerBackend
-from runner.clock import SystemClock
-from runner.running.service import RunService
 from runner.running.workspace import repo_dir
-from runner.state.records import EventKind, RunEvent, Status
+from runner.state.records import Status
 from tests.polling import wait_until
 from tests.runner.backends.engine_proxy import EngineProxy
-from tests.runner.enginekit import Kit, leftover, make_kit, task
+from tests.runner.enginekit import Kit, cut_kit, leftover, task
 
 # The docker SDK does not close the socket of a failed unix connect (each ping while
 # the engine is away): CPython frees it at once, with a ResourceWarning.
@@ -37,26 +35,11 @@ AWAY_SECONDS = 3  # the engine stays away this long after the run went back to t
 
 def _kit(tmp_path: Path, engine: Engine, proxy: EngineProxy, *, cut_on_start: bool) -> Kit:
     """The run service on workers, through the proxy, with a 1 s reconnect budget; with
-    ``cut_on_start``, the engine is cut as the first run is claimed (its STARTED event,
-    before any container)."""
-    kit = make_kit(tmp_path, engine, proxy.client())
-    cut: list[str] = []
-
-    def listener(event: RunEvent) -> None:
-        kit.events.append(event)
-        if cut_on_start and event.kind is EventKind.STARTED and not cut:
-            cut.append(event.run_id)
-            proxy.stop()
-
-    backend = DockerBackend(client=proxy.client(), owner=kit.owner, reconnect_seconds=1)
-    kit.service = RunService(kit.store, backend, tmp_path / "data", {}, SystemClock(),
-                             listeners=[listener], owner=kit.owner, sleeper=kit.sleeper)
-    return kit
-
-
-def _moves(kit: Kit, run_id: str) -> list[tuple[str | None, str]]:
-    return [(t.from_status.value if t.from_status else None, t.to_status.value)
-            for t in kit.store.transitions(run_id) if t.task_id is None]
+    ``cut_on_start``, the engine is cut as the first run is claimed."""
+    return cut_kit(tmp_path, engine, proxy.client(),
+                   lambda owner: DockerBackend(client=proxy.client(), owner=owner,
+                                               reconnect_seconds=1),
+                   proxy.stop if cut_on_start else None)
 
 
 def _containers_created(client: docker.DockerClient, run_id: str, since: datetime) -> int:
@@ -76,7 +59,7 @@ def test_a_run_claimed_as_the_engine_leaves_is_queued_again_and_runs_once_it_is_
     kit.service.start(1)
     try:
         run_id = kit.submit(QUICK).run_id
-        wait_until(lambda: _moves(kit, run_id)[-1:] == [("running", "queued")], 60,
+        wait_until(lambda: kit.moves(run_id)[-1:] == [("running", "queued")], 60,
                    "the run to go back to the queue")
         run = kit.store.get_run(run_id)
         assert run is not None and (run.status, run.owner) == (Status.QUEUED, None)
@@ -90,7 +73,7 @@ def test_a_run_claimed_as_the_engine_leaves_is_queued_again_and_runs_once_it_is_
         assert repo_dir(tmp_path / "data", run_id).is_dir()  # its files are kept for later
         time.sleep(AWAY_SECONDS)
         # the workers wait for the engine: not claimed again meanwhile, not failed
-        assert _moves(kit, run_id) == [(None, "queued"), ("queued", "running"),
+        assert kit.moves(run_id) == [(None, "queued"), ("queued", "running"),
                                        ("running", "queued")]
         proxy.start()
         wait_until(lambda: (r := kit.store.get_run(run_id)) is not None
@@ -99,7 +82,7 @@ def test_a_run_claimed_as_the_engine_leaves_is_queued_again_and_runs_once_it_is_
         kit.service.stop()
     run = kit.store.get_run(run_id)
     assert run is not None and run.status is Status.SUCCESS and not run.error
-    assert _moves(kit, run_id) == [(None, "queued"), ("queued", "running"),
+    assert kit.moves(run_id) == [(None, "queued"), ("queued", "running"),
                                    ("running", "queued"), ("queued", "running"),
                                    ("running", "success")]
     [attempt] = kit.store.attempts(run_id)
@@ -127,7 +110,7 @@ def test_a_run_whose_container_started_keeps_the_reconnect_budgets_verdict(
         kit.service.stop()
     run = kit.store.get_run(run_id)
     assert run is not None and run.status is Status.FAILED
-    assert ("running", "queued") not in _moves(kit, run_id)
+    assert ("running", "queued") not in kit.moves(run_id)
     [attempt] = kit.store.attempts(run_id)
     assert attempt.reason is not None and attempt.reason.startswith("lost the Docker engine at ")
     again = kit.run(QUICK)  # the next start, with the engine back, removes the leftover

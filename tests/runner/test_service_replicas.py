@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ from runner.backends.base import LABEL_RUN
 from runner.backends.docker_backend import DockerBackend
 from runner.clock import SystemClock
 from runner.model.flows import flow_from_data
-from runner.running.service import RunService, Submission
+from runner.running.service import Listener, RunService, Submission
 from runner.state.locks import FlowLocks
-from runner.state.records import RunRecord, Status
+from runner.state.records import EventKind, RunRecord, Status
 from runner.state.run_tables import run_transitions
 from runner.state.store import RunStore
 from tests.polling import wait_until
@@ -65,10 +65,11 @@ class Cluster:
     owner: str
     store: RunStore
 
-    def replica(self, name: str) -> RunService:
+    def replica(self, name: str, listeners: Iterable[Listener] = ()) -> RunService:
         return RunService(RunStore(self.engine, SystemClock()),
                           DockerBackend(client=self.client, owner=self.owner), self.data_dir,
-                          {}, SystemClock(), owner=self.owner, replica=name)
+                          {}, SystemClock(), owner=self.owner, replica=name,
+                          listeners=listeners)
 
     def submit(self, service: RunService, data: dict[str, Any]) -> Submission:
         flow = flow_from_data(data, path=f"flows/{data['id']}.yml")
@@ -256,11 +257,8 @@ def test_a_replica_thought_dead_leaves_the_run_to_its_adopter(cluster: Cluster) 
     heard: dict[str, list[Status | None]] = {"replica-a": [], "replica-b": []}
 
     def replica(name: str) -> RunService:
-        return RunService(RunStore(cluster.engine, SystemClock()),
-                          DockerBackend(client=cluster.client, owner=cluster.owner),
-                          cluster.data_dir, {}, SystemClock(), owner=cluster.owner,
-                          replica=name, listeners=[lambda e: heard[name].append(
-                              e.status) if e.kind.value == "finished" else None])
+        return cluster.replica(name, [lambda e: heard[name].append(e.status)
+                                      if e.kind is EventKind.FINISHED else None])
 
     a, b = replica("replica-a"), replica("replica-b")
     flow = {"id": "two", "tasks": [task("first", "sleep 3", "echo one"),

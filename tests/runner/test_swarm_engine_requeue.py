@@ -15,12 +15,10 @@ from sqlalchemy.engine import Engine
 
 from runner.backends.base import LABEL_OWNER, LABEL_RUN
 from runner.backends.swarm_backend import SwarmBackend
-from runner.clock import SystemClock
-from runner.running.service import RunService
-from runner.state.records import EventKind, RunEvent, Status
+from runner.state.records import Status
 from tests.polling import wait_until
 from tests.runner.backends.engine_proxy import EngineProxy
-from tests.runner.enginekit import Kit, make_kit, task
+from tests.runner.enginekit import Kit, cut_kit, task
 
 # The docker SDK does not close the socket of a failed unix connect (each ping while
 # the engine is away): CPython frees it at once, with a ResourceWarning.
@@ -33,26 +31,10 @@ QUICK = {"id": "quick", "tasks": [task("t", "echo hello")]}
 def _swarm_kit(tmp_path: Path, engine: Engine, proxy: EngineProxy) -> Kit:
     """The run service on one worker over the swarm backend, through the proxy, with a
     1 s reconnect budget; the engine is cut as the first run is claimed."""
-    kit = make_kit(tmp_path, engine, proxy.client())
-    cut: list[str] = []
-
-    def listener(event: RunEvent) -> None:
-        kit.events.append(event)
-        if event.kind is EventKind.STARTED and not cut:
-            cut.append(event.run_id)
-            proxy.stop()
-
-    backend = SwarmBackend(client=proxy.client(), owner=kit.owner, reconnect_seconds=1,
-                           poll_seconds=0.05)
-    kit.service = RunService(kit.store, backend, tmp_path / "data", {}, SystemClock(),
-                             listeners=[listener], owner=kit.owner, sleeper=kit.sleeper)
-    return kit
-
-
-def _moves(kit: Kit, run_id: str) -> list[tuple[str | None, str]]:
-    return [(t.from_status.value if t.from_status else None, t.to_status.value)
-            for t in kit.store.transitions(run_id) if t.task_id is None]
-
+    return cut_kit(tmp_path, engine, proxy.client(),
+                   lambda owner: SwarmBackend(client=proxy.client(), owner=owner,
+                                              reconnect_seconds=1, poll_seconds=0.05),
+                   proxy.stop)
 
 
 def test_swarm_run_claimed_as_the_engine_leaves_is_queued_again_and_runs_once_it_is_back(
@@ -64,7 +46,7 @@ def test_swarm_run_claimed_as_the_engine_leaves_is_queued_again_and_runs_once_it
     restored = False
     try:
         run_id = kit.submit(QUICK).run_id
-        wait_until(lambda: _moves(kit, run_id)[-1:] == [("running", "queued")], 60,
+        wait_until(lambda: kit.moves(run_id)[-1:] == [("running", "queued")], 60,
                    "the run to go back to the queue")
         run = kit.store.get_run(run_id)
         assert run is not None and (run.status, run.owner) == (Status.QUEUED, None)
@@ -72,7 +54,7 @@ def test_swarm_run_claimed_as_the_engine_leaves_is_queued_again_and_runs_once_it
         assert kit.store.attempts(run_id) == []
         assert swarm_manager.services.list(filters={"label": f"{LABEL_RUN}={run_id}"}) == []
         time.sleep(2)
-        assert _moves(kit, run_id) == [(None, "queued"), ("queued", "running"),
+        assert kit.moves(run_id) == [(None, "queued"), ("queued", "running"),
                                        ("running", "queued")]
         proxy.start()
         restored = True
@@ -84,7 +66,7 @@ def test_swarm_run_claimed_as_the_engine_leaves_is_queued_again_and_runs_once_it
         kit.service.stop()
     run = kit.store.get_run(run_id)
     assert run is not None and run.status is Status.SUCCESS and not run.error
-    assert _moves(kit, run_id) == [(None, "queued"), ("queued", "running"),
+    assert kit.moves(run_id) == [(None, "queued"), ("queued", "running"),
                                    ("running", "queued"), ("queued", "running"),
                                    ("running", "success")]
     [attempt] = kit.store.attempts(run_id)
