@@ -147,7 +147,7 @@ def api_router(services: Services, access: Access) -> APIRouter:
     return router
 
 
-def _reader(access: Access, request: Request) -> Viewer | JSONResponse:
+def reader(access: Access, request: Request) -> Viewer | JSONResponse:
     """Who reads, or the refusal: 401 to sign in (or send the token), 403 off-machine
     without sign-in configured."""
     viewer = access.viewer(request.scope, request.scope.get("session"))
@@ -181,7 +181,7 @@ def _read_routes(router: APIRouter, services: Services, access: Access) -> None:
                                      "error, failed_task, trigger, inputs and times (ISO 8601)")
     def api_runs(request: Request, repo: str | None = None, flow: str | None = None,
                  limit: int = 50) -> Response:
-        viewer = _reader(access, request)
+        viewer = reader(access, request)
         if isinstance(viewer, Response):
             return viewer
         found = _runs_seen(services, viewer, repo, flow, max(1, min(limit, MAX_RUNS)))
@@ -192,7 +192,7 @@ def _read_routes(router: APIRouter, services: Services, access: Access) -> None:
                 response_description="Flows: repo, id, path, commit, digest, paused, "
                                      "description and triggers (id, cron, timezone)")
     def api_flows(request: Request, repo: str | None = None) -> Response:
-        viewer = _reader(access, request)
+        viewer = reader(access, request)
         if isinstance(viewer, Response):
             return viewer
         repos = [repo] if repo is not None else registered_repos(services)
@@ -203,7 +203,7 @@ def _read_routes(router: APIRouter, services: Services, access: Access) -> None:
                 summary="Every schedule of the repositories the reader may see",
                 response_description="Schedules with their state, next fires and last fire")
     def api_schedules(request: Request, repo: str | None = None) -> Response:
-        viewer = _reader(access, request)
+        viewer = reader(access, request)
         if isinstance(viewer, Response):
             return viewer
         return JSONResponse([row for row in schedule_rows(services.schedules, repo)

@@ -24,7 +24,7 @@ from bot.services import Services
 from bot.web import ui
 from bot.web.api import registered_repos
 from bot.web.auth import Access, Viewer
-from bot.web.timefmt import exact, relative
+from bot.web.timefmt import shown
 from runner.scheduling.schedule_store import Schedule
 from runner.scheduling.schedule_view import state_of, upcoming
 from runner.state.records import RunRecord, Status, TriggerType
@@ -103,21 +103,12 @@ def _repos(viewer: Viewer, repo: str) -> list[str] | None:
     return None if viewer.repos is None else sorted(viewer.repos)
 
 
-def _moment(moment: datetime | None, now: datetime, zone: str = "UTC") -> dict[str, str] | None:
-    """A time as shown: relative, local (the zone's; the browser's with JS) and UTC."""
-    if moment is None:
-        return None
-    utc = moment.astimezone(UTC)
-    return {"iso": utc.isoformat(), "relative": relative(utc, now),
-            "local": exact(utc, zone), "utc": exact(utc)}
-
-
 def _run_line(run: RunRecord, now: datetime) -> dict[str, Any]:
     took = (run.finished_at - run.started_at).total_seconds() \
         if run.started_at and run.finished_at else None
     return {"id": run.id, "repo": run.repo, "flow_id": run.flow_id, "status": str(run.status),
             "trigger": str(run.trigger.type), "actor": run.trigger.actor,
-            "created": _moment(run.created_at, now),
+            "created": shown(run.created_at, now),
             "duration": "–" if took is None else f"{took:.1f}s"}
 
 
@@ -149,8 +140,8 @@ def runs_page(services: Services, viewer: Viewer, request: Request) -> Response:
 def _schedule_line(row: Schedule, now: datetime) -> dict[str, Any]:
     return {"repo": row.repo, "flow_id": row.flow_id, "trigger_id": row.trigger_id,
             "cron": row.cron, "timezone": row.timezone, "state": str(state_of(row)),
-            "next": [_moment(moment, now, row.timezone) for moment in upcoming(row)],
-            "last": _moment(row.last_fire_at, now, row.timezone), "last_run": row.last_run_id}
+            "next": [shown(moment, now, row.timezone) for moment in upcoming(row)],
+            "last": shown(row.last_fire_at, now, row.timezone), "last_run": row.last_run_id}
 
 
 def schedules_page(services: Services, viewer: Viewer) -> Response:
@@ -163,7 +154,7 @@ def schedules_page(services: Services, viewer: Viewer) -> Response:
         "schedules.html", viewer, section="/schedules",
         schedules=[_schedule_line(row, now) for row in rows],
         skipped=[{"repo": f.repo, "flow_id": f.flow_id, "trigger_id": f.trigger_id,
-                  "slot": _moment(f.slot_at, now), "reason": f.reason} for f in skipped])
+                  "slot": shown(f.slot_at, now), "reason": f.reason} for f in skipped])
 
 
 def lists_router(services: Services, access: Access) -> APIRouter:

@@ -24,9 +24,9 @@ from starlette.requests import Request
 
 from bot.services import Services
 from bot.web import ui
-from bot.web.api import READ_REFUSALS, _reader
+from bot.web.api import READ_REFUSALS, reader
 from bot.web.auth import Access, Viewer
-from bot.web.lists import _moment
+from bot.web.timefmt import shown
 from runner.state.records import RunRecord
 from runner.state.replicas import DeadReplica, Replica, ReplicaRegistry
 
@@ -68,11 +68,11 @@ def _page_lines(view: dict[str, Any]) -> dict[str, Any]:
     """The view as the template shows it: each time relative and exact (UTC)."""
     now: datetime = view["now"]
     live = [{"id": r.id, "host": r.host, "pid": r.pid, "this": r.id == view["this"],
-             "started": _moment(r.started_at, now), "heartbeat": _moment(r.heartbeat_at, now),
+             "started": shown(r.started_at, now), "heartbeat": shown(r.heartbeat_at, now),
              "runs": runs} for r, runs in view["live"]]
     dead = [{"id": r.id, "host": r.host, "pid": r.pid, "why": _why(r),
-             "started": _moment(r.started_at, now), "heartbeat": _moment(r.heartbeat_at, now),
-             "stopped": _moment(r.stopped_at, now), "adopted_by": r.adopted_by}
+             "started": shown(r.started_at, now), "heartbeat": shown(r.heartbeat_at, now),
+             "stopped": shown(r.stopped_at, now), "adopted_by": r.adopted_by}
             for r in view["dead"]]
     return {"live": live, "dead": dead, "refresh": REFRESH_SECONDS}
 
@@ -110,7 +110,7 @@ def replicas_router(services: Services, access: Access) -> APIRouter:
                                      "(last day): the same times, why (stopped or lease "
                                      "expired), stopped_at and adopted_by")
     def api_replicas(request: Request) -> Response:
-        viewer = _reader(access, request)
+        viewer = reader(access, request)
         if isinstance(viewer, Response):
             return viewer
         return JSONResponse(_json(replicas_view(services, viewer)))

@@ -35,3 +35,12 @@ def exact(moment: datetime, zone: str = "UTC") -> str:
     local = _utc(moment).astimezone(ZoneInfo(zone))
     text = local.strftime("%Y-%m-%d %H:%M %Z")
     return text if zone == "UTC" else f"{text} ({zone})"
+
+
+def shown(moment: datetime | None, now: datetime, zone: str = "UTC") -> dict[str, str] | None:
+    """A time as the pages' ``moment`` macro shows it: relative, local (the zone's; the
+    browser's with JS) and UTC, with its ISO instant; None stays None."""
+    if moment is None:
+        return None
+    return {"iso": iso(moment), "relative": relative(moment, now),
+            "local": exact(moment, zone), "utc": exact(moment)}
