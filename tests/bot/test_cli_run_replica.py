@@ -148,7 +148,8 @@ def test_a_flowbot_run_stalled_past_its_lease_leaves_the_run_to_its_adopter(
     local.proc.send_signal(signal.SIGSTOP)  # alive, but silent past its lease
     wait_until(lambda: _replica_row(group, owner)["adopted_by"], WAIT_SECONDS,
                "the stalled flowbot run to be adopted", interval=0.2)
-    adopter = group.owner_of(run_id)
+    # the lease row names the adopter at once; the run's owner column follows a moment later
+    adopter = _replica_row(group, owner)["adopted_by"]
     local.proc.send_signal(signal.SIGCONT)
     out, _ = local.proc.communicate(timeout=WAIT_SECONDS)
     said = (local.seen + out).decode()
