@@ -325,14 +325,33 @@ class DeliveryStore:
         done = [delivery_id for delivery_id, error in outcomes if not error]
         with self._writing() as conn:
             if done:
-                conn.execute(update(t).where(t.c.id.in_(done))
+                conn.execute(update(t).where(t.c.id.in_(done), self._still_mine())
                              .values(status=DeliveryStatus.DONE.value, error=None,
                                      finished_at=now))
             for delivery_id, error in outcomes:
                 if error:
-                    conn.execute(update(t).where(t.c.id == delivery_id)
+                    conn.execute(update(t).where(t.c.id == delivery_id, self._still_mine())
                                  .values(status=DeliveryStatus.FAILED.value, error=error,
                                          finished_at=now))
+
+    def _still_mine(self) -> ColumnElement[bool]:
+        """Processing under this store's claim: the fence that keeps a replica which
+        stalled past its lease from writing the outcome of a delivery its adopter
+        requeued (:meth:`requeue_claimed_by`) and another replica now handles."""
+        t = deliveries_table
+        mine = (t.c.claimed_by.is_(None) if self._replica is None
+                else t.c.claimed_by == self._replica)
+        return and_(t.c.status == DeliveryStatus.PROCESSING.value, mine)
+
+    def still_claimed(self, delivery_id: str) -> bool:
+        """True while ``delivery_id`` is still processing under this store's claim
+        (see :meth:`_still_mine`); a worker asks before it starts a delivery it
+        claimed a while ago."""
+        t = deliveries_table
+        with self._engine.connect() as conn:
+            found = conn.execute(select(t.c.id)
+                                 .where(t.c.id == delivery_id, self._still_mine())).first()
+        return found is not None
 
     def retry_later(self, delivery_id: str, error: str, delay: float) -> datetime:
         """A claimed delivery failed for a passing reason: back to pending, due in
@@ -340,8 +359,7 @@ class DeliveryStore:
         t = deliveries_table
         due = self._clock.now() + timedelta(seconds=delay)
         with self._writing() as conn:
-            conn.execute(update(t).where(t.c.id == delivery_id,
-                                         t.c.status == DeliveryStatus.PROCESSING.value)
+            conn.execute(update(t).where(t.c.id == delivery_id, self._still_mine())
                          .values(status=DeliveryStatus.PENDING.value, error=error,
                                  next_attempt_at=due))
         return due

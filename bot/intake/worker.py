@@ -40,6 +40,7 @@ CLAIM_BATCH = 8  # small: a slow handler holds back at most the few claimed afte
 FLUSH_SECONDS = 0.05  # an outcome waits at most this long for the batch's shared write
 BUSY_SECONDS = 0.05  # a delivery recorded this recently means intake is busy
 BUSY_PAUSE = 0.1  # while it is, a worker rests this long between batches
+RECHECK_SECONDS = 2.0  # a delivery claimed longer ago than this is checked before it starts
 
 
 def process_one(store: DeliveryStore, dispatch: Dispatch,
@@ -56,11 +57,21 @@ def process_batch(store: DeliveryStore, dispatch: Dispatch, limit: int = CLAIM_B
     before the next delivery starts once :data:`FLUSH_SECONDS` have passed since
     the first unwritten one started: a slow handler's outcome is written before
     the next delivery runs, and a crash repeats at most a moment's quick work.
-    ``observe`` hears each delivery's event and outcome."""
+    ``observe`` hears each delivery's event and outcome.
+
+    A delivery whose batch was claimed more than :data:`RECHECK_SECONDS` ago is
+    started only if it is still this worker's: a replica that stalled past its
+    lease may have been adopted meanwhile, its claims requeued and handled
+    elsewhere. Outcomes are fenced the same way (``DeliveryStore.finish_many``)."""
     claimed = store.claim(limit)
+    claimed_at = monotonic()
     outcomes: list[Outcome] = []
     since = 0.0
     for delivery in claimed:
+        if monotonic() - claimed_at >= RECHECK_SECONDS and not store.still_claimed(delivery.id):
+            log.warning("delivery left to the replica that took it over", extra={
+                "delivery": delivery.id, "event": delivery.event})
+            continue
         if outcomes and monotonic() - since >= FLUSH_SECONDS:
             store.finish_many(outcomes)
             outcomes = []

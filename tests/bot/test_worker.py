@@ -20,6 +20,7 @@ from bot.intake.router import Event, Router
 from bot.intake.worker import (
     BUSY_SECONDS,
     FLUSH_SECONDS,
+    RECHECK_SECONDS,
     Workers,
     drain,
     process_batch,
@@ -127,6 +128,33 @@ def test_an_outcome_waits_at_most_the_flush_time(sqlite_engine: Engine) -> None:
     assert process_batch(store, slow, 3, monotonic=ticks) == 3
     assert seen == [DeliveryStatus.PROCESSING, DeliveryStatus.DONE, DeliveryStatus.DONE]
     assert delivery_count(store, DeliveryStatus.DONE) == 3
+
+
+def test_a_replica_stalled_past_its_lease_leaves_its_requeued_deliveries_alone(
+    db_engine: Engine,
+) -> None:
+    clock, ticks = FakeClock(datetime(2026, 1, 1, tzinfo=UTC)), _Ticks()
+    stalled = DeliveryStore(db_engine, clock, replica="a")
+    adopter = DeliveryStore(db_engine, clock, replica="b")
+    for n in range(3):
+        payload = {"n": n}
+        stalled.record(f"d{n}", "push", json.dumps(payload).encode(), payload)
+    seen: list[tuple[str, str]] = []
+
+    def dispatch(event: Event) -> None:
+        seen.append(("a", event.delivery_id))
+        if event.delivery_id == "d0":  # "a" stalls here past its lease and is adopted
+            ticks.now += RECHECK_SECONDS + 1
+            assert adopter.requeue_claimed_by(["a"]) == 3  # as bot.adoption does
+            assert drain(adopter, lambda e: seen.append(("b", e.delivery_id))) == 3
+            raise KeyError("what the stalled handler ran into on waking")
+
+    assert process_batch(stalled, dispatch, 3, monotonic=ticks) == 3
+    # d1 and d2 are not started again by "a"; its failure of d0 does not overwrite "b"'s end
+    assert seen == [("a", "d0"), ("b", "d0"), ("b", "d1"), ("b", "d2")]
+    assert [find_delivery(adopter, f"d{n}").status for n in range(3)] == [  # type: ignore[union-attr]
+        DeliveryStatus.DONE] * 3
+    assert find_delivery(adopter, "d0").error is None  # type: ignore[union-attr]
 
 
 def test_workers_make_progress_while_intake_is_busy(sqlite_engine: Engine) -> None:
