@@ -52,6 +52,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import docker
@@ -128,10 +129,25 @@ class _Status:
     container: str  # "" until the node created the container
     message: str
     node: str
+    created: float | None = None  # the task's creation, seconds since the epoch (engine's)
 
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
+
+
+def _epoch(stamp: object) -> float | None:
+    """An engine timestamp (RFC 3339, nanoseconds) as seconds since the epoch."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    head, dot, fraction = stamp.rstrip("Z").partition(".")
+    try:
+        moment = datetime.fromisoformat(head + (dot + fraction[:6] if dot else ""))
+    except ValueError:
+        return None
+    if moment.year < 2000:
+        return None  # Go's zero time: not recorded
+    return moment.replace(tzinfo=moment.tzinfo or UTC).timestamp()
 
 
 class SwarmBackend:
@@ -382,6 +398,7 @@ class SwarmBackend:
             container=str(container.get("ContainerID") or ""),
             message=str(status.get("Err") or status.get("Message") or ""),
             node=str(task.get("NodeID") or ""),
+            created=_epoch(task.get("CreatedAt")),
         )
 
     def _exit_code(self, handle: str, status: _Status) -> int:
@@ -404,12 +421,18 @@ class SwarmBackend:
                 label=POOL_LABEL))
 
     def _pending_expired(self, handle: str, status: _Status) -> bool:
+        """Pending for ``pending_seconds``, counted from the task's creation as the
+        engine recorded it, so a run adopted by another replica (or process) does not
+        start the wait over; a clock ahead of the engine's counts from first sight."""
         now = time.monotonic()
         with self._lock:
             if status.state != "pending":
                 self._pending_since.pop(handle, None)
                 return False
-            since = self._pending_since.setdefault(handle, now)
+            if handle not in self._pending_since:
+                age = 0.0 if status.created is None else time.time() - status.created
+                self._pending_since[handle] = now - min(max(age, 0.0), self.pending_seconds)
+            since = self._pending_since[handle]
         return now - since >= self.pending_seconds
 
     def _close_when_final(self, handle: str, response: Any, done: threading.Event,

@@ -6,6 +6,7 @@ while a task ends, and the factory."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import docker
@@ -13,7 +14,7 @@ import pytest
 
 from runner.backends import capabilities_of, make_backend
 from runner.backends.base import LABEL_ATTEMPT, LABEL_OWNER, LABEL_RUN, LABEL_TASK
-from runner.backends.swarm_backend import LABEL_POOL, SwarmBackend
+from runner.backends.swarm_backend import LABEL_POOL, SwarmBackend, _epoch
 from runner.errors import BackendError
 from tests.polling import wait_until
 from tests.runner.backends.backendkit import WAIT_SECONDS, run, spec
@@ -86,6 +87,22 @@ def test_a_pool_no_node_has_fails_after_the_pending_time_naming_the_pool(
     assert "no suitable node" in message  # the scheduler's own words
     swarm_backend.remove(handle)
     assert _services(swarm_manager, swarm_backend.owner) == []
+
+
+def test_the_pending_time_counts_from_the_tasks_creation_not_from_an_adopters_first_look(
+    swarm_backend: SwarmBackend, swarm_manager: docker.DockerClient, tmp_path: Path
+) -> None:
+    handle = swarm_backend.start(spec(tmp_path, "echo never", pool="gpu"))
+    assert swarm_backend.wait(handle, 0.5) is None  # pending, within its 3 s
+    created = swarm_manager.api.inspect_service(handle)["CreatedAt"]
+    wait_until(lambda: time.time() - _epoch(created) > 3.5,  # type: ignore[operator]
+               WAIT_SECONDS, "the task to be pending longer than its 3 s")
+    # the run's adopter (another replica, a restarted process) looks for the first time
+    adopter = SwarmBackend(client=swarm_manager, owner=swarm_backend.owner,
+                           pending_seconds=3.0, poll_seconds=0.05)
+    with pytest.raises(BackendError, match="waited 3s"):
+        adopter.wait(handle, 1.0)  # at its first look, not 3 s after it
+    swarm_backend.remove(handle)
 
 
 def test_a_labelled_node_takes_its_pool(
