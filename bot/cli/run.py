@@ -37,6 +37,7 @@ from runner.running.inputs import FileSource, coerce_inputs
 from runner.running.logstore import make_log_store
 from runner.running.service import RunService, installation_for
 from runner.state.db import connect
+from runner.state.notify import Notifier
 from runner.state.records import RunRecord, Status, Trigger, TriggerType
 from runner.state.replicas import ReplicaRegistry
 from runner.state.store import RunStore
@@ -153,6 +154,7 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow,
                                heartbeat_seconds=settings.replica_heartbeat_seconds,
                                lease_seconds=settings.replica_lease_seconds)
     owner = installation_for(db_url)  # the label every replica on this database reaps by
+    notifier = Notifier(store.engine)  # its queued and ended runs wake serving replicas
     view = LiveView(sys.stdout, flow)
     name = args.backend or settings.backend
     backend = make_backend(name, owner, **settings.backend_options(name))
@@ -163,13 +165,16 @@ def _run(args: argparse.Namespace, settings: Settings, flow: Flow,
                          log_max_bytes=settings.log_max_bytes,
                          input_file_max_bytes=settings.input_file_max_bytes,
                          workspace_limits=settings.workspace_limits(),
-                         logs=make_log_store(store.engine, data_dir))
+                         logs=make_log_store(store.engine, data_dir),
+                         notifier=notifier)
     with _as_replica(replicas):
+        notifier.start()  # PostgreSQL: a cancel asked elsewhere arrives at once
         service.start(workers=0)  # no workers: only the poller of cancels asked elsewhere
         try:
             return _submit_and_execute(args, service, store, flow, inputs, view)
         finally:
             service.stop()
+            notifier.stop()
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 import docker
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.cli import main
 from runner.backends.base import LABEL_OWNER, LABEL_RUN
@@ -23,6 +23,7 @@ from runner.backends.process_backend import ProcessBackend
 from runner.clock import SystemClock
 from runner.running.service import RunService, installation_for
 from runner.state.db import connect
+from runner.state.notify import RUNS, Notifier
 from runner.state.records import Status
 from runner.state.replicas import replicas as replicas_table
 from runner.state.store import RunStore
@@ -187,6 +188,39 @@ def test_a_cancel_asked_of_another_replica_reaches_flowbot_run(
                interval=0.2)
     owner = group.owner_of(run_id)
     assert owner is not None and _replica_row(group, owner)["stopped_at"] is not None
+
+
+@pytest.mark.docker
+@pytest.mark.postgres
+def test_flowbot_run_notifies_serving_replicas_and_listens_for_cancels(
+    tmp_path: Path, replica_db: str, local_runs: Callable[..., LocalRun],  # noqa: F811
+) -> None:
+    engine = connect(replica_db)
+    RunStore(engine, SystemClock())  # migrated, as a serving replica would have
+    heard: list[str] = []
+    notifier = Notifier(engine)
+    notifier.on(RUNS, heard.append)
+    notifier.start()
+    try:
+        wait_until(lambda: notifier.backend_pid is not None, WAIT_SECONDS, "the listener")
+        heard.clear()  # the look every listener takes once connected
+        local = local_runs(tmp_path, HOLD, replica_db, tmp_path / "data")
+        local.wait_for(b"| waiting")
+        wait_until(lambda: heard, WAIT_SECONDS, "the queued run's notification")
+        with engine.connect() as conn:
+            listening = conn.execute(text(
+                "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid NOT IN (pg_backend_pid(), :mine) AND query LIKE 'LISTEN %'"),
+                {"mine": notifier.backend_pid}).scalars().all()
+        assert listening == ['LISTEN "flowbot_cancels"'], listening
+        heard.clear()
+        local.proc.send_signal(signal.SIGINT)  # Ctrl-C: cancelled, and its end notified
+        out, _ = local.proc.communicate(timeout=WAIT_SECONDS)
+        assert local.proc.returncode == 130, (local.seen + out).decode()
+        wait_until(lambda: heard, WAIT_SECONDS, "the ended run's notification")
+    finally:
+        notifier.stop()
+        engine.dispose()
 
 
 def test_on_sqlite_flowbot_run_is_a_replica_stopped_at_the_end(
