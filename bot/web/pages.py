@@ -42,7 +42,7 @@ from bot.web.api import api_router
 from bot.web.auth import Access, Viewer
 from bot.web.home import repo_blocks
 from bot.web.live import Snapshot, cursor_text, hub_of, live_response, parse_cursor
-from bot.web.timefmt import exact, iso, relative
+from bot.web.timefmt import shown
 from runner.errors import FlowbotError
 from runner.model.flows import flow_from_data
 from runner.running.input_files import is_record
@@ -164,12 +164,10 @@ def _task(t: TaskRow, run_id: str) -> dict[str, Any]:
             "reason": t.reason, "outputs": sorted(t.outputs.items())}
 
 
-def _times(run: RunRecord, now: datetime) -> list[tuple[str, dict[str, str]]]:
+def _times(run: RunRecord, now: datetime) -> list[tuple[str, dict[str, str] | None]]:
     moments = (("created", run.created_at), ("started", run.started_at),
                ("finished", run.finished_at))
-    return [(label, {"relative": relative(moment, now), "exact": exact(moment),
-                     "iso": iso(moment)})
-            for label, moment in moments if moment is not None]
+    return [(label, shown(moment, now)) for label, moment in moments if moment is not None]
 
 
 def _duration(run: RunRecord) -> str | None:
