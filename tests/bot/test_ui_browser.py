@@ -31,6 +31,9 @@ from tests.fakegithub.server import FakeGitHub
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+# what a page is waited for to become true (a live update, a swap): Playwright's 5 s
+# is tight on a loaded two-core machine; a condition that never holds still fails
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="module")
