@@ -18,7 +18,7 @@ from runner.clock import SystemClock
 from runner.model.flows import flow_from_data
 from runner.running.logstore import LogKey, LogStore
 from runner.running.service import RunService
-from runner.state.records import EventKind, RunEvent, RunRecord, Trigger, TriggerType
+from runner.state.records import EventKind, RunEvent, RunRecord, Status, Trigger, TriggerType
 from runner.state.store import RunStore
 
 MANUAL = Trigger(TriggerType.MANUAL, "octocat")
@@ -32,6 +32,10 @@ class RecordingSleeper:
 
     def __call__(self, seconds: float, interrupt: threading.Event) -> None:
         self.delays.append(seconds)
+
+
+# a run's own moves up to its return to the queue (the engine lost before it started)
+REQUEUED = [(None, "queued"), ("queued", "running"), ("running", "queued")]
 
 
 @dataclass
@@ -58,6 +62,16 @@ class Kit:
         """The run's own status changes, oldest first, as (from, to) values."""
         return [(t.from_status.value if t.from_status else None, t.to_status.value)
                 for t in self.store.transitions(run_id) if t.task_id is None]
+
+    def check_ran_once_after_a_requeue(self, run_id: str, task_id: str, log: str) -> None:
+        """The run went back to the queue once (:data:`REQUEUED`), then ran to success
+        in one attempt of ``task_id`` that printed ``log``."""
+        run = self.store.get_run(run_id)
+        assert run is not None and run.status is Status.SUCCESS and not run.error
+        assert self.moves(run_id) == [*REQUEUED, ("queued", "running"), ("running", "success")]
+        [attempt] = self.store.attempts(run_id)
+        assert (attempt.attempt, attempt.status, attempt.exit_code) == (1, Status.SUCCESS, 0)
+        assert self.log(run_id, task_id) == log
 
     def log(self, run_id: str, task_id: str, attempt: int = 1) -> str:
         """The attempt's whole log, read through the service's log store."""

@@ -20,7 +20,7 @@ from runner.running.workspace import repo_dir
 from runner.state.records import Status
 from tests.polling import wait_until
 from tests.runner.backends.engine_proxy import EngineProxy
-from tests.runner.enginekit import Kit, cut_kit, leftover, task
+from tests.runner.enginekit import REQUEUED, Kit, cut_kit, leftover, task
 
 # The docker SDK does not close the socket of a failed unix connect (each ping while
 # the engine is away): CPython frees it at once, with a ResourceWarning.
@@ -73,21 +73,13 @@ def test_a_run_claimed_as_the_engine_leaves_is_queued_again_and_runs_once_it_is_
         assert repo_dir(tmp_path / "data", run_id).is_dir()  # its files are kept for later
         time.sleep(AWAY_SECONDS)
         # the workers wait for the engine: not claimed again meanwhile, not failed
-        assert kit.moves(run_id) == [(None, "queued"), ("queued", "running"),
-                                       ("running", "queued")]
+        assert kit.moves(run_id) == REQUEUED
         proxy.start()
         wait_until(lambda: (r := kit.store.get_run(run_id)) is not None
                    and r.status.terminal, 120, "the run to end once the engine is back")
     finally:
         kit.service.stop()
-    run = kit.store.get_run(run_id)
-    assert run is not None and run.status is Status.SUCCESS and not run.error
-    assert kit.moves(run_id) == [(None, "queued"), ("queued", "running"),
-                                   ("running", "queued"), ("queued", "running"),
-                                   ("running", "success")]
-    [attempt] = kit.store.attempts(run_id)
-    assert (attempt.attempt, attempt.status, attempt.exit_code) == (1, Status.SUCCESS, 0)
-    assert kit.log(run_id, "t") == "hello\n"
+    kit.check_ran_once_after_a_requeue(run_id, "t", "hello\n")
     assert _containers_created(docker_client, run_id, since) == 1
     assert leftover(docker_client, kit.owner) == []
 

@@ -18,7 +18,7 @@ from runner.backends.swarm_backend import SwarmBackend
 from runner.state.records import Status
 from tests.polling import wait_until
 from tests.runner.backends.engine_proxy import EngineProxy
-from tests.runner.enginekit import Kit, cut_kit, task
+from tests.runner.enginekit import REQUEUED, Kit, cut_kit, task
 
 # The docker SDK does not close the socket of a failed unix connect (each ping while
 # the engine is away): CPython frees it at once, with a ResourceWarning.
@@ -54,8 +54,7 @@ def test_swarm_run_claimed_as_the_engine_leaves_is_queued_again_and_runs_once_it
         assert kit.store.attempts(run_id) == []
         assert swarm_manager.services.list(filters={"label": f"{LABEL_RUN}={run_id}"}) == []
         time.sleep(2)
-        assert kit.moves(run_id) == [(None, "queued"), ("queued", "running"),
-                                       ("running", "queued")]
+        assert kit.moves(run_id) == REQUEUED
         proxy.start()
         restored = True
         wait_until(lambda: (r := kit.store.get_run(run_id)) is not None
@@ -64,12 +63,5 @@ def test_swarm_run_claimed_as_the_engine_leaves_is_queued_again_and_runs_once_it
         if not restored:
             proxy.start()  # the service stops through the engine
         kit.service.stop()
-    run = kit.store.get_run(run_id)
-    assert run is not None and run.status is Status.SUCCESS and not run.error
-    assert kit.moves(run_id) == [(None, "queued"), ("queued", "running"),
-                                   ("running", "queued"), ("queued", "running"),
-                                   ("running", "success")]
-    [attempt] = kit.store.attempts(run_id)
-    assert (attempt.attempt, attempt.status, attempt.exit_code) == (1, Status.SUCCESS, 0)
-    assert kit.log(run_id, "t") == "hello\n"
+    kit.check_ran_once_after_a_requeue(run_id, "t", "hello\n")
     assert swarm_manager.services.list(filters={"label": f"{LABEL_OWNER}={kit.owner}"}) == []
