@@ -28,6 +28,14 @@ from tests.polling import wait_until
 
 SECRET = "e2e-webhook-secret"
 WAIT_SECONDS = 120
+# the smallest flow a /run can start: one task, greet, printing "hello"
+HELLO = """id: hello
+tasks:
+  - id: greet
+    image: busybox:latest
+    network: none
+    commands: ['echo hello']
+"""
 
 
 def run_end(store: RunStore, run_id: str) -> RunRecord | None:

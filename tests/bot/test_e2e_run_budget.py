@@ -14,20 +14,12 @@ import pytest
 
 from bot.handlers import build_router
 from bot.intake.router import Event
-from tests.bot.e2e_support import Bot, Origin, make_bot
+from tests.bot.e2e_support import HELLO, Bot, Origin, make_bot
 from tests.fakegithub.fixtures import FAKE_REPO
 from tests.fakegithub.server import FakeGitHub
 from tests.fakes import push_event
 
 pytestmark = pytest.mark.docker
-
-HELLO = """id: hello
-tasks:
-  - id: greet
-    image: busybox:latest
-    network: none
-    commands: ['echo hello']
-"""
 
 
 @pytest.fixture

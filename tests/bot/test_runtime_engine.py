@@ -23,7 +23,7 @@ from runner.backends.base import LABEL_OWNER
 from runner.backends.docker_backend import DockerBackend
 from runner.running.service import installation_for
 from runner.state.records import Status
-from tests.bot.e2e_support import SECRET, Bot, Origin
+from tests.bot.e2e_support import HELLO, SECRET, Bot, Origin
 from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
 from tests.fakegithub.server import FakeGitHub
 from tests.fakes import TestClient, pull_request_event, push_event
@@ -33,14 +33,6 @@ from tests.runner.backends.engine_proxy import EngineProxy
 # the engine is away): CPython frees it at once, with a ResourceWarning.
 pytestmark = [pytest.mark.docker,
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
-
-HELLO = """id: hello
-tasks:
-  - id: greet
-    image: busybox:latest
-    network: none
-    commands: ['echo hello']
-"""
 
 
 @pytest.fixture
