@@ -3,6 +3,10 @@ on the real Docker engine with a private owner label, and a repository dir."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -20,6 +24,7 @@ from runner.running.logstore import LogKey, LogStore
 from runner.running.service import RunService
 from runner.state.records import EventKind, RunEvent, RunRecord, Status, Trigger, TriggerType
 from runner.state.store import RunStore
+from tests.polling import wait_until
 
 MANUAL = Trigger(TriggerType.MANUAL, "octocat")
 
@@ -122,3 +127,36 @@ def cut_kit(tmp_path: Path, engine: Any, client: docker.DockerClient,
                              SystemClock(), listeners=[listener], owner=kit.owner,
                              sleeper=kit.sleeper)
     return kit
+
+
+_RUNNER = """
+import sys
+from pathlib import Path
+import docker
+from runner.backends import make_backend
+from runner.clock import SystemClock
+from runner.running.service import RunService
+from runner.state.db import connect
+from runner.state.store import RunStore
+url, data_dir, owner, run_id, name = sys.argv[1:]
+store = RunStore(connect(url), SystemClock())
+backend = make_backend(name, owner, client=docker.from_env())
+RunService(store, backend, Path(data_dir), {}, SystemClock(), owner=owner).execute(run_id)
+"""
+
+
+def kill_runner_mid_task(store: RunStore, data_dir: Path, owner: str, run_id: str,
+                         backend: str, timeout: float) -> None:
+    """Execute ``run_id`` in a child process on ``backend`` and SIGKILL it once its
+    task ``a`` has started (its attempt has a handle): a runner gone without a word,
+    its container or service left behind for reconciliation."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _RUNNER, url, str(data_dir), owner, run_id, backend],
+        cwd=Path(__file__).parents[2], env=os.environ.copy())
+    try:
+        wait_until(lambda: any(a.handle for a in store.attempts(run_id, "a")), timeout,
+                   "the runner to start task a")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()

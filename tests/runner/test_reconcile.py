@@ -5,38 +5,16 @@ containers are removed, and every run ends in a truthful state."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from enginekit import Kit, leftover, task
-from sqlalchemy.engine import Engine
+from enginekit import Kit, kill_runner_mid_task, leftover, task
 
 from runner.backends.base import LABEL_ATTEMPT, LABEL_OWNER, LABEL_RUN, LABEL_TASK
 from runner.state.records import Status
-from tests.polling import wait_until
 
 pytestmark = pytest.mark.docker
-
-_CHILD = """
-import sys
-from pathlib import Path
-import docker
-from runner.backends.docker_backend import DockerBackend
-from runner.clock import SystemClock
-from runner.state.db import connect
-from runner.running.service import RunService
-from runner.state.store import RunStore
-url, data_dir, owner, run_id = sys.argv[1:]
-store = RunStore(connect(url), SystemClock())
-backend = DockerBackend(client=docker.from_env(), owner=owner)
-RunService(store, backend, Path(data_dir), {}, SystemClock(), owner=owner).execute(run_id)
-"""
 
 FLOW: dict[str, Any] = {"id": "restart", "tasks": [
     task("a", "echo started", "sleep 3", 'echo "v=1" >> "$FLOWBOT_OUTPUT"', "echo finished"),
@@ -44,24 +22,16 @@ FLOW: dict[str, Any] = {"id": "restart", "tasks": [
 ]}
 
 
-def _kill_runner_mid_task(kit: Kit, engine: Engine, flow: dict[str, Any]) -> str:
+def _kill_runner_mid_task(kit: Kit, flow: dict[str, Any]) -> str:
     run_id = kit.submit(flow).run_id
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(engine.url), str(kit.service.data_dir),
-         kit.owner, run_id], cwd=Path(__file__).parents[2], env=os.environ.copy())
-    try:
-        wait_until(lambda: any(a.handle for a in kit.store.attempts(run_id, "a")), 30,
-                   "the runner to start task a")
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+    kill_runner_mid_task(kit.store, kit.service.data_dir, kit.owner, run_id, "docker", 30)
     return run_id
 
 
 def test_a_surviving_container_is_reattached_and_the_run_completes(
-    kit: Kit, sqlite_engine: Engine, docker_client: docker.DockerClient
+    kit: Kit, docker_client: docker.DockerClient
 ) -> None:
-    run_id = _kill_runner_mid_task(kit, sqlite_engine, FLOW)
+    run_id = _kill_runner_mid_task(kit, FLOW)
     assert kit.store.get_run(run_id).status is Status.RUNNING  # type: ignore[union-attr]
     assert len(leftover(docker_client, kit.owner)) == 1
     assert kit.service.reconcile(block=True) == [run_id]
@@ -75,11 +45,11 @@ def test_a_surviving_container_is_reattached_and_the_run_completes(
 
 @pytest.mark.parametrize(("retries", "expected"), [(0, Status.FAILED), (1, Status.SUCCESS)])
 def test_a_vanished_container_is_a_failed_attempt_under_the_retry_policy(
-    kit: Kit, sqlite_engine: Engine, docker_client: docker.DockerClient,
+    kit: Kit, docker_client: docker.DockerClient,
     retries: int, expected: Status,
 ) -> None:
     flow = {**FLOW, "tasks": [{**FLOW["tasks"][0], "retries": retries}, FLOW["tasks"][1]]}
-    run_id = _kill_runner_mid_task(kit, sqlite_engine, flow)
+    run_id = _kill_runner_mid_task(kit, flow)
     for container in leftover(docker_client, kit.owner):
         container.remove(force=True)
     kit.service.reconcile(block=True)

@@ -5,17 +5,13 @@ label and watched to the end, or removed when no run claims it)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from enginekit import MANUAL, task
+from enginekit import MANUAL, kill_runner_mid_task, task
 from sqlalchemy.engine import Engine
 
 from runner.backends.base import LABEL_OWNER
@@ -25,24 +21,8 @@ from runner.model.flows import flow_from_data
 from runner.running.service import RunService
 from runner.state.records import Status
 from runner.state.store import RunStore
-from tests.polling import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
-
-_CHILD = """
-import sys
-from pathlib import Path
-import docker
-from runner.backends.swarm_backend import SwarmBackend
-from runner.clock import SystemClock
-from runner.state.db import connect
-from runner.running.service import RunService
-from runner.state.store import RunStore
-url, data_dir, owner, run_id = sys.argv[1:]
-store = RunStore(connect(url), SystemClock())
-backend = SwarmBackend(client=docker.from_env(), owner=owner)
-RunService(store, backend, Path(data_dir), {}, SystemClock(), owner=owner).execute(run_id)
-"""
 
 FLOW: dict[str, Any] = {
     "id": "report",
@@ -112,24 +92,16 @@ def test_a_flow_with_a_file_input_and_outputs_runs_on_swarm(kit: SwarmKit) -> No
     assert kit.services() == [] and kit.containers() == []
 
 
-def _kill_runner_mid_task(kit: SwarmKit, engine: Engine) -> str:
+def _kill_runner_mid_task(kit: SwarmKit) -> str:
     run_id = kit.submit(RESTART)
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(engine.url), str(kit.data_dir), kit.owner, run_id],
-        cwd=Path(__file__).parents[2], env=os.environ.copy())
-    try:
-        wait_until(lambda: any(a.handle for a in kit.store.attempts(run_id, "a")), 60,
-                   "the runner to start task a")
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+    kill_runner_mid_task(kit.store, kit.data_dir, kit.owner, run_id, "swarm", 60)
     return run_id
 
 
 def test_after_sigkill_the_service_is_found_and_watched_to_the_end(
-    kit: SwarmKit, sqlite_engine: Engine
+    kit: SwarmKit,
 ) -> None:
-    run_id = _kill_runner_mid_task(kit, sqlite_engine)
+    run_id = _kill_runner_mid_task(kit)
     assert kit.store.get_run(run_id).status is Status.RUNNING  # type: ignore[union-attr]
     assert len(kit.services()) == 1  # the killed runner's service lives on
     assert kit.service.reconcile(block=True) == [run_id]
@@ -142,9 +114,9 @@ def test_after_sigkill_the_service_is_found_and_watched_to_the_end(
 
 
 def test_after_sigkill_a_service_no_run_claims_is_removed(
-    kit: SwarmKit, sqlite_engine: Engine
+    kit: SwarmKit,
 ) -> None:
-    run_id = _kill_runner_mid_task(kit, sqlite_engine)
+    run_id = _kill_runner_mid_task(kit)
     kit.store.set_run_status(run_id, Status.CANCELLED, error="cancelled while it was down")
     assert len(kit.services()) == 1
     assert kit.service.reconcile(block=True) == []
