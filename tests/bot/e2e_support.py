@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,3 +136,18 @@ def make_bot(tmp_path: Path, fake: FakeGitHub, origin: Origin, data_dir: Path | 
     github = github or PyGithubClients(fake.url, token=FAKE_TOKEN, policy=HttpPolicy.fast())
     runtime = build_runtime(settings, github=github, clock=clock)
     return Bot(runtime, TestClient(create_app(settings, runtime.services)), fake, origin)
+
+
+@contextmanager
+def started_bot(tmp_path: Path, fake: FakeGitHub, *, writers: Iterable[str] = (),
+                **settings_given: Any) -> Iterator[Bot]:
+    """:func:`make_bot` on a new origin, ``writers`` given write access to the fake
+    repository, its runtime (workers, scheduler, runs) started for the block."""
+    for login in writers:
+        fake.add_collaborator(FAKE_REPO, login, "write")
+    made = make_bot(tmp_path, fake, Origin(tmp_path / "origin"), **settings_given)
+    made.runtime.start()
+    try:
+        yield made
+    finally:
+        made.runtime.stop()

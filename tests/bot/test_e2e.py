@@ -11,7 +11,7 @@ import pytest
 
 from bot.intake.app import sign
 from tests.bot.delivery_rows import find_delivery
-from tests.bot.e2e_support import Bot, Origin, make_bot
+from tests.bot.e2e_support import Bot, Origin, make_bot, started_bot
 from tests.fakegithub.fixtures import FAKE_REPO
 from tests.fakegithub.server import FakeGitHub
 from tests.fakes import pull_request_event, push_event
@@ -47,15 +47,9 @@ tasks:
 
 @pytest.fixture
 def bot(tmp_path: Path, fake_github: FakeGitHub, busybox_image: str) -> Iterator[Bot]:
-    origin = Origin(tmp_path / "origin")
-    fake_github.add_collaborator(FAKE_REPO, "writer", "write")
     fake_github.add_collaborator(FAKE_REPO, "reader", "read")
-    made = make_bot(tmp_path, fake_github, origin)
-    made.runtime.start()
-    try:
+    with started_bot(tmp_path, fake_github, writers=["writer"]) as made:
         yield made
-    finally:
-        made.runtime.stop()
 
 
 def _payload(bot: Bot, payload: dict[str, object]) -> dict[str, object]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.e2e_support import Bot, Origin, make_bot
+from tests.bot.e2e_support import Bot, Origin, make_bot, started_bot
 from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
 from tests.fakegithub.server import FakeGitHub
 from tests.fakes import pull_request_event
@@ -29,12 +29,8 @@ tasks:
 
 @pytest.fixture
 def bot(tmp_path: Path, fake_github: FakeGitHub) -> Iterator[Bot]:
-    made = make_bot(tmp_path, fake_github, Origin(tmp_path / "origin"), backend="process")
-    made.runtime.start()
-    try:
+    with started_bot(tmp_path, fake_github, backend="process") as made:
         yield made
-    finally:
-        made.runtime.stop()
 
 
 def _over_http(fake: FakeGitHub, path: str) -> list[dict[str, object]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.e2e_support import Bot, Origin, make_bot
+from tests.bot.e2e_support import Bot, started_bot
 from tests.fakegithub.fixtures import FAKE_REPO
 from tests.fakegithub.server import FakeGitHub
 from tests.fakes import push_event
@@ -38,14 +38,8 @@ CSV = b"month,revenue\n2026-11,1200\n"
 
 @pytest.fixture
 def bot(tmp_path: Path, fake_github: FakeGitHub, busybox_image: str) -> Iterator[Bot]:
-    fake_github.add_collaborator(FAKE_REPO, "writer", "write")
-    made = make_bot(tmp_path, fake_github, Origin(tmp_path / "origin"),
-                    input_file_max_bytes=CAP)
-    made.runtime.start()
-    try:
+    with started_bot(tmp_path, fake_github, writers=["writer"], input_file_max_bytes=CAP) as made:
         yield made
-    finally:
-        made.runtime.stop()
 
 
 def _registered(bot: Bot) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.e2e_support import Bot, Origin, make_bot
+from tests.bot.e2e_support import Bot, started_bot
 from tests.fakegithub.fixtures import FAKE_REPO
 from tests.fakegithub.server import FakeGitHub
 from tests.fakes import push_event
@@ -32,13 +32,8 @@ tasks:
 
 @pytest.fixture
 def bot(tmp_path: Path, fake_github: FakeGitHub, busybox_image: str) -> Iterator[Bot]:
-    fake_github.add_collaborator(FAKE_REPO, "writer", "write")
-    made = make_bot(tmp_path, fake_github, Origin(tmp_path / "origin"))
-    made.runtime.start()
-    try:
+    with started_bot(tmp_path, fake_github, writers=["writer"]) as made:
         yield made
-    finally:
-        made.runtime.stop()
 
 
 def test_run_missing_a_secret_is_answered_without_a_run(bot: Bot) -> None:

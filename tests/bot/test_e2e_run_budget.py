@@ -14,7 +14,7 @@ import pytest
 
 from bot.handlers import build_router
 from bot.intake.router import Event
-from tests.bot.e2e_support import HELLO, Bot, Origin, make_bot
+from tests.bot.e2e_support import HELLO, Bot, started_bot
 from tests.fakegithub.fixtures import FAKE_REPO
 from tests.fakegithub.server import FakeGitHub
 from tests.fakes import push_event
@@ -24,15 +24,9 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 def bot(tmp_path: Path, fake_github: FakeGitHub, busybox_image: str) -> Iterator[Bot]:
-    for login in ("writer", "other"):
-        fake_github.add_collaborator(FAKE_REPO, login, "write")
-    made = make_bot(tmp_path, fake_github, Origin(tmp_path / "origin"),
-                    runs_per_user_per_hour=2)
-    made.runtime.start()
-    try:
+    with started_bot(tmp_path, fake_github, writers=["writer", "other"],
+                     runs_per_user_per_hour=2) as made:
         yield made
-    finally:
-        made.runtime.stop()
 
 
 def _posted(bot: Bot, number: int) -> list[str]:

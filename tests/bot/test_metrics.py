@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.github.client import HttpPolicy, PyGithubClients
 from bot.web.metrics import Metrics
-from tests.bot.e2e_support import Bot, Origin, make_bot
+from tests.bot.e2e_support import Bot, started_bot
 from tests.clock import FakeClock
 from tests.fakegithub.fixtures import FAKE_REPO, FAKE_TOKEN
 from tests.fakegithub.server import FakeGitHub
@@ -45,14 +45,9 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 @pytest.fixture
 def bot(tmp_path: Path, fake_github: FakeGitHub) -> Iterator[Bot]:
-    fake_github.add_collaborator(FAKE_REPO, "writer", "write")
-    made = make_bot(tmp_path, fake_github, Origin(tmp_path / "origin"), backend="process",
-                    clock=FakeClock(START), api_token=TOKEN)
-    made.runtime.start()
-    try:
+    with started_bot(tmp_path, fake_github, writers=["writer"],
+                     backend="process", clock=FakeClock(START), api_token=TOKEN) as made:
         yield made
-    finally:
-        made.runtime.stop()
 
 
 def test_a_delivery_and_a_run_are_counted(bot: Bot) -> None:
